@@ -1,5 +1,5 @@
 // ONNX bytes ⇄ IR: decoding (with external data), encoding, atomic writes.
-import { readFileSync, statSync, openSync, writeSync, closeSync, renameSync, rmSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, statSync, openSync, writeSync, closeSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { dirname, join, basename, resolve } from 'node:path';
 import protobuf from 'protobufjs';
 import { LinfoldError } from '../errors.js';
@@ -248,12 +248,7 @@ export function saveModel(model: Model, path: string, opts: SaveOptions = {}): v
     }
     const bytes = encodeModel(model, sink);
     if (sink) closeSync(sink.fd);
-    const fd = openSync(tmp, 'w');
-    try {
-      writeSync(fd, bytes);
-    } finally {
-      closeSync(fd);
-    }
+    writeFileSync(tmp, bytes);
     if (sink && dataPath) renameSync(`${dataPath}.${process.pid}.tmp`, dataPath);
     renameSync(tmp, path);
   } catch (e) {
@@ -341,15 +336,14 @@ function tensorToProto(t: Tensor, sink?: ExternalSink): Proto {
     const pad = (64 - (sink.offset % 64)) % 64;
     if (pad) writeSync(sink.fd, new Uint8Array(pad));
     sink.offset += pad;
-    const bytes = t.bytes;
-    writeSync(sink.fd, bytes);
+    const length = t.writeBytesTo(sink.fd);
     p.data_location = 1;
     p.external_data = [
       { key: 'location', value: sink.location },
       { key: 'offset', value: String(sink.offset) },
-      { key: 'length', value: String(bytes.byteLength) },
+      { key: 'length', value: String(length) },
     ];
-    sink.offset += bytes.byteLength;
+    sink.offset += length;
     return p;
   }
   p.raw_data = t.bytes;

@@ -1,4 +1,4 @@
-import { readSync, openSync, closeSync } from 'node:fs';
+import { readSync, writeSync, openSync, closeSync } from 'node:fs';
 import { LinfoldError } from '../errors.js';
 
 /** Element types, named as tfjs/numpy do; the ONNX TensorProto.DataType code is in DTYPE_CODE. */
@@ -150,6 +150,24 @@ export class Tensor {
     }
   }
 
+  /** Appends the raw bytes to an open file, streaming external data in chunks (no 2 GiB copy in memory). */
+  writeBytesTo(fd: number): number {
+    const s = this.source;
+    if (s.kind !== 'external') return writeAll(fd, this.bytes);
+    const src = openExternal(this.name, s.ref);
+    try {
+      const chunk = new Uint8Array(Math.min(CHUNK, s.ref.length));
+      for (let done = 0; done < s.ref.length; ) {
+        const n = readChunk(src, this.name, s.ref, chunk, done);
+        writeAll(fd, chunk.subarray(0, n));
+        done += n;
+      }
+    } finally {
+      closeSync(src);
+    }
+    return s.ref.length;
+  }
+
   /** Values as JS numbers (int64 converted, float16/bfloat16 decoded). */
   numbers(): number[] {
     const d = this.data;
@@ -170,25 +188,43 @@ export class Tensor {
   }
 }
 
-function readExternal(name: string, ref: ExternalRef): Uint8Array {
-  let fd: number;
+/** fs reads and writes take at most 2 GiB per call. */
+const CHUNK = 64 * 2 ** 20;
+
+function openExternal(name: string, ref: ExternalRef): number {
   try {
-    fd = openSync(ref.file, 'r');
+    return openSync(ref.file, 'r');
   } catch (e) {
     throw new LinfoldError(`${ref.file}: external data file of tensor '${name}' cannot be read (${(e as NodeJS.ErrnoException).code})`);
   }
+}
+
+/** Reads the next piece of an external tensor (starting `done` bytes in) into `into`; returns the byte count. */
+function readChunk(fd: number, name: string, ref: ExternalRef, into: Uint8Array, done: number): number {
+  const want = Math.min(into.byteLength, ref.length - done);
+  let got = 0;
+  while (got < want) {
+    const n = readSync(fd, into, got, want - got, ref.offset + done + got);
+    if (n === 0) throw new LinfoldError(`${ref.file}: external data of tensor '${name}' is truncated (wanted ${ref.length} bytes at offset ${ref.offset})`);
+    got += n;
+  }
+  return got;
+}
+
+function readExternal(name: string, ref: ExternalRef): Uint8Array {
+  const fd = openExternal(name, ref);
   try {
     const out = new Uint8Array(ref.length);
-    let done = 0;
-    while (done < ref.length) {
-      const n = readSync(fd, out, done, ref.length - done, ref.offset + done);
-      if (n === 0) throw new LinfoldError(`${ref.file}: external data of tensor '${name}' is truncated (wanted ${ref.length} bytes at offset ${ref.offset})`);
-      done += n;
-    }
+    for (let done = 0; done < ref.length; ) done += readChunk(fd, name, ref, out.subarray(done, done + CHUNK), done);
     return out;
   } finally {
     closeSync(fd);
   }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): number {
+  for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, Math.min(CHUNK, bytes.byteLength - done));
+  return bytes.byteLength;
 }
 
 export function halfToFloat(h: number): number {

@@ -1,0 +1,49 @@
+// The command line: a thin layer over the library API in src/index.ts.
+import { Command, Option, InvalidArgumentError } from 'commander';
+import { LinfoldError } from './errors.js';
+
+/** `--input-shape name:1x3x224x224` (repeatable; the name may be omitted for single-input models). */
+export function parseInputShape(value: string, previous: Record<string, number[]> = {}): Record<string, number[]> {
+  const m = /^(?:(.+):)?(\d+(?:x\d+)*)$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`'${value}' is not name:DxDxD (e.g. input:1x3x224x224)`);
+  return { ...previous, [m[1] ?? '*']: m[2].split('x').map(Number) };
+}
+
+let verbose = false;
+
+export function buildProgram(): Command {
+  const program = new Command('linfold')
+    .description('Audit, linearize and fold neural networks through ONNX.\n\nEvery activation becomes a channel-wise blend between itself and the identity; a sparsity prior\npushes channels to the identity; linear layers then fold together. The average path length (APL)\nmeasures how deep the network still is.')
+    .version('0.1.0')
+    .option('--verbose', 'print stack traces on errors')
+    .hook('preAction', (cmd) => {
+      verbose = Boolean(cmd.opts().verbose);
+    })
+    .showHelpAfterError('(run with --help for usage)');
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  const commands = await import('./commands.js');
+  commands.register(program);
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    exitWithError(e);
+  }
+}
+
+export function exitWithError(e: unknown): never {
+  if (e instanceof LinfoldError) {
+    process.stderr.write(`linfold: ${e.message}\n`);
+    if (verbose && e.stack) process.stderr.write(`${e.stack}\n`);
+    process.exit(e.exitCode);
+  }
+  const err = e as Error;
+  process.stderr.write(`linfold: internal error: ${err?.message?.split('\n')[0] ?? String(e)}${verbose ? '' : ' (run with --verbose for details)'}\n`);
+  if (verbose && err?.stack) process.stderr.write(`${err.stack}\n`);
+  process.exit(1);
+}
+
+export { Option };

@@ -1,0 +1,51 @@
+// The op registry for static analysis: per ONNX op, the opsets it covers, its shape rule and (for ops that
+// appear in shape-computing chains) a pure-JS constant evaluator. The tfjs kernels live in src/import/tfjs/,
+// so auditing a model never loads TensorFlow.js.
+import type { Node, ValueInfo, Shape } from '../ir.js';
+import type { DType, Tensor } from '../tensor.js';
+
+export interface OpContext {
+  node: Node;
+  /** The opset version of the node's domain in the model. */
+  opset: number;
+  /** Dtype/shape of each input ('' inputs → undefined). */
+  inputs: (ValueInfo | undefined)[];
+  /** Constant value of each input when known (initializer, Constant, or folded). */
+  values: (Tensor | undefined)[];
+}
+
+export interface OutputType { dtype?: DType; shape?: Shape }
+
+export interface OpSpec {
+  op: string;
+  /** '' = ai.onnx */
+  domain?: string;
+  /** Opset range covered, inclusive. */
+  since: number;
+  until?: number;
+  /** Output types from input types (and constant inputs such as Reshape's shape). */
+  infer(ctx: OpContext): OutputType[];
+  /** Evaluates the op when all inputs are constants (used to fold shape chains). */
+  evaluate?(ctx: OpContext): Tensor[];
+}
+
+const specs = new Map<string, OpSpec[]>();
+const key = (domain: string, op: string) => `${domain === 'ai.onnx' ? '' : domain}::${op}`;
+
+export function registerOps(...list: OpSpec[]): void {
+  for (const s of list) {
+    const k = key(s.domain ?? '', s.op);
+    const l = specs.get(k) ?? [];
+    l.push(s);
+    specs.set(k, l);
+  }
+}
+
+/** The spec covering `op` at `opset`, or undefined when linfold does not know it. */
+export function lookupOp(op: string, domain: string, opset: number): OpSpec | undefined {
+  return specs.get(key(domain, op))?.find((s) => opset >= s.since && (s.until === undefined || opset <= s.until));
+}
+
+export function knownOps(): string[] {
+  return [...specs.keys()].map((k) => k.replace(/^::/, ''));
+}
