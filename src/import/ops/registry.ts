@@ -12,9 +12,16 @@ export interface OpContext {
   inputs: (ValueInfo | undefined)[];
   /** Constant value of each input when known (initializer, Constant, or folded). */
   values: (Tensor | undefined)[];
+  /** A new symbolic dimension name, for dims a rule cannot resolve (unique within one inference run). */
+  freshDim?: () => string;
 }
 
-export interface OutputType { dtype?: DType; shape?: Shape }
+export interface OutputType {
+  dtype?: DType;
+  shape?: Shape;
+  /** The output's value when the rule knows it without evaluating (Constant, Shape of a known shape). */
+  value?: Tensor;
+}
 
 export interface OpSpec {
   op: string;
