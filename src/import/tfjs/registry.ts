@@ -1,0 +1,104 @@
+// The tfjs kernel registry: one entry per ONNX op and opset range, grouped in one file per op family
+// (elementwise, activation, conv, normalization, matmul, shape, reduce). Adding an op = one entry here plus a
+// parity test; the static shape rule lives in src/import/ops/.
+//
+// Conventions every kernel follows:
+// - ONNX semantics, NCHW. A kernel may additionally run channels-last (see `nhwc`), which the executor uses to
+//   keep conv chains in tfjs's native NHWC layout without a transpose pair around every conv.
+// - int64 does not exist in tfjs: integer tensors are int32 (int64 values saturate to the int32 range at the
+//   boundary, so INT64_MAX "to the end" sentinels keep their meaning); float64 runs as float32; uint8/int8/
+//   int16/uint16/uint32 run as int32; bool stays bool.
+// - Absent optional inputs ('' in the node) arrive as undefined: test `inputs[i]` before use.
+import type * as tfc from '@tensorflow/tfjs-core';
+import { tf } from '../../train/backends.js';
+import type { Node } from '../ir.js';
+import type { DType } from '../tensor.js';
+import { LinfoldError } from '../../errors.js';
+
+export type TfTensor = tfc.Tensor;
+
+export interface KernelContext {
+  /** Opset version of the node's domain. */
+  opset: number;
+  /** Values of a small (shape-like) tensor on the host; cached per tensor. */
+  values(t: TfTensor): number[];
+  /** The ONNX dtype a value has in the model (int64 is held as int32), when the model says. */
+  onnxDType(name: string): DType | undefined;
+  /** BatchNormalization and Dropout read this (set from run() options). */
+  training: boolean;
+  /** Called by kernels that produce side values meant to update state (BatchNormalization running stats). */
+  onStatUpdate?: (inputName: string, value: TfTensor) => void;
+}
+
+export interface NhwcSupport {
+  /** Inputs holding activations in NCHW (converted to NHWC before `run`); 'all' for every input. Default [0]. */
+  data?: number[] | 'all';
+  /**
+   * 'required': the kernel always computes in NHWC (conv, pool), so an NCHW input is converted;
+   * 'either': run channels-last only when an input already is (elementwise ops, BatchNormalization, Concat).
+   */
+  mode: 'required' | 'either';
+  /** Whether this node can run channels-last for these input ranks (default: every data input has rank 4). */
+  accepts?(node: Node, ranks: number[], ctx: KernelContext): boolean;
+  /** Same contract as `run`, with data inputs in NHWC; output 0 is NHWC, other outputs are layout-free. */
+  run(inputs: TfTensor[], node: Node, ctx: KernelContext): TfTensor[];
+}
+
+export interface Kernel {
+  op: string;
+  /** '' = ai.onnx */
+  domain?: string;
+  /** Opset range covered, inclusive. */
+  since: number;
+  until?: number;
+  run(inputs: TfTensor[], node: Node, ctx: KernelContext): TfTensor[];
+  /** Elementwise broadcast ops (every input an operand of numpy broadcasting): layout-agnostic. */
+  elementwise?: boolean;
+  nhwc?: NhwcSupport;
+  /** Inputs that are weights when they are float initializers (made trainable tf.Variables). */
+  weights?: number[];
+}
+
+const kernels = new Map<string, Kernel[]>();
+const key = (domain: string, op: string) => `${domain === 'ai.onnx' ? '' : domain}::${op}`;
+
+export function registerKernels(...list: Kernel[]): void {
+  for (const k of list) {
+    const id = key(k.domain ?? '', k.op);
+    const l = kernels.get(id) ?? [];
+    l.push(k);
+    kernels.set(id, l);
+  }
+}
+
+export function lookupKernel(op: string, domain: string, opset: number): Kernel | undefined {
+  return kernels.get(key(domain, op))?.find((k) => opset >= k.since && (k.until === undefined || opset <= k.until));
+}
+
+/** Every registered op (default domain without prefix) with its opset ranges. */
+export function registeredKernels(): { op: string; domain: string; since: number; until?: number }[] {
+  return [...kernels.values()].flat().map((k) => ({ op: k.op, domain: k.domain ?? '', since: k.since, until: k.until }));
+}
+
+// ---- helpers shared by the kernel files ----
+export { tf };
+
+export function kernelError(node: Node, msg: string): LinfoldError {
+  const label = node.name ? `${node.name} (${node.opType})` : `${node.opType} → ${node.outputs[0]}`;
+  return new LinfoldError(`${label}: ${msg}`);
+}
+
+/** Normalizes a possibly negative axis. */
+export function normAxis(axis: number, rank: number): number {
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** Whether a tensor holds floats (tfjs float32). */
+export const isFloatT = (t: TfTensor): boolean => t.dtype === 'float32';
+
+/** The tfjs dtype an ONNX dtype runs as. */
+export function tfDType(d: DType | undefined): 'float32' | 'int32' | 'bool' {
+  if (d === 'bool') return 'bool';
+  if (d === undefined || d === 'float32' || d === 'float16' || d === 'float64' || d === 'bfloat16') return 'float32';
+  return 'int32';
+}
