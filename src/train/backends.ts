@@ -22,6 +22,14 @@ const PEER: Partial<Record<BackendName, string>> = {
 
 const require = createRequire(import.meta.url);
 
+// tfjs-core's node bundle registers no gradients; build/tfjs-gradients.cjs (made by
+// scripts/bundle-gradients.mjs at install) registers tfjs's own gradient functions in the global registry.
+try {
+  require('../../build/tfjs-gradients.cjs');
+} catch {
+  throw new LinfoldError('build/tfjs-gradients.cjs is missing: run `npm run build` (npm ci does it)');
+}
+
 // The wasm binaries sit next to the package's node entry point; point the loader there so it reads them
 // from disk instead of fetching them.
 let wasmPathsSet = false;
