@@ -7,6 +7,11 @@ import type { OpContext, OpSpec, OutputType } from './registry.js';
 
 /** Thrown by an evaluator that cannot handle its inputs (dtype, size): the output simply stays unknown. */
 export class CannotEvaluate extends Error {}
+/** `v`, or CannotEvaluate when it is missing. */
+export function must<T>(v: T | undefined): T {
+  if (v === undefined) throw new CannotEvaluate();
+  return v;
+}
 
 /** A user-facing error naming the node: the model is inconsistent. */
 export function bad(ctx: OpContext, msg: string): never {
@@ -28,6 +33,21 @@ export const shapeOf = (ctx: OpContext, i: number): Shape | undefined => ctx.inp
 export const dtypeOf = (ctx: OpContext, i: number): DType | undefined => ctx.inputs[i]?.dtype;
 /** A constant input as JS numbers (int64 → number; INT64_MAX becomes 2^63, which every clamp handles). */
 export const constNums = (ctx: OpContext, i: number): number[] | undefined => (has(ctx, i) ? ctx.values[i]?.numbers() : undefined);
+
+/**
+ * Input i's values as dims when known at least partially: a small constant's numbers, or the partial value
+ * shape inference tracked (entries may be symbolic, e.g. a Shape of ['batch', 3]).
+ */
+export function partialOf(ctx: OpContext, i: number): Dim[] | undefined {
+  if (!has(ctx, i)) return undefined;
+  const t = ctx.values[i];
+  if (t) return t.size <= MAX_PARTIAL && t.dtype !== 'string' ? t.numbers() : undefined;
+  return ctx.partial?.[i];
+}
+/** Partial values are for shape arithmetic: small lists only. */
+export const MAX_PARTIAL = 64;
+/** `partial` rule of ops that keep the values in order (Identity, Reshape, Squeeze, Cast…). */
+export const passPartial = (ctx: OpContext): (Dim[] | undefined)[] => [partialOf(ctx, 0)];
 
 /** Normalizes a possibly negative axis against `rank`. */
 export function normAxis(ctx: OpContext, axis: number, rank: number): number {
@@ -80,11 +100,6 @@ export function broadcastShapes(ctx: OpContext, shapes: (Shape | undefined)[]): 
 
 // ---------------------------------------------------------------- spec builders
 
-/** The same rule registered for several ops (optionally with per-op evaluators). */
-export function family(ops: string[], base: Omit<OpSpec, 'op'>): OpSpec[] {
-  return ops.map((op) => ({ ...base, op }));
-}
-
 /** Attribute or input form of an int list (axes, pads, …): attribute below `inputSince`, input from it on. */
 export function intsArg(ctx: OpContext, name: string, inputIndex: number, inputSince: number): number[] | undefined | 'unknown' {
   if (ctx.opset < inputSince) return attrInts(ctx.node, name);
@@ -97,7 +112,7 @@ export function intsArg(ctx: OpContext, name: string, inputIndex: number, inputS
 /** A constant as plain numbers: enough for shape chains and small float math. */
 export interface Arr { dtype: DType; dims: number[]; v: number[] }
 
-const EVAL_DTYPES = new Set<DType>(['float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool']);
+const EVAL_DTYPES = new Set<DType>(['float32', 'float64', 'float16', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool']);
 
 export function arr(t: Tensor | undefined): Arr {
   if (!t || !EVAL_DTYPES.has(t.dtype)) throw new CannotEvaluate();
@@ -122,6 +137,7 @@ export function toTensor(name: string, a: Arr): Tensor {
   switch (dtype) {
     case 'float32': data = Float32Array.from(v); break;
     case 'float64': data = Float64Array.from(v); break;
+    case 'float16': data = Uint16Array.from(v, floatToHalf); break;
     case 'int64': data = BigInt64Array.from(v, (x) => toBig(x, INT64_MIN, INT64_MAX)); break;
     case 'uint64': data = BigUint64Array.from(v, (x) => toBig(x, 0n, UINT64_MAX)); break;
     case 'int32': data = Int32Array.from(v, trunc); break;
@@ -135,6 +151,26 @@ export function toTensor(name: string, a: Arr): Tensor {
   }
   return Tensor.fromArray(name, dtype, dims, data);
 }
+/** Rounds half to even, as IEEE arithmetic and ONNX Round do. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** IEEE half-precision bits of x, rounded to nearest even. */
+export function floatToHalf(x: number): number {
+  if (Number.isNaN(x)) return 0x7e00;
+  const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+  x = Math.abs(x);
+  if (x < 2 ** -14) return sign | roundHalfEven(x / 2 ** -24); // subnormal (1024 carries into the exponent)
+  let e = Math.floor(Math.log2(x));
+  if (x / 2 ** e < 1) e--;
+  else if (x / 2 ** e >= 2) e++;
+  let m = roundHalfEven((x / 2 ** e - 1) * 1024);
+  if (m === 1024) [m, e] = [0, e + 1];
+  return e > 15 ? sign | 0x7c00 : sign | ((e + 15) << 10) | m;
+}
+
 const trunc = (x: number) => (Number.isFinite(x) ? Math.trunc(x) : 0);
 
 export const isIntType = (d: DType): boolean => d !== 'float32' && d !== 'float64' && d !== 'float16' && d !== 'bfloat16';
@@ -202,10 +238,13 @@ export function knownOutDims(spec: Pick<OpSpec, 'infer'>, ctx: OpContext, i = 0)
   return s;
 }
 
-/** Evaluator for ops that keep the values and only change the dims (Reshape, Squeeze, Flatten…). */
-export function reshapeEval(this: void, spec: Pick<OpSpec, 'infer'>) {
+/** Evaluator for ops that keep the values and only change the dims (Reshape, Squeeze, Flatten, Identity…). */
+export function reshapeEval(spec: Pick<OpSpec, 'infer'>) {
   return (ctx: OpContext): Tensor[] => {
-    const a = arr(ctx.values[0]);
-    return [toTensor(ctx.node.outputs[0], { ...a, dims: knownOutDims(spec, ctx) })];
+    const t = ctx.values[0];
+    if (!t) throw new CannotEvaluate();
+    const dims = knownOutDims(spec, ctx);
+    const name = ctx.node.outputs[0];
+    return [t.dtype === 'string' ? Tensor.fromStrings(name, dims, t.strings) : Tensor.fromArray(name, t.dtype, dims, t.data)];
   };
 }

@@ -1,7 +1,7 @@
 // The op registry for static analysis: per ONNX op, the opsets it covers, its shape rule and (for ops that
 // appear in shape-computing chains) a pure-JS constant evaluator. The tfjs kernels live in src/import/tfjs/,
 // so auditing a model never loads TensorFlow.js.
-import type { Node, ValueInfo, Shape } from '../ir.js';
+import type { Dim, Node, ValueInfo, Shape } from '../ir.js';
 import type { DType, Tensor } from '../tensor.js';
 
 export interface OpContext {
@@ -14,6 +14,11 @@ export interface OpContext {
   values: (Tensor | undefined)[];
   /** A new symbolic dimension name, for dims a rule cannot resolve (unique within one inference run). */
   freshDim?: () => string;
+  /**
+   * Partially known values of small non-constant inputs, flattened row-major, entries possibly symbolic:
+   * Shape of ['batch', 3] is ['batch', 3]. Lets Reshape/Expand/Range targets built from Shape resolve.
+   */
+  partial?: (Dim[] | undefined)[];
 }
 
 export interface OutputType {
@@ -34,6 +39,8 @@ export interface OpSpec {
   infer(ctx: OpContext): OutputType[];
   /** Evaluates the op when all inputs are constants (used to fold shape chains). */
   evaluate?(ctx: OpContext): Tensor[];
+  /** Partial values of the outputs (see OpContext.partial) when some inputs are only partially known. */
+  partial?(ctx: OpContext): (Dim[] | undefined)[];
 }
 
 const specs = new Map<string, OpSpec[]>();
