@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite reads: ONNX's own backend test data (op semantics reference).
+# Installs the Debian packages the test suite reads: ONNX's own backend test data (op semantics reference)
+# and Chromium (the headless browser test of the HTML report, driven by playwright-core).
 set -euo pipefail
 need=()
 [ -d /usr/share/libonnx-testdata/data/node ] || need+=(libonnx-testdata)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"

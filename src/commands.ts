@@ -1,7 +1,97 @@
-// Subcommands: each parses its options and calls the library API (src/index.ts).
-import type { Command } from 'commander';
+// Subcommands: each parses its options and calls the library API; no logic of its own beyond formatting.
+import { writeFileSync, mkdirSync, renameSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import { type Command, Option, InvalidArgumentError } from 'commander';
+import { LinfoldError } from './errors.js';
+import { parseInputShape } from './cli.js';
+
+type Shapes = Record<string, number[]>;
+
+/** Resolves the unnamed `--input-shape 1x3x32x32` to the model's single input. */
+async function loadWithShapes(path: string, shapes?: Shapes) {
+  const { loadModel } = await import('./import/onnx-io.js');
+  const model = loadModel(path);
+  if (!shapes) return { model, shapes: undefined };
+  const resolved: Shapes = {};
+  for (const [k, v] of Object.entries(shapes)) {
+    if (k !== '*') resolved[k] = v;
+    else if (model.graph.feeds.length === 1) resolved[model.graph.feeds[0].name] = v;
+    else throw new LinfoldError(`--input-shape: ${path} has ${model.graph.feeds.length} inputs (${model.graph.feeds.map((f) => f.name).join(', ')}); name one, e.g. ${model.graph.feeds[0]?.name}:${v.join('x')}`);
+  }
+  return { model, shapes: resolved };
+}
+
+/** Writes text atomically (temp file, then rename). */
+function writeText(path: string, text: string): void {
+  mkdirSync(dirname(path) || '.', { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
+const num = (name: string) => (v: string) => {
+  const x = Number(v);
+  if (!Number.isFinite(x)) throw new InvalidArgumentError(`${name} must be a number, got '${v}'`);
+  return x;
+};
+const int = (name: string) => (v: string) => {
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < 0) throw new InvalidArgumentError(`${name} must be a whole number, got '${v}'`);
+  return x;
+};
+const regex = (name: string) => (v: string) => {
+  try {
+    return new RegExp(v);
+  } catch {
+    throw new InvalidArgumentError(`${name}: '${v}' is not a regular expression`);
+  }
+};
+const inputShapeOption = () => new Option('--input-shape <name:DxD...>', 'concrete input shape, e.g. input:1x3x224x224 (repeatable; name optional for one input)').argParser(parseInputShape);
 
 export function register(program: Command): void {
+  program
+    .command('audit')
+    .description('path-length report of any ONNX model: activation census, APL/NAPL, effective depth and width, params and MACs')
+    .argument('<model.onnx>', 'the model to audit')
+    .addOption(inputShapeOption())
+    .option('--eps <x>', 'a PRelu/LeakyRelu/blend channel is linear when its slope is within eps of 1', num('--eps'), 0.01)
+    .option('--count-other', 'count Softmax, LayerNorm, MaxPool and gating Mul in APL/NAPL too')
+    .option('--json', 'print the report as JSON (schema: src/analyze/report-schema.md)')
+    .option('--markdown', 'print the report as Markdown')
+    .option('-o, --output <file>', 'write the report to a file instead of stdout')
+    .action(async (file: string, opts: { inputShape?: Shapes; eps: number; countOther?: boolean; json?: boolean; markdown?: boolean; output?: string }) => {
+      const { model, shapes } = await loadWithShapes(file, opts.inputShape);
+      const { audit, renderTable, renderMarkdown } = await import('./analyze/index.js');
+      const report = audit(model, { inputShapes: shapes, eps: opts.eps, countOtherNonlinear: opts.countOther });
+      const text = opts.json ? JSON.stringify(report, null, 2) : opts.markdown ? renderMarkdown(report) : renderTable(report);
+      if (opts.output) writeText(opts.output, text + '\n');
+      else process.stdout.write(text + '\n');
+    });
+
+  program
+    .command('check')
+    .description('can linfold train this model? Lists its ops (supported or not), runs the TensorFlow.js import and\nonnxruntime on the same random inputs and prints the max relative error per output.\nExit code 1 when an op is unsupported or an error exceeds --tolerance.')
+    .argument('<model.onnx>')
+    .addOption(inputShapeOption())
+    .option('--tolerance <x>', 'largest accepted relative error', num('--tolerance'), 1e-4)
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, opts: { inputShape?: Shapes; tolerance: number; backend: string; json?: boolean }) => {
+      const { model, shapes } = await loadWithShapes(file, opts.inputShape);
+      const { checkModel } = await import('./import/tfjs/check.js');
+      const r = await checkModel(model, { inputShapes: shapes, tolerance: opts.tolerance, backend: opts.backend as never });
+      if (opts.json) console.log(JSON.stringify({ model: file, tolerance: opts.tolerance, ...r }, null, 2));
+      else {
+        const bad = r.ops.filter((o) => !o.supported);
+        console.log(`${file}: ${r.ops.length} op types, ${bad.length ? `${bad.length} unsupported: ${bad.map((o) => o.op).join(', ')}` : 'all supported'}`);
+        console.log(`backend: ${r.backend}`);
+        for (const o of r.outputs) console.log(`  output ${o.name}: max relative error ${o.maxRelError.toExponential(2)} ${o.maxRelError <= opts.tolerance ? 'ok' : `> ${opts.tolerance}`}`);
+        if (r.error) console.log(`  ${r.error}`);
+        console.log(r.ok ? 'ok: ready to linearize' : 'not ok');
+      }
+      if (!r.ok) process.exitCode = 1;
+    });
+
   program
     .command('backends')
     .description('list the TensorFlow.js backends available here and the one that would be chosen')
@@ -15,5 +105,128 @@ export function register(program: Command): void {
         return;
       }
       for (const b of list) console.log(`${b.name === chosen ? '*' : ' '} ${b.name.padEnd(15)} ${b.available ? 'available' : `unavailable: ${b.reason}`}`);
+      console.log(`\n* = chosen by --backend auto. GPU: npm i @tensorflow/tfjs-node-gpu (CUDA 11.8 + cuDNN 8.6 on Linux x64).`);
     });
+
+  program
+    .command('linearize')
+    .description('fine-tune with learnable PReLUs/blends and a sparsity prior pushing channels to the identity,\nthen write the linearized model as standard ONNX')
+    .argument('<model.onnx>')
+    .option('-o, --output <file>', 'linearized model (default: <model>.linear.onnx)')
+    .option('--data <source>', "training data: 'mnist' (bundled digits), a .npy/.npz file, or an image folder", 'mnist')
+    .option('--labels <file.npy>', 'labels for a .npy input file')
+    .option('--image-size <CxHxW>', 'image folders: model input size, e.g. 3x224x224')
+    .addOption(new Option('--loss <kind>', 'task loss: labels (ce), distillation from the original model (distill), or both').choices(['ce', 'distill', 'both']).default('ce'))
+    .option('--temperature <T>', 'distillation temperature', num('--temperature'), 2)
+    .addOption(new Option('--distill-kind <kind>', 'distillation loss on outputs').choices(['kl', 'mse']).default('kl'))
+    .addOption(new Option('--prior <kind>', 'sparsity prior Σ|1−a|^p').choices(['l1', 'l0.5']).default('l1'))
+    .option('--lambda <x>', 'prior strength λ', num('--lambda'), 1e-3)
+    .option('--lambda-warmup <steps>', 'ramp λ up linearly over this many steps', int('--lambda-warmup'), 0)
+    .option('--freeze-eps <x>', 'a slope within eps of 1 is set to exactly 1 and frozen', num('--freeze-eps'), 0.01)
+    .addOption(new Option('--optimizer <name>').choices(['adam', 'sgd']).default('adam'))
+    .option('--lr <x>', 'learning rate of the weights', num('--lr'), 1e-4)
+    .option('--slope-lr <x>', 'learning rate of the slopes', num('--slope-lr'), 1e-2)
+    .addOption(new Option('--schedule <kind>').choices(['cosine', 'step', 'constant']).default('cosine'))
+    .option('--batch-size <n>', 'batch size', int('--batch-size'), 64)
+    .option('--epochs <n>', 'epochs', int('--epochs'), 3)
+    .option('--steps <n>', 'stop after this many steps', int('--steps'))
+    .option('--clip-norm <x>', 'clip gradients to this global norm', num('--clip-norm'))
+    .option('--seed <n>', 'seed of shuffling and initialisation', int('--seed'), 0)
+    .option('--as-prelu', 'replace smooth activations by a plain PReLU (changes the function) instead of the blend')
+    .option('--only <regex>', 'only layers whose name matches', regex('--only'))
+    .option('--skip <regex>', 'skip layers whose name matches', regex('--skip'))
+    .option('--slopes-only', 'train the slopes only, keep the weights')
+    .option('--from-scratch', 'start from random weights (the prior applied from scratch)')
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .option('--checkpoint <dir>', 'checkpoint folder, written after every epoch (default: <output>.ckpt)')
+    .option('--resume', 'continue from the checkpoint')
+    .option('--log <file.jsonl>', 'one JSON line per epoch (default: <output>.log.jsonl)')
+    .option('--quiet', 'no progress output')
+    .option('--json', 'print the result summary as JSON')
+    .action(async (file: string, opts: Record<string, unknown>) => {
+      const { model } = await loadWithShapes(file);
+      const { linearize } = await import('./train/linearize.js');
+      const { saveModel } = await import('./import/onnx-io.js');
+      const out = (opts.output as string) ?? join(dirname(file), basename(file).replace(/\.onnx$/, '') + '.linear.onnx');
+      const data = await openData(String(opts.data), opts.labels as string | undefined, opts.imageSize as string | undefined, model);
+      const r = await linearize(model, {
+        data, loss: opts.loss as never, temperature: opts.temperature as number, distillKind: opts.distillKind as never,
+        prior: opts.prior as never, lambda: opts.lambda as number, lambdaWarmup: opts.lambdaWarmup as number, freezeEps: opts.freezeEps as number,
+        optimizer: opts.optimizer as never, lr: opts.lr as number, slopeLr: opts.slopeLr as number, schedule: opts.schedule as never,
+        batchSize: opts.batchSize as number, epochs: opts.epochs as number, maxSteps: opts.steps as number | undefined, clipNorm: opts.clipNorm as number | undefined,
+        seed: opts.seed as number, asPrelu: Boolean(opts.asPrelu), only: opts.only as RegExp | undefined, skip: opts.skip as RegExp | undefined,
+        slopesOnly: Boolean(opts.slopesOnly), fromScratch: Boolean(opts.fromScratch), backend: opts.backend as never,
+        checkpointDir: (opts.checkpoint as string) ?? `${out}.ckpt`, resume: Boolean(opts.resume), logFile: (opts.log as string) ?? `${out}.log.jsonl`,
+        quiet: Boolean(opts.quiet) || Boolean(opts.json),
+      });
+      saveModel(r.model, out);
+      const summary = { output: out, backend: r.backend, before: r.before, after: r.after, slopes: r.slopes.length };
+      if (opts.json) console.log(JSON.stringify(summary, null, 2));
+      else {
+        const acc = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
+        console.log(`wrote ${out}`);
+        console.log(`validation ${r.before.valAccuracy !== null ? 'accuracy' : 'agreement with the original'}: ${acc(r.before.valAccuracy ?? r.before.teacherAgreement)} → ${acc(r.after.valAccuracy ?? r.after.teacherAgreement)}`);
+        console.log(`NAPL (effective depth): ${r.before.napl.toFixed(3)} → ${r.after.napl.toFixed(3)}; APL ${r.before.apl.toFixed(3)} → ${r.after.apl.toFixed(3)}`);
+        console.log(`linear channels: ${r.after.linearChannels}/${r.after.channels}`);
+      }
+    });
+
+  program
+    .command('fold')
+    .description('fold linear paths into adjacent layers and write a shallower ONNX, verified with onnxruntime')
+    .argument('<model.onnx>')
+    .option('-o, --output <file>', 'folded model (default: <model>.folded.onnx)')
+    .addOption(new Option('--objective <kind>', 'take a merge only when it improves this').choices(['depth', 'macs', 'latency']).default('depth'))
+    .option('--tolerance <x>', 'max relative output error vs the input model', num('--tolerance'), 1e-4)
+    .option('--eps <x>', 'treat slopes within eps of 1 as exactly 1', num('--eps'), 0)
+    .option('--data <file>', '.npy/.npz inputs to verify on, besides random ones')
+    .addOption(inputShapeOption())
+    .option('--report <file>', 'write the fold report (JSON; Markdown next to it with .md)')
+    .option('--json', 'print the report as JSON')
+    .option('--quiet', 'no progress output')
+    .action(async (file: string, opts: { output?: string; objective: string; tolerance: number; eps: number; data?: string; inputShape?: Shapes; report?: string; json?: boolean; quiet?: boolean }) => {
+      const { model, shapes } = await loadWithShapes(file, opts.inputShape);
+      const { fold, writeFolded, renderFoldMarkdown } = await import('./export/index.js');
+      const out = opts.output ?? join(dirname(file), basename(file).replace(/\.onnx$/, '') + '.folded.onnx');
+      const data = opts.data ? await verificationData(opts.data, model) : undefined;
+      const r = await fold(model, {
+        objective: opts.objective as never, tolerance: opts.tolerance, eps: opts.eps, inputShapes: shapes, data,
+        log: opts.quiet || opts.json ? undefined : (m: string) => process.stderr.write(`${m}\n`),
+      });
+      await writeFolded(r.model, out, file);
+      if (opts.report) {
+        writeText(opts.report, JSON.stringify(r.report, null, 2) + '\n');
+        writeText(opts.report.replace(/\.json$/, '') + '.md', renderFoldMarkdown(r.report));
+      }
+      if (opts.json) console.log(JSON.stringify({ output: out, ...r.report }, null, 2));
+      else {
+        const b = r.report.before, a = r.report.after;
+        console.log(`wrote ${out}`);
+        console.log(`nodes ${b.nodes} → ${a.nodes}, depth ${b.depth} → ${a.depth}, MACs ${b.macs ?? '?'} → ${a.macs ?? '?'}, NAPL ${b.napl?.toFixed(3) ?? '?'} → ${a.napl?.toFixed(3) ?? '?'}`);
+        if (b.latencyMs && a.latencyMs) console.log(`onnxruntime latency ${b.latencyMs.toFixed(3)} ms → ${a.latencyMs.toFixed(3)} ms (${(b.latencyMs / a.latencyMs).toFixed(2)}×)`);
+        console.log(`folds taken: ${r.report.taken.length}, rejected: ${r.report.rejected.length}; verified max relative error ${r.report.verification.maxRelError.toExponential(2)}`);
+      }
+    });
+}
+
+/** --data: 'mnist', .npy/.npz, or an image folder sized like the model input. */
+async function openData(source: string, labels: string | undefined, imageSize: string | undefined, model: import('./import/ir.js').Model) {
+  const data = await import('./train/data.js');
+  if (source === 'mnist') return data.mnist();
+  if (/\.(npy|npz)$/.test(source)) return data.arrays(source, { labels });
+  const input = model.graph.feeds[0];
+  const dims = imageSize ? imageSize.split('x').map(Number) : input.shape?.slice(1);
+  if (!dims || dims.length !== 3 || dims.some((d) => typeof d !== 'number' || !(d > 0)))
+    throw new LinfoldError(`--data ${source}: give --image-size CxHxW (the model input is [${input.shape?.join(', ')}])`);
+  return data.imageFolder(source, { size: dims as [number, number, number] });
+}
+
+async function verificationData(file: string, model: import('./import/ir.js').Model) {
+  const { arrays } = await import('./train/data.js');
+  const { Tensor } = await import('./import/tensor.js');
+  const ds = arrays(file);
+  const b = ds.validation.batches(8).next().value ?? ds.train.batches(8).next().value;
+  if (!b) throw new LinfoldError(`${file}: no rows`);
+  const input = model.graph.feeds[0];
+  return { [input.name]: ds.dtype === 'int32' ? Tensor.i64(input.name, b.shape, b.x) : Tensor.fromArray(input.name, 'float32', b.shape, b.x as Float32Array) };
 }

@@ -118,6 +118,7 @@ export async function useBackend(name: BackendName | 'auto' = 'auto'): Promise<B
   if (PEER[name]) await loadPeer(name);
   if (name === 'wasm') prepareWasm();
   let ok: boolean;
+  const listenersBefore = processListeners();
   try {
     ok = await tf.setBackend(TF_NAME[name]);
   } catch (e) {
@@ -125,6 +126,8 @@ export async function useBackend(name: BackendName | 'auto' = 'auto'): Promise<B
   }
   if (!ok) throw new LinfoldError(`backend '${name}' failed to initialize`);
   await tf.ready();
+  // tfjs-backend-cpu prints a "use tfjs-node" banner on first use in Node: say it once, our way (listBackends)
+  if (name === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
   chosen = name;
   return name;
 }
@@ -138,4 +141,21 @@ export async function currentBackend(): Promise<BackendName> {
 /** Synchronous variant: the backend in use, or undefined when useBackend() has not run. */
 export function backendInUse(): BackendName | undefined {
   return chosen && TF_NAME[chosen] === tf.getBackend() ? chosen : undefined;
+}
+
+type Listener = (...args: unknown[]) => void;
+const EVENTS = ['uncaughtException', 'unhandledRejection'] as const;
+
+const emitter = process as unknown as import('node:events').EventEmitter;
+
+function processListeners(): Map<string, Listener[]> {
+  return new Map(EVENTS.map((e) => [e, emitter.listeners(e) as Listener[]]));
+}
+
+/**
+ * The emscripten glue of the wasm backend installs process-wide uncaughtException/unhandledRejection
+ * handlers that rethrow and print its whole minified source; linfold reports errors itself.
+ */
+function dropNewListeners(before: Map<string, Listener[]>): void {
+  for (const e of EVENTS) for (const l of emitter.listeners(e) as Listener[]) if (!before.get(e)!.includes(l)) emitter.removeListener(e, l);
 }

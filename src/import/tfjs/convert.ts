@@ -58,12 +58,17 @@ export function fromTf(name: string, t: TfTensor, dtype?: DType): Tensor {
     case 'int16': return Tensor.fromArray(name, 'int16', dims, Int16Array.from(v as ArrayLike<number>));
     case 'uint16': return Tensor.fromArray(name, 'uint16', dims, Uint16Array.from(v as ArrayLike<number>));
     case 'uint32': return Tensor.fromArray(name, 'uint32', dims, Uint32Array.from(v as ArrayLike<number>));
+    case 'bfloat16': {
+      const f = Float32Array.from(v as ArrayLike<number>);
+      const u = new Uint32Array(f.buffer);
+      return Tensor.fromBytes(name, 'bfloat16', dims, new Uint8Array(Uint16Array.from(u, (b) => ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff).buffer));
+    }
     case 'float16': return Tensor.fromBytes(name, 'float16', dims, new Uint8Array(Uint16Array.from(v as ArrayLike<number>, floatToHalf).buffer));
     default: throw new LinfoldError(`tensor '${name}': cannot write ${want} values from TensorFlow.js`);
   }
 }
 
-function floatToHalf(val: number): number {
+export function floatToHalf(val: number): number {
   const f = new Float32Array([val]);
   const x = new Uint32Array(f.buffer)[0];
   const sign = (x >>> 16) & 0x8000;

@@ -24,8 +24,11 @@ export interface KernelContext {
   values(t: TfTensor): number[];
   /** The ONNX dtype a value has in the model (int64 is held as int32), when the model says. */
   onnxDType(name: string): DType | undefined;
-  /** BatchNormalization and Dropout read this (set from run() options). */
-  training: boolean;
+  /**
+   * Overrides the model's own train/inference mode for BatchNormalization (batch statistics) and Dropout:
+   * undefined = as the node says (BN training_mode / opset-9..13 extra outputs, Dropout training_mode input).
+   */
+  training: boolean | undefined;
   /** Called by kernels that produce side values meant to update state (BatchNormalization running stats). */
   onStatUpdate?: (inputName: string, value: TfTensor) => void;
 }
@@ -57,6 +60,10 @@ export interface Kernel {
   nhwc?: NhwcSupport;
   /** Inputs that are weights when they are float initializers (made trainable tf.Variables). */
   weights?: number[];
+  /** Inputs holding running statistics (BatchNormalization mean/var): non-trainable variables the op may update. */
+  stats?: number[];
+  /** Whether the node's outputs may differ between runs with the same inputs (never folded at compile time). */
+  random?: boolean;
 }
 
 const kernels = new Map<string, Kernel[]>();
@@ -87,6 +94,9 @@ export function kernelError(node: Node, msg: string): LinfoldError {
   const label = node.name ? `${node.name} (${node.opType})` : `${node.opType} → ${node.outputs[0]}`;
   return new LinfoldError(`${label}: ${msg}`);
 }
+
+/** A tensor's shape as a plain number[] (tfjs types it per rank). */
+export const dims = (t: TfTensor): number[] => t.shape as number[];
 
 /** Normalizes a possibly negative axis. */
 export function normAxis(axis: number, rank: number): number {

@@ -1,0 +1,182 @@
+// Verification and timing with onnxruntime-node: seeded random inputs, output comparison, latency.
+import { LinfoldError } from '../errors.js';
+import type { Graph, Model, Node } from '../import/ir.js';
+import { Tensor, allocArray, type DType } from '../import/tensor.js';
+import { ortSession, runOrt, type OrtSession } from '../import/ort.js';
+import { encodeModel } from '../import/onnx-io.js';
+import { constValue } from './graph-utils.js';
+
+/** mulberry32: a small seeded PRNG. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randn(rand: () => number): number {
+  const u = Math.max(rand(), 1e-12), v = rand();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}
+
+export interface FeedOptions {
+  /** Value for symbolic leading dims (default 2). */
+  batch?: number;
+  seed?: number;
+  /** Concrete shapes per input (replacing symbolic dims). */
+  inputShapes?: Record<string, number[]>;
+}
+
+/**
+ * Seeded random inputs for every graph feed: N(0, 1) floats; integers uniform in [0, bound), where bound is
+ * the size of the table a Gather reads with them (token ids), else 2; booleans 0/1.
+ */
+export function randomFeeds(g: Graph, opts: FeedOptions = {}): Record<string, Tensor> {
+  const rand = rng(opts.seed ?? 1234);
+  const batch = opts.batch ?? 2;
+  const consumers = g.consumers();
+  const producers = g.producers();
+  const feeds: Record<string, Tensor> = {};
+  for (const v of g.feeds) {
+    const given = opts.inputShapes?.[v.name] ?? (g.feeds.length === 1 ? opts.inputShapes?.['*'] : undefined);
+    const shape = given ?? (v.shape ?? []).map((d, i) => {
+      if (typeof d === 'number' && d >= 0) return d;
+      if (i === 0) return batch;
+      throw new LinfoldError(`input '${v.name}' has symbolic dim '${d}' at axis ${i}: give its shape (inputShapes)`);
+    });
+    if (!v.shape && !given) throw new LinfoldError(`input '${v.name}' has no shape: give its shape (inputShapes)`);
+    const dtype: DType = v.dtype ?? 'float32';
+    const size = shape.reduce((a, b) => a * b, 1);
+    const arr = allocArray(dtype, size);
+    if (dtype === 'float32' || dtype === 'float64') for (let i = 0; i < size; i++) (arr as Float32Array)[i] = randn(rand);
+    else if (dtype === 'bool') for (let i = 0; i < size; i++) (arr as Uint8Array)[i] = rand() < 0.5 ? 1 : 0;
+    else {
+      const bound = intBound(g, v.name, consumers.get(v.name) ?? [], producers);
+      for (let i = 0; i < size; i++) {
+        const k = Math.floor(rand() * bound);
+        if (arr instanceof BigInt64Array || arr instanceof BigUint64Array) arr[i] = BigInt(k);
+        else (arr as Int32Array)[i] = k;
+      }
+    }
+    if (dtype === 'float16' || dtype === 'bfloat16') throw new LinfoldError(`input '${v.name}': ${dtype} inputs are not generated; pass data`);
+    feeds[v.name] = Tensor.fromArray(v.name, dtype, shape, arr);
+  }
+  return feeds;
+}
+
+function intBound(g: Graph, name: string, readers: Node[], producers: Map<string, Node>): number {
+  for (const r of readers) {
+    if (r.opType === 'Gather' && r.inputs[1] === name) {
+      const table = constValue(g, r.inputs[0], producers);
+      const axis = r.attrs.axis?.type === 'int' ? r.attrs.axis.value : 0;
+      if (table) return table.dims[axis < 0 ? axis + table.dims.length : axis];
+    }
+  }
+  return 2;
+}
+
+/** Runs a model (IR or bytes) on feeds. */
+export async function runModel(model: Model | Uint8Array | OrtSession, feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  const session = 'run' in model ? model : await ortSession(model);
+  return runOrt(session, feeds);
+}
+
+export interface Comparison {
+  /** max over outputs of max-abs error / max |reference| (absolute error where the reference is all zeros) */
+  maxRelError: number;
+  perOutput: Record<string, { maxAbsError: number; maxAbsReference: number; relError: number }>;
+}
+
+export function compareOutputs(reference: Record<string, Tensor>, got: Record<string, Tensor>): Comparison {
+  const perOutput: Comparison['perOutput'] = {};
+  let worst = 0;
+  for (const [k, ref] of Object.entries(reference)) {
+    const o = got[k];
+    if (!o) throw new LinfoldError(`output '${k}' is missing after folding`);
+    if (o.dims.join() !== ref.dims.join()) {
+      perOutput[k] = { maxAbsError: Infinity, maxAbsReference: 0, relError: Infinity };
+      worst = Infinity;
+      continue;
+    }
+    const a = ref.numbers(), b = o.numbers();
+    let err = 0, mag = 0;
+    for (let i = 0; i < a.length; i++) {
+      const e = Math.abs(a[i] - b[i]);
+      if (!(e <= err)) err = Number.isNaN(e) ? Infinity : e;
+      mag = Math.max(mag, Math.abs(a[i]));
+    }
+    const rel = mag > 0 ? err / mag : err;
+    perOutput[k] = { maxAbsError: err, maxAbsReference: mag, relError: rel };
+    worst = Math.max(worst, rel);
+  }
+  return { maxRelError: worst, perOutput };
+}
+
+/** Median wall time (ms) of `runs` onnxruntime-node runs after `warmup` runs. */
+export async function measureLatency(model: Model | Uint8Array, feeds: Record<string, Tensor>, runs = 20, warmup = 3): Promise<number> {
+  const session = await ortSession(model instanceof Uint8Array ? model : encodeModel(model));
+  try {
+    for (let i = 0; i < warmup; i++) await runOrt(session, feeds);
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await runOrt(session, feeds);
+      times.push(performance.now() - t0);
+    }
+    return median(times);
+  } finally {
+    await session.release?.();
+  }
+}
+
+/**
+ * Median latencies (ms) of two models timed in alternation — same warm-up, same thermal and scheduling
+ * conditions — so before/after ratios are not skewed by which one ran first.
+ */
+export async function pairedLatency(a: Model | Uint8Array, b: Model | Uint8Array, feeds: Record<string, Tensor>, runs = 20, warmup = 3): Promise<[number, number]> {
+  const sa = await ortSession(a instanceof Uint8Array ? a : encodeModel(a));
+  const sb = await ortSession(b instanceof Uint8Array ? b : encodeModel(b));
+  try {
+    for (let i = 0; i < warmup; i++) {
+      await runOrt(sa, feeds);
+      await runOrt(sb, feeds);
+    }
+    const ta: number[] = [], tb: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      for (const [s, t] of (i % 2 ? [[sb, tb], [sa, ta]] : [[sa, ta], [sb, tb]]) as [OrtSession, number[]][]) {
+        const t0 = performance.now();
+        await runOrt(s, feeds);
+        t.push(performance.now() - t0);
+      }
+    }
+    return [median(ta), median(tb)];
+  } finally {
+    await sa.release?.();
+    await sb.release?.();
+  }
+}
+
+export function median(v: number[]): number {
+  const s = [...v].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Feeds of batch 1 from the verification feeds (first example of each), for latency runs. */
+export function firstExample(feeds: Record<string, Tensor>): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(feeds)) {
+    if (!t.dims.length || t.dims[0] <= 1) {
+      out[k] = t;
+      continue;
+    }
+    const per = t.size / t.dims[0];
+    const d = t.data;
+    out[k] = Tensor.fromArray(k, t.dtype, [1, ...t.dims.slice(1)], d.slice(0, per) as typeof d);
+  }
+  return out;
+}

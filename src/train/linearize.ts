@@ -1,0 +1,348 @@
+// linearize(): fine-tune a model whose activations were made linearizable, with the sparsity prior pushing
+// slopes to 1 (DESIGN.md §1). Task loss: labels (CE), distillation from the original model run by
+// onnxruntime-node, or both. Channels within freezeEps of 1 are set to exactly 1 and frozen.
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { LinfoldError } from '../errors.js';
+import type { Model } from '../import/ir.js';
+import { Tensor } from '../import/tensor.js';
+import { ortSession, runOrt, type OrtSession } from '../import/ort.js';
+import { compile, type Executable } from '../import/tfjs/executor.js';
+import { audit } from '../analyze/audit.js';
+import { Progress } from '../progress.js';
+import { tf, useBackend, type BackendName } from './backends.js';
+import type { Batch, Dataset } from './data.js';
+import { seededRandom } from './data.js';
+import { makeLinearizable, type Slope } from './linearizable.js';
+import { crossEntropy, distillKL, distillMSE, lambdaAt, priorTerm, type PriorKind } from './objective.js';
+import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type NamedArray } from './checkpoint.js';
+
+export type TaskLoss = 'ce' | 'distill' | 'both';
+
+export interface LinearizeOptions {
+  data: Dataset;
+  loss?: TaskLoss;
+  /** Weights of the two task losses when loss = both. */
+  ceWeight?: number;
+  distillWeight?: number;
+  distillKind?: 'kl' | 'mse';
+  temperature?: number;
+  prior?: PriorKind;
+  lambda?: number;
+  /** Steps over which λ ramps up linearly from 0. */
+  lambdaWarmup?: number;
+  freezeEps?: number;
+  optimizer?: 'adam' | 'sgd';
+  lr?: number;
+  /** Learning rate of the slopes (they travel 0 → 1; default 1e-2). */
+  slopeLr?: number;
+  momentum?: number;
+  schedule?: 'constant' | 'cosine' | 'step';
+  /** step schedule: multiply by gamma every stepEvery epochs */
+  stepEvery?: number;
+  gamma?: number;
+  batchSize?: number;
+  epochs?: number;
+  /** Stop after this many steps in total (for quick runs). */
+  maxSteps?: number;
+  clipNorm?: number;
+  seed?: number;
+  backend?: BackendName | 'auto';
+  /** Train only the slopes, keep the weights fixed. */
+  slopesOnly?: boolean;
+  /** Start from random weights instead of the pretrained ones (the prior applied from scratch). */
+  fromScratch?: boolean;
+  asPrelu?: boolean;
+  only?: RegExp;
+  skip?: RegExp;
+  includeGates?: boolean;
+  checkpointDir?: string;
+  resume?: boolean;
+  /** JSONL, one line per epoch. */
+  logFile?: string;
+  quiet?: boolean;
+  /** Abort (simulated crash) after this many epochs — for tests. */
+  onEpoch?: (log: EpochLog) => void;
+}
+
+export interface EpochLog {
+  epoch: number;
+  step: number;
+  loss: number;
+  taskLoss: number;
+  priorLoss: number;
+  lambda: number;
+  lr: number;
+  /** With labels: validation accuracy; otherwise agreement with the teacher's argmax. */
+  valAccuracy: number | null;
+  teacherAgreement: number | null;
+  apl: number;
+  napl: number;
+  frozenChannels: number;
+  linearChannels: number;
+  channels: number;
+  seconds: number;
+}
+
+export interface LinearizeResult {
+  model: Model;
+  slopes: Slope[];
+  backend: BackendName;
+  history: EpochLog[];
+  before: { valAccuracy: number | null; teacherAgreement: number | null; apl: number; napl: number };
+  after: EpochLog;
+}
+
+interface LoopState {
+  epoch: number;
+  step: number;
+  history: EpochLog[];
+  config: Record<string, unknown>;
+}
+
+const defaults = {
+  loss: 'ce' as TaskLoss, ceWeight: 1, distillWeight: 1, distillKind: 'kl' as const, temperature: 2, prior: 'l1' as PriorKind,
+  lambda: 1e-3, lambdaWarmup: 0, freezeEps: 0.01, optimizer: 'adam' as const, lr: 1e-4, momentum: 0.9,
+  schedule: 'cosine' as const, stepEvery: 1, gamma: 0.5, batchSize: 64, epochs: 3, seed: 0,
+};
+
+export async function linearize(source: Model, options: LinearizeOptions): Promise<LinearizeResult> {
+  const o = { ...defaults, ...options };
+  const slopeLr = o.slopeLr ?? 1e-2;
+  if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
+  const backend = await useBackend(o.backend ?? 'auto');
+  const { model: lmodel, slopes } = makeLinearizable(source, { asPrelu: o.asPrelu, only: o.only, skip: o.skip, includeGates: o.includeGates });
+  if (!slopes.length) throw new LinfoldError(`${source.path ?? 'model'}: no activation to linearize${o.only || o.skip ? ' (check --only/--skip)' : ''}`);
+  const input = lmodel.graph.feeds[0];
+  checkInput(source, o.data);
+  if (o.fromScratch) reinitialize(lmodel, slopes, o.seed);
+  const exe = compile(lmodel);
+  const teacher = o.loss !== 'ce' || !o.data.hasLabels ? await ortSession(source, source.path) : undefined;
+  const outName = exe.outputs[0].name;
+  const slopeVars = slopes.map((s) => exe.variables.get(s.name)!);
+  const slopeSet = new Set(slopeVars);
+  const weightVars = o.slopesOnly ? [] : exe.trainableVariables.filter((v) => !slopeSet.has(v));
+  const makeOpt = (lr: number) => (o.optimizer === 'sgd' ? tf.train.momentum(lr, o.momentum) : tf.train.adam(lr));
+  const optW = makeOpt(o.lr);
+  const optS = makeOpt(slopeLr);
+  const stepsPerEpoch = Math.ceil(o.data.train.size / o.batchSize);
+  const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * o.epochs);
+  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, seed: o.seed, optimizer: o.optimizer };
+
+  let state: LoopState = { epoch: 0, step: 0, history: [], config };
+  if (o.resume && o.checkpointDir && hasCheckpoint(o.checkpointDir)) {
+    const ck = loadCheckpoint<LoopState>(o.checkpointDir);
+    for (const [name, v] of exe.variables) {
+      const t = ck.model.graph.initializers.get(name);
+      if (!t) throw new LinfoldError(`${o.checkpointDir}: checkpoint has no value for '${name}' (was it made from another model?)`);
+      v.assign(tf.tensor(t.float32(), v.shape));
+    }
+    await setOptimizerState(optW, 'w/', ck.optimizer);
+    await setOptimizerState(optS, 's/', ck.optimizer);
+    state = ck.state;
+  }
+
+  const evaluate = async (): Promise<Pick<EpochLog, 'valAccuracy' | 'teacherAgreement' | 'apl' | 'napl' | 'linearChannels' | 'channels'>> => {
+    let correct = 0, agree = 0, n = 0;
+    for (const b of o.data.validation.batches(256)) {
+      const pred = tf.tidy(() => {
+        const out = exe.run({ [input.name]: toInput(b, o.data) })[outName];
+        return tf.argMax(tf.reshape(out, [b.size, -1]), 1);
+      });
+      const p = (await pred.data()) as Int32Array;
+      pred.dispose();
+      if (b.y) for (let i = 0; i < b.size; i++) correct += Number(p[i] === b.y[i]);
+      if (teacher) {
+        const t = await teacherLogits(teacher, input.name, b, o.data);
+        const tp = argmaxRows(t, b.size);
+        for (let i = 0; i < b.size; i++) agree += Number(p[i] === tp[i]);
+      }
+      n += b.size;
+    }
+    exe.syncToModel(lmodel);
+    const r = audit(lmodel, { eps: o.freezeEps });
+    return {
+      valAccuracy: o.data.hasLabels ? correct / n : null, teacherAgreement: teacher ? agree / n : null,
+      apl: r.summary.apl, napl: r.summary.napl, linearChannels: r.summary.linearChannels, channels: r.summary.channels,
+    };
+  };
+
+  const e0 = await evaluate();
+  const before = { valAccuracy: e0.valAccuracy, teacherAgreement: e0.teacherAgreement, apl: e0.apl, napl: e0.napl };
+  const progress = new Progress({ total: totalSteps, label: 'linearize', quiet: o.quiet });
+  progress.tick(state.step, {});
+  const lrAt = (step: number, base: number) =>
+    o.schedule === 'cosine' ? base * 0.5 * (1 + Math.cos((Math.PI * step) / Math.max(1, totalSteps)))
+    : o.schedule === 'step' ? base * o.gamma ** Math.floor(step / (stepsPerEpoch * o.stepEvery)) : base;
+
+  for (let epoch = state.epoch; epoch < o.epochs && state.step < totalSteps; epoch++) {
+    const t0 = Date.now();
+    let sumLoss = 0, sumTask = 0, sumPrior = 0, count = 0;
+    for (const b of o.data.train.batches(o.batchSize, { shuffle: true, seed: o.seed, epoch })) {
+      if (state.step >= totalSteps) break;
+      const lambda = lambdaAt(state.step, o.lambda, o.lambdaWarmup);
+      setLr(optW, lrAt(state.step, o.lr));
+      setLr(optS, lrAt(state.step, slopeLr));
+      const tLogits = teacher && o.loss !== 'ce' ? await teacherLogits(teacher, input.name, b, o.data) : undefined;
+      const [loss, task, prior] = tf.tidy(() => {
+        const x = toInput(b, o.data);
+        const y = b.y ? tf.tensor1d(b.y, 'int32') : undefined;
+        const teach = tLogits ? tf.tensor(tLogits, [b.size, tLogits.length / b.size]) : undefined;
+        let taskVal!: tf.Scalar, priorVal!: tf.Scalar;
+        const f = () => {
+          const out = tf.reshape(exe.run({ [input.name]: x })[outName], [b.size, -1]);
+          const parts: tf.Scalar[] = [];
+          if (o.loss !== 'distill') parts.push(tf.mul(o.ceWeight, crossEntropy(out, y!)) as tf.Scalar);
+          if (teach) parts.push(tf.mul(o.loss === 'both' ? o.distillWeight : 1, o.distillKind === 'mse' ? distillMSE(out, teach) : distillKL(out, teach, o.temperature)) as tf.Scalar);
+          // kept past variableGrads' own tidy so the parts can be logged; disposed below
+          taskVal = tf.keep(tf.addN(parts) as tf.Scalar);
+          priorVal = tf.keep(priorTerm(slopeVars, o.prior, lambda));
+          return tf.add(taskVal, priorVal) as tf.Scalar;
+        };
+        const { value, grads } = tf.variableGrads(f, [...weightVars, ...slopeVars]);
+        const clipped = o.clipNorm ? clipByGlobalNorm(grads, o.clipNorm) : grads;
+        const named = (vs: tf.Variable[]) => vs.map((v) => ({ name: v.name, tensor: clipped[v.name] }));
+        if (weightVars.length) optW.applyGradients(named(weightVars));
+        optS.applyGradients(named(slopeVars));
+        const values = [value, taskVal, priorVal].map((t) => t.dataSync()[0]);
+        taskVal.dispose();
+        priorVal.dispose();
+        return values;
+      });
+      if (!Number.isFinite(loss)) {
+        progress.finish();
+        throw new LinfoldError(`loss became ${loss} at step ${state.step + 1} (epoch ${epoch + 1}); lower --lr or --lambda${o.checkpointDir ? `; the last good checkpoint is ${o.checkpointDir}` : ''}`, 3);
+      }
+      const frozen = freezeSlopes(slopeVars, o.freezeEps);
+      state.step++;
+      sumLoss += loss * b.size; sumTask += task * b.size; sumPrior += prior * b.size; count += b.size;
+      progress.tick(1, { loss, prior, frozen });
+    }
+    const ev = await evaluate();
+    const log: EpochLog = {
+      epoch: epoch + 1, step: state.step, loss: sumLoss / count, taskLoss: sumTask / count, priorLoss: sumPrior / count,
+      lambda: lambdaAt(state.step, o.lambda, o.lambdaWarmup), lr: lrAt(state.step, o.lr), ...ev,
+      frozenChannels: frozenCount(slopeVars, o.freezeEps), seconds: (Date.now() - t0) / 1000,
+    };
+    state = { epoch: epoch + 1, step: state.step, history: [...state.history, log], config };
+    if (o.logFile) {
+      mkdirSync(dirname(o.logFile), { recursive: true });
+      appendFileSync(o.logFile, JSON.stringify(log) + '\n');
+    }
+    if (o.checkpointDir) {
+      exe.syncToModel(lmodel);
+      saveCheckpoint(o.checkpointDir, { model: lmodel, optimizer: [...(await optimizerState(optW, 'w/')), ...(await optimizerState(optS, 's/'))], state });
+    }
+    if (!o.quiet) {
+      progress.finish();
+      process.stderr.write(`epoch ${log.epoch}: loss ${log.loss.toFixed(4)} ${log.valAccuracy !== null ? `val acc ${(100 * log.valAccuracy).toFixed(2)}%` : `teacher agreement ${(100 * log.teacherAgreement!).toFixed(2)}%`} NAPL ${log.napl.toFixed(3)} linear ${log.linearChannels}/${log.channels} (${log.seconds.toFixed(1)} s)\n`);
+    }
+    o.onEpoch?.(log);
+  }
+  exe.syncToModel(lmodel);
+  const history = state.history;
+  const result: LinearizeResult = { model: lmodel, slopes, backend, history, before, after: history[history.length - 1] ?? { ...before, epoch: 0, step: 0, loss: NaN, taskLoss: NaN, priorLoss: NaN, lambda: 0, lr: 0, frozenChannels: 0, linearChannels: e0.linearChannels, channels: e0.channels, seconds: 0 } };
+  exe.dispose();
+  optW.dispose();
+  optS.dispose();
+  await teacher?.release();
+  return result;
+}
+
+/** Data sample shape and dtype must match the model's first input. */
+function checkInput(model: Model, data: Dataset): void {
+  const input = model.graph.feeds[0];
+  const want = input.shape?.slice(1);
+  const wantInt = input.dtype === 'int64' || input.dtype === 'int32';
+  const shapeOk = !want || (want.length === data.sampleShape.length && want.every((d, i) => typeof d !== 'number' || d === data.sampleShape[i]));
+  if (!shapeOk || wantInt !== (data.dtype === 'int32'))
+    throw new LinfoldError(`${data.name}: samples are ${data.dtype} [${data.sampleShape.join(', ')}], but input '${input.name}' of ${model.path ?? 'the model'} expects ${input.dtype} [${(input.shape ?? []).join(', ')}]`);
+}
+
+function toInput(b: Batch, data: Dataset): tf.Tensor {
+  return data.dtype === 'int32' ? tf.tensor(b.x as Int32Array, b.shape, 'int32') : tf.tensor(b.x as Float32Array, b.shape, 'float32');
+}
+
+async function teacherLogits(session: OrtSession, inputName: string, b: Batch, data: Dataset): Promise<Float32Array> {
+  const t = data.dtype === 'int32'
+    ? Tensor.i64(inputName, b.shape, b.x)
+    : Tensor.fromArray(inputName, 'float32', b.shape, b.x as Float32Array);
+  const out = await runOrt(session, { [inputName]: t });
+  return Object.values(out)[0].float32();
+}
+
+function argmaxRows(v: Float32Array, rows: number): number[] {
+  const c = v.length / rows;
+  return Array.from({ length: rows }, (_, r) => {
+    let best = 0;
+    for (let j = 1; j < c; j++) if (v[r * c + j] > v[r * c + best]) best = j;
+    return best;
+  });
+}
+
+function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): tf.NamedTensorMap {
+  const norm = Math.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]);
+  if (norm <= maxNorm) return grads;
+  const s = maxNorm / norm;
+  return Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, s)]));
+}
+
+/** Channels within eps of 1 become exactly 1 (and stay there: they are reset after every step). */
+function freezeSlopes(vars: tf.Variable[], eps: number): number {
+  let frozen = 0;
+  for (const v of vars) {
+    const a = v.dataSync() as Float32Array;
+    let changed = false;
+    const next = Float32Array.from(a, (x) => {
+      if (Math.abs(1 - x) < eps) {
+        frozen++;
+        if (x !== 1) changed = true;
+        return 1;
+      }
+      return x;
+    });
+    if (changed) v.assign(tf.tensor(next, v.shape));
+  }
+  return frozen;
+}
+
+function frozenCount(vars: tf.Variable[], eps: number): number {
+  return vars.reduce((s, v) => s + Array.from(v.dataSync()).filter((x) => Math.abs(1 - x) < eps).length, 0);
+}
+
+function setLr(opt: tf.Optimizer, lr: number): void {
+  (opt as unknown as { learningRate: number }).learningRate = lr;
+}
+
+async function optimizerState(opt: tf.Optimizer, prefix: string): Promise<NamedArray[]> {
+  const ws = await opt.getWeights();
+  return Promise.all(ws.map(async (w) => ({ name: prefix + w.name, dims: w.tensor.shape, values: Float32Array.from(await w.tensor.data()) })));
+}
+
+async function setOptimizerState(opt: tf.Optimizer, prefix: string, all: NamedArray[]): Promise<void> {
+  const mine = all.filter((a) => a.name.startsWith(prefix));
+  if (!mine.length) return;
+  await opt.setWeights(mine.map((a) => ({ name: a.name.slice(prefix.length), tensor: tf.tensor(a.values, a.dims) })));
+}
+
+/** He-normal weights, zero biases: the "from scratch" baseline of the nonlinear-advantage experiment. */
+function reinitialize(model: Model, slopes: Slope[], seed: number): void {
+  const rnd = seededRandom(seed + 1);
+  const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
+  const skip = new Set(slopes.map((s) => s.name));
+  const g = model.graph;
+  for (const n of g.nodes) {
+    if (!['Conv', 'Gemm', 'MatMul', 'ConvTranspose'].includes(n.opType)) continue;
+    n.inputs.forEach((name, k) => {
+      const t = g.initializers.get(name);
+      if (!t || skip.has(name) || t.dtype !== 'float32') return;
+      if (k === 1 && t.dims.length >= 2) {
+        const fanIn = n.opType === 'Conv' ? t.size / t.dims[0] : n.opType === 'Gemm' && (n.attrs.transB?.type === 'int' && n.attrs.transB.value) ? t.dims[1] : t.dims[0];
+        const std = Math.sqrt(2 / fanIn);
+        g.initializers.set(name, Tensor.fromArray(name, 'float32', t.dims, Float32Array.from({ length: t.size }, () => gauss() * std)));
+      } else if (k === 2) {
+        g.initializers.set(name, Tensor.fromArray(name, 'float32', t.dims, new Float32Array(t.size)));
+      }
+    });
+  }
+}

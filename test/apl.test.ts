@@ -1,0 +1,294 @@
+// APL / NAPL on hand-built graphs; every expected value is worked out by hand in the comments.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Graph, Tensor, type Attr, type Shape } from '../src/import/ir.js';
+import { pathLength } from '../src/analyze/path-length.js';
+import { census } from '../src/analyze/census.js';
+
+/** Minimal graph builder: every node output gets its shape in graph.valueInfo (no shape inference). */
+class GB {
+  g = new Graph();
+  private k = 0;
+  input(name: string, shape: Shape): string {
+    this.g.inputs.push({ name, dtype: 'float32', shape });
+    return name;
+  }
+  w(dims: number[], values?: number[]): string {
+    const name = `w${this.k++}`;
+    const size = dims.reduce((a, b) => a * b, 1);
+    this.g.initializers.set(name, Tensor.f32(name, dims, values ?? Array.from({ length: size }, (_, i) => 0.01 * (i + 1))));
+    return name;
+  }
+  i64(values: number[]): string {
+    const name = `i${this.k++}`;
+    this.g.initializers.set(name, Tensor.i64(name, [values.length], values));
+    return name;
+  }
+  op(opType: string, inputs: string[], shape: Shape, attrs: Record<string, number | number[]> = {}): string {
+    const out = `${opType.toLowerCase()}${this.k++}`;
+    const a: Record<string, Attr> = {};
+    for (const [key, v] of Object.entries(attrs)) a[key] = Array.isArray(v) ? { type: 'ints', value: v } : { type: 'int', value: v };
+    this.g.nodes.push({ name: `/${out}`, opType, domain: '', inputs, outputs: [out], attrs: a });
+    this.g.valueInfo.set(out, { name: out, dtype: 'float32', shape });
+    return out;
+  }
+  conv(x: string, cin: number, cout: number, hw: number, group = 1): string {
+    return this.op('Conv', [x, this.w([cout, cin / group, 3, 3]), this.w([cout])], [1, cout, hw, hw], { group, pads: [1, 1, 1, 1], kernel_shape: [3, 3] });
+  }
+  output(name: string): void {
+    this.g.outputs.push({ name, dtype: 'float32', shape: this.g.valueInfo.get(name)?.shape ?? this.g.inputs.find((i) => i.name === name)?.shape });
+  }
+}
+
+const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} ≠ ${b}`);
+
+test("Figure 1: skip around 4 hidden layers of width 4 → 257 paths, APL 256·4/257, NAPL 2", () => {
+  const b = new GB();
+  const x = b.input('x', ['batch', 1]);
+  // 1→4, 4→4, 4→4, 4→4 each followed by Relu (Gemm and MatMul mixed), then 4→1, added to the skip
+  let h = b.op('Relu', [b.op('Gemm', [x, b.w([4, 1]), b.w([4])], ['batch', 4], { transB: 1 })], ['batch', 4]);
+  h = b.op('Relu', [b.op('MatMul', [h, b.w([4, 4])], ['batch', 4])], ['batch', 4]);
+  h = b.op('Relu', [b.op('Gemm', [h, b.w([4, 4])], ['batch', 4])], ['batch', 4]);
+  h = b.op('Relu', [b.op('MatMul', [h, b.w([4, 4])], ['batch', 4])], ['batch', 4]);
+  const o = b.op('MatMul', [h, b.w([4, 1])], ['batch', 1]);
+  const y = b.op('Add', [o, x], ['batch', 1]);
+  b.output(y);
+  const r = pathLength(b.g);
+  // paths: 4·4·4·4 = 256 through the hidden layers, each with 4 nonlinear units, plus 1 skip path with 0
+  close(r.outputs[0].logPaths!, Math.log(257));
+  close(r.apl, (256 * 4) / 257);
+  close(r.napl, 0.5 * 0 + 0.5 * 4);
+  assert.equal(r.effectiveDepth, r.napl);
+  assert.equal(r.outputs[0].units, 1);
+  close(r.otherNonlinear.apl, 0);
+  const c = census(b.g);
+  assert.equal(c.layers.length, 4);
+  assert.deepEqual(c.layers.map((l) => [l.kind, l.channels, l.channelAxis]), Array(4).fill(['relu', 4, 1]));
+  assert.equal(c.merges.length, 1);
+});
+
+/** L conv+act layers, then GlobalAveragePool → Flatten → Gemm. `acts[i]` = slope list for PRelu, or 'relu'. */
+function chain(acts: ('relu' | number[])[]): Graph {
+  const b = new GB();
+  let h = b.input('x', ['batch', 3, 8, 8]);
+  let cin = 3;
+  for (const a of acts) {
+    h = b.conv(h, cin, 4, 8);
+    cin = 4;
+    h = a === 'relu' ? b.op('Relu', [h], [1, 4, 8, 8]) : b.op('PRelu', [h, b.w([4, 1, 1], a)], [1, 4, 8, 8]);
+  }
+  h = b.op('GlobalAveragePool', [h], [1, 4, 1, 1]);
+  h = b.op('Flatten', [h], [1, 4], { axis: 1 });
+  b.output(b.op('Gemm', [h, b.w([2, 4]), b.w([2])], [1, 2], { transB: 1 }));
+  return b.g;
+}
+
+test('plain chain of L conv+relu: APL = NAPL = L; linearizing one layer via PRelu slopes = 1 drops both by 1', () => {
+  // every dense layer gives all output units the same state, so E is the same on every path: L
+  for (const L of [1, 3, 5]) {
+    const r = pathLength(chain(Array(L).fill('relu')));
+    close(r.apl, L);
+    close(r.napl, L);
+  }
+  const lin = pathLength(chain(['relu', [1, 1, 1, 1], 'relu']));
+  close(lin.apl, 2);
+  close(lin.napl, 2);
+  // a ReLU exported as PRelu with slope 0 is as nonlinear as a Relu
+  close(pathLength(chain(['relu', [0, 0, 0, 0], 'relu'])).napl, 3);
+  // half of the middle layer linear: that layer adds 1/2 on average (the next conv mixes all 4 channels,
+  // each with the same path count) → 1 + 0.5 + 1 = 2.5 for both APL and NAPL
+  const half = pathLength(chain(['relu', [1, 1, 0, 0], 'relu']));
+  close(half.apl, 2.5);
+  close(half.napl, 2.5);
+  // slopes within eps (default 0.01) of 1 are linear; a tighter eps makes them nonlinear again
+  const g = chain(['relu', [0.995, 1.005, 1, 1], 'relu']);
+  close(pathLength(g).napl, 2);
+  close(pathLength(g, { eps: 0.001 }).napl, 2.5);
+  const c = census(g, { eps: 0.001 });
+  assert.deepEqual(c.layers[1].linearMask, [false, false, true, true]);
+});
+
+test('ResNet-style block with half the channels of one activation linear', () => {
+  // x [1,4,8,8] → conv1 → relu1 → conv2 → PRelu(slopes 1,1,0,0) → conv3 → Add(·, relu1) → relu4 → GAP → Flatten → Gemm(4→1)
+  //
+  // per unit (N = path count, E = APL count, En = NAPL count), input units: N=1, E=En=0
+  // relu1:  N = 4,                 E = 1,                           En = 1
+  // conv2:  N = 4·4 = 16,          E = 1,                           En = 1
+  // prelu:  N = 16;                channels 0,1: E = En = 1; channels 2,3: E = En = 2
+  // conv3:  N = 4·16 = 64,         E = (16+16+32+32)/64 = 1.5,      En = mean(1,1,2,2) = 1.5
+  // add:    N = 64 + 4 = 68,       E = (64·1.5 + 4·1)/68 = 25/17,   En = (1.5 + 1)/2 = 1.25
+  // relu4:  N = 68,                E = 25/17 + 1 = 42/17,           En = 2.25
+  // gemm:   N = 4·68 = 272,        E = 42/17,                       En = 2.25
+  // fully nonlinear (slopes 0): conv3 E = En = 2; add E = (128+4)/68 = 33/17, En = 1.5; output E = 50/17, En = 2.5
+  const build = (slopes: number[]) => {
+    const b = new GB();
+    const x = b.input('x', [1, 4, 8, 8]);
+    const r1 = b.op('Relu', [b.conv(x, 4, 4, 8)], [1, 4, 8, 8]);
+    let h = b.op('PRelu', [b.conv(r1, 4, 4, 8), b.w([4, 1, 1], slopes)], [1, 4, 8, 8]);
+    h = b.op('Add', [b.conv(h, 4, 4, 8), r1], [1, 4, 8, 8]);
+    h = b.op('Relu', [h], [1, 4, 8, 8]);
+    h = b.op('Flatten', [b.op('GlobalAveragePool', [h], [1, 4, 1, 1])], [1, 4], { axis: 1 });
+    b.output(b.op('Gemm', [h, b.w([1, 4])], [1, 1], { transB: 1 }));
+    return b.g;
+  };
+  const half = pathLength(build([1, 1, 0, 0]));
+  close(half.outputs[0].logPaths!, Math.log(272));
+  close(half.apl, 42 / 17);
+  close(half.napl, 2.25);
+  const full = pathLength(build([0, 0, 0, 0]));
+  close(full.apl, 50 / 17);
+  close(full.napl, 2.5);
+  const c = census(build([1, 1, 0, 0]));
+  assert.deepEqual(c.layers.map((l) => [l.kind, l.linearChannels, l.nonlinearChannels]), [['relu', 0, 4], ['prelu', 2, 2], ['relu', 0, 4]]);
+});
+
+test('depthwise conv keeps per-channel paths apart', () => {
+  // inputs a [1,1,4,4] and b [1,3,4,4]; c = Concat(a, Conv(b, 3→1)) → units: ch0 N=1, ch1 N=3, E = 0
+  // PRelu(c, slopes [0, 1]):        ch0 E=1 (N=1),  ch1 E=0 (N=3)
+  // depthwise Conv (group 2):       unchanged per channel
+  // PRelu(slopes [1, 0]):           ch0 E=1 (N=1),  ch1 E=1 (N=3)
+  // output (2 units): APL = (1·1 + 3·1)/4 = 1, NAPL = (1 + 1)/2 = 1, paths = 4.
+  // A dense conv in place of the depthwise one would mix: each unit N=4, E=(1·1+3·0)/4=0.25, En=0.5, then
+  // ch1 +1 → APL = (4·0.25 + 4·1.25)/8 = 0.75, NAPL = (0.5 + 1.5)/2 = 1.
+  const build = (group: number) => {
+    const b = new GB();
+    const a = b.input('a', [1, 1, 4, 4]);
+    const bb = b.input('b', [1, 3, 4, 4]);
+    let h = b.op('Concat', [a, b.conv(bb, 3, 1, 4)], [1, 2, 4, 4], { axis: 1 });
+    h = b.op('PRelu', [h, b.w([2, 1, 1], [0, 1])], [1, 2, 4, 4]);
+    h = b.conv(h, 2, 2, 4, group);
+    b.output(b.op('PRelu', [h, b.w([2, 1, 1], [1, 0])], [1, 2, 4, 4]));
+    return b.g;
+  };
+  const dw = pathLength(build(2));
+  close(dw.outputs[0].logPaths!, Math.log(4));
+  close(dw.apl, 1);
+  close(dw.napl, 1);
+  const dense = pathLength(build(1));
+  close(dense.apl, 0.75);
+  close(dense.napl, 1);
+});
+
+test('depthwise conv with a channel multiplier: output m reads input channel floor(m/2)', () => {
+  // x [1,2,4,4] → PRelu([1, 0]) → ch0 E=0, ch1 E=1 → Conv(W [4,1,3,3], group 2) → ch 0,1 E=0, ch 2,3 E=1
+  // → PRelu([0, 0, 1, 1]) → every channel E = 1 → APL = NAPL = 1 (a dense conv would give 0.5 + 0.5 and 0.5 + 0)
+  const b = new GB();
+  let h = b.op('PRelu', [b.input('x', [1, 2, 4, 4]), b.w([2, 1, 1], [1, 0])], [1, 2, 4, 4]);
+  h = b.conv(h, 2, 4, 4, 2);
+  b.output(b.op('PRelu', [h, b.w([4, 1, 1], [0, 0, 1, 1])], [1, 4, 4, 4]));
+  const r = pathLength(b.g);
+  close(r.apl, 1);
+  close(r.napl, 1);
+});
+
+test('blend form y = s + A ⊙ (x − s) around a GELU erf chain, with A = 1 on some channels', () => {
+  // x [1,3,4] (tokens × features; channels on the last axis) → MatMul 4→4 → Add bias → GELU (erf chain)
+  // → blend with A = [1, 0.995, 0.5, 0] → MatMul 4→2.
+  // after the first MatMul every unit: N = 4, E = 0. The blend: channels 0 and 1 linear (|A−1| ≤ 0.01),
+  // 2 and 3 nonlinear → E = 0, 0, 1, 1. Output MatMul: N = 16, E = En = 0.5 → APL = NAPL = 0.5.
+  const build = (A: number[]) => {
+    const b = new GB();
+    const sh = [1, 3, 4];
+    const c = (v: number) => b.w([], [v]);
+    let h = b.op('MatMul', [b.input('x', sh), b.w([4, 4])], sh);
+    h = b.op('Add', [b.w([4]), h], sh);
+    const x = h;
+    const d = b.op('Div', [x, c(Math.SQRT2)], sh);
+    const e = b.op('Erf', [d], sh);
+    const p = b.op('Add', [e, c(1)], sh);
+    const m = b.op('Mul', [x, p], sh);
+    const s = b.op('Mul', [m, c(0.5)], sh);
+    const sub = b.op('Sub', [x, s], sh);
+    const ma = b.op('Mul', [b.w([4], A), sub], sh);
+    const y = b.op('Add', [ma, s], sh);
+    b.output(b.op('MatMul', [y, b.w([4, 2])], [1, 3, 2]));
+    return b.g;
+  };
+  const g = build([1, 0.995, 0.5, 0]);
+  const r = pathLength(g);
+  close(r.apl, 0.5);
+  close(r.napl, 0.5);
+  close(r.outputs[0].logPaths!, Math.log(16 * 2));
+  const [l] = census(g).layers;
+  assert.equal(l.kind, 'gelu');
+  assert.equal(l.form, 'blend');
+  assert.equal(l.baseForm, 'pattern');
+  assert.equal(l.channelAxis, 2);
+  assert.equal(l.channels, 4);
+  assert.deepEqual(l.linearMask, [true, true, false, false]);
+  assert.equal(l.nodes.length, 8);
+  // A = 1 everywhere: the layer is the identity, the network has no nonlinear unit left
+  close(pathLength(build([1, 1, 1, 1])).napl, 0);
+  // A = 0: the original GELU
+  close(pathLength(build([0, 0, 0, 0])).napl, 1);
+});
+
+test('squeeze-excite gate: the gating Mul merges features and gate like an Add and counts as another nonlinear op', () => {
+  // f = Relu(Conv(x 2→2)): N=2, E=1. gate: GAP(f) → Conv 2→1 (N=4, E=1) → Relu (E=2) → Conv 1→2 (N=4, E=2)
+  // → Sigmoid (E=3). y = Mul(f, gate): N = 2 + 4 = 6, E = (2·1 + 4·3)/6 = 7/3, En = (1 + 3)/2 = 2; O = On = 1.
+  const b = new GB();
+  const f = b.op('Relu', [b.conv(b.input('x', [1, 2, 4, 4]), 2, 2, 4)], [1, 2, 4, 4]);
+  let gt = b.op('GlobalAveragePool', [f], [1, 2, 1, 1]);
+  gt = b.op('Relu', [b.op('Conv', [gt, b.w([1, 2, 1, 1])], [1, 1, 1, 1])], [1, 1, 1, 1]);
+  gt = b.op('Sigmoid', [b.op('Conv', [gt, b.w([2, 1, 1, 1])], [1, 2, 1, 1])], [1, 2, 1, 1]);
+  b.output(b.op('Mul', [f, gt], [1, 2, 4, 4]));
+  const r = pathLength(b.g);
+  close(r.apl, 7 / 3);
+  close(r.napl, 2);
+  close(r.otherNonlinear.apl, 1);
+  close(r.otherNonlinear.napl, 1);
+  const withOther = pathLength(b.g, { countOtherNonlinear: true });
+  close(withOther.apl, 7 / 3 + 1);
+  close(withOther.napl, 3);
+  const c = census(b.g);
+  const gate = c.layers.find((l) => l.kind === 'sigmoid')!;
+  assert.equal(gate.isGate, true);
+  assert.equal(gate.channels, 2);
+  assert.deepEqual(c.otherNonlinear.map((o) => o.kind), ['gating_mul']);
+});
+
+test('attention: MatMul of two activations merges its operands; heads are followed through Reshape/Transpose', () => {
+  // x [1,T=2,D=4] → q = x·Wq, k = x·Wk, v = x·Wv (each unit N = 4, E = 0), heads: Reshape [1,2,2,2] → Transpose
+  // scores = q·kᵀ contracts the head dim (2 units per head): per head N = 2·4 + 2·4 = 16 → Softmax → A·V
+  // contracts tokens (not units): per (head, d) N = 16 + 4 = 20 → back to [1,2,4] → PRelu slopes [0,0,1,1]
+  // (channels 0,1 nonlinear) → out = MatMul 4→1: N = 4·20 = 80, E = En = 0.5.
+  // Other nonlinear ops per path: the v path (N 4 of 20 per unit) crosses 1 (A·V), the q/k paths 3
+  // (q·kᵀ, Softmax, A·V) → O = (16·3 + 4·1)/20 = 2.6, On = (3 + 1)/2 = 2.
+  const b = new GB();
+  const x = b.input('x', [1, 2, 4]);
+  const proj = () => b.op('MatMul', [x, b.w([4, 4])], [1, 2, 4]);
+  const heads = (t: string, perm: number[], shape: number[]) =>
+    b.op('Transpose', [b.op('Reshape', [t, b.i64([1, 2, 2, 2])], [1, 2, 2, 2])], shape, { perm });
+  const q = heads(proj(), [0, 2, 1, 3], [1, 2, 2, 2]);
+  const k = heads(proj(), [0, 2, 3, 1], [1, 2, 2, 2]);
+  const v = heads(proj(), [0, 2, 1, 3], [1, 2, 2, 2]);
+  const a = b.op('Softmax', [b.op('MatMul', [q, k], [1, 2, 2, 2])], [1, 2, 2, 2], { axis: -1 });
+  let h = b.op('MatMul', [a, v], [1, 2, 2, 2]);
+  h = b.op('Reshape', [b.op('Transpose', [h], [1, 2, 2, 2], { perm: [0, 2, 1, 3] }), b.i64([1, 2, 4])], [1, 2, 4]);
+  h = b.op('PRelu', [h, b.w([4], [0, 0, 1, 1])], [1, 2, 4]);
+  b.output(b.op('MatMul', [h, b.w([4, 1])], [1, 2, 1]));
+  const r = pathLength(b.g);
+  close(r.outputs[0].logPaths!, Math.log(80));
+  close(r.apl, 0.5);
+  close(r.napl, 0.5);
+  close(r.otherNonlinear.apl, 2.6);
+  close(r.otherNonlinear.napl, 2);
+  const c = census(b.g);
+  assert.deepEqual(c.otherNonlinear.map((o) => o.kind), ['activation_matmul', 'softmax', 'activation_matmul']);
+  assert.equal(c.layers[0].channelAxis, 2);
+  assert.deepEqual(c.warnings, []);
+});
+
+test('several outputs are reported separately; the headline is the first', () => {
+  // y1 = Relu(Relu(x·W)) → APL = NAPL = 2; y2 = x·W → 0
+  const b = new GB();
+  const x = b.input('x', [1, 3]);
+  const h = b.op('MatMul', [x, b.w([3, 3])], [1, 3]);
+  b.output(b.op('Relu', [b.op('Relu', [h], [1, 3])], [1, 3]));
+  b.output(h);
+  const r = pathLength(b.g);
+  assert.equal(r.outputs.length, 2);
+  close(r.napl, 2);
+  close(r.outputs[1].napl, 0);
+  close(r.outputs[1].logPaths!, Math.log(9));
+});

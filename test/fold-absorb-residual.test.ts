@@ -1,0 +1,61 @@
+// absorb-residual: x + f(x) with f one linear layer → one layer, checked against onnxruntime-node.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { absorbResidual, absorbResidualPass } from '../src/export/absorb-residual.js';
+import { mergeConv } from '../src/export/merge-conv.js';
+import { deadCode } from '../src/export/dead-code.js';
+import { Builder, count, foldAndCompare, shapesCtx } from './fold-support.js';
+
+test('x + Conv3×3(x) (same padding) → one conv with the identity at the kernel centre', async () => {
+  for (const group of [1, 4]) {
+    const b = new Builder();
+    const x = b.input('x', ['batch', 4, 8, 8]);
+    const m = b.model(b.node('Add', [x, b.conv(x, 4, 4, 3, { pad: 1, group })]));
+    const { model } = await foldAndCompare(m, (f) => absorbResidual(f.graph));
+    assert.deepEqual(model.graph.nodes.map((n) => n.opType), ['Conv']);
+  }
+});
+
+test('x + Gemm(x), x + (MatMul(x) + b) on 3-D input → one layer', async () => {
+  let b = new Builder();
+  let x = b.input('x', ['batch', 6]);
+  let m = b.model(b.node('Add', [b.gemm(x, 6, 6, { transB: true, alpha: 0.5, beta: 2 }), x]));
+  let r = await foldAndCompare(m, (f) => absorbResidual(f.graph));
+  assert.deepEqual(r.model.graph.nodes.map((n) => n.opType), ['Gemm']);
+  b = new Builder();
+  x = b.input('x', ['batch', 3, 6]);
+  m = b.model(b.node('Add', [x, b.matmul(x, 6, 6)]));
+  r = await foldAndCompare(m, async (f) => absorbResidual(f.graph, await shapesCtx(f)));
+  assert.deepEqual(r.model.graph.nodes.map((n) => n.opType), ['MatMul', 'Add']);
+});
+
+test('a residual block x + Conv(Conv1×1(x)) folds to one conv after merging', async () => {
+  const b = new Builder();
+  const x = b.input('x', ['batch', 4, 8, 8]);
+  const m = b.model(b.node('Add', [x, b.conv(b.conv(x, 4, 6, 1), 6, 4, 3, { pad: 1 })]));
+  const { model } = await foldAndCompare(m, async (f) => {
+    const ctx = await shapesCtx(f);
+    mergeConv(f.graph, ctx);
+    absorbResidual(f.graph, ctx);
+    deadCode(f.graph);
+  });
+  assert.equal(count(model, 'Conv'), 1);
+  assert.equal(count(model, 'Add'), 1, 'the border bias map of the merged 1×1 bias stays');
+});
+
+test('strided, channel-changing or non-"same" layers are refused', async () => {
+  const b = new Builder();
+  const x = b.input('x', ['batch', 4, 8, 8]);
+  const y = b.node('Add', [x, b.conv(x, 4, 4, 3, { pad: [1, 1, 1, 1], stride: 1, bias: true, group: 1, dilation: 1 })]);
+  const z = b.node('Add', [y, b.conv(y, 4, 4, 3, { pad: [0, 0, 2, 2] })]);
+  const m = b.model(z);
+  const cands = absorbResidualPass.candidates(m.graph, await shapesCtx(m));
+  assert.ok(cands.some((c) => c.apply));
+  // pads [0,0,2,2]: the identity tap is at offset 0 — still exact (begin pad 0 → tap 0)
+  const r = await foldAndCompare(m, (f) => absorbResidual(f.graph));
+  assert.equal(count(r.model, 'Add'), 0);
+  const b2 = new Builder();
+  const x2 = b2.input('x', ['batch', 4, 8, 8]);
+  const m2 = b2.model(b2.node('Add', [x2, b2.conv(x2, 4, 4, 3)]));
+  assert.equal(absorbResidualPass.candidates(m2.graph, await shapesCtx(m2))[0].apply, undefined);
+});
