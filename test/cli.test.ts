@@ -1,0 +1,45 @@
+// The command line as a user meets it: help, JSON output, one-line errors with exit code 2.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { linfold } from './support/cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'linfold-cli-'));
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+
+test('audit --json prints the report; counts match the fixture manifest', () => {
+  const r = linfold(['audit', 'fixtures/mobilenetv3_small.onnx', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  const manifest = JSON.parse(readFileSync('fixtures/manifest.json', 'utf8'));
+  const expected = manifest.fixtures.mobilenetv3_small.expected_census;
+  assert.equal(report.summary.activationLayers, expected.num_activation_layers);
+  assert.equal(report.summary.channels, expected.total_activation_channels);
+  assert.equal(report.schemaVersion, 1);
+});
+
+test('bad input: one line naming the file, exit code 2, no stack trace', () => {
+  const bad = join(tmp, 'bad.onnx');
+  writeFileSync(bad, 'not a model');
+  for (const args of [['audit', bad], ['audit', join(tmp, 'missing.onnx')], ['audit', 'fixtures/resnet_small.onnx', '--input-shape', 'nope:1x2'], ['check', bad]]) {
+    const r = linfold(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /^linfold: /);
+    assert.ok(!/\bat .*\.ts:\d+/.test(r.stderr), 'no stack trace');
+  }
+  const v = linfold(['--verbose', 'audit', bad]);
+  assert.equal(v.code, 2);
+  assert.match(v.stderr, /at .*onnx-io/);
+});
+
+test('an option with a bad value is named', () => {
+  const r = linfold(['audit', 'fixtures/resnet_small.onnx', '--eps', 'abc']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /--eps/);
+  const h = linfold(['--help']);
+  for (const c of ['audit', 'check', 'linearize', 'fold', 'backends']) assert.match(h.stdout, new RegExp(`\\b${c}\\b`));
+});
