@@ -52,6 +52,24 @@ test('macs objective: the same chain keeps its convs (merging would raise MACs) 
   assert.equal(report.after.latencyMs, null);
 });
 
+test('macs objective with lookahead: an inverted-residual block (expand → dw → project, + x) folds to one conv', async () => {
+  const b = new Builder();
+  const x = b.input('x', ['batch', 8, 10, 10]);
+  let h = b.prelu(b.conv(x, 8, 32, 1), new Array(32).fill(1));
+  h = b.prelu(b.conv(h, 32, 32, 3, { pad: 1, group: 32 }), new Array(32).fill(1));
+  const m = b.model(b.node('Add', [x, b.conv(h, 32, 8, 1)]));
+  // per pixel: 8·32 + 32·9 + 32·8 = 800 MACs; expand∘dw alone (dense 3×3 8→32: 2304) raises them,
+  // expand∘dw∘project (dense 3×3 8→8: 576) lowers them
+  const { model, report } = await fold(m, { objective: 'macs', latencyRuns: 0 });
+  assert.equal(count(model, 'Conv'), 1);
+  assert.equal(count(model, 'Add'), 1, 'the border bias map; the residual is absorbed');
+  assert.equal(report.before.macs, 800 * 100);
+  assert.equal(report.after.macs, 576 * 100);
+  assert.ok(report.taken.some((e) => e.pass === 'merge-conv' && /, then /.test(e.what)));
+  const none = await fold(m, { objective: 'macs', latencyRuns: 0, lookahead: 0 });
+  assert.equal(count(none.model, 'Conv'), 3, 'without lookahead the first merge alone loses');
+});
+
 test('a fold that breaks the tolerance is undone and named in the report', async () => {
   // slopes 1.05 treated as 1 by a loose eps: removing those PRelus changes the outputs by ~1e-2
   const { model, report } = await fold(plainChain(0.95), { eps: 0.1, latencyRuns: 0 });

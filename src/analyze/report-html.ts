@@ -288,7 +288,7 @@ function mapSpec(rows: Row[], side: 'before' | 'after', compare: boolean): { spe
     const prev = side === 'after' ? row.before : undefined;
     const C0 = l.channels;
     const m = maskOf(l);
-    if (!m) exact = false;
+    if (!m && l.nonlinearChannels > 0 && l.linearChannels > 0) exact = false;
     // per channel: 0 nonlinear, 1 linear, 2 linearized (linear here, nonlinear in `before`)
     const st = new Uint8Array(C0);
     if (m) for (let c = 0; c < C0; c++) st[c] = m[c] ? 1 : 0;
@@ -361,7 +361,7 @@ function sweepSpec(points: SweepPoint[], percent: boolean, current: { napl: numb
     };
   });
   const color = { field: 'series', type: 'nominal', scale: { domain: ['post-training', 'from scratch'], range: [C.post, C.scratch] }, title: null } as const;
-  const x = { field: 'napl', type: 'quantitative', title: 'NAPL (effective depth)', scale: { zero: true, nice: true, padding: 12 }, axis: { grid: true } } as const;
+  const x = { field: 'napl', type: 'quantitative', title: 'NAPL (effective depth)', scale: { domainMin: 0, nice: true }, axis: { grid: true } } as const;
   const y = { field: 'acc', type: 'quantitative', title: 'validation accuracy', scale: { zero: false, nice: true, padding: 12 }, axis: { format: '.1%', grid: true } } as const;
   return {
     width: CHART_W,

@@ -49,6 +49,8 @@ export interface FoldOptions {
   latencyRuns?: number;
   /** verify after every taken rewrite ('each', default) or only at the end ('final'; on failure it reruns with 'each') */
   verify?: 'each' | 'final';
+  /** a merge that loses on the objective may be followed by up to this many merges of the node it made (default 2) */
+  lookahead?: number;
   /** progress messages */
   log?: (msg: string) => void;
 }
@@ -170,6 +172,7 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
     return false;
   };
   const objRuns = Math.max(5, Math.min(latencyRuns || 10, 15));
+  const lookahead = opts.lookahead ?? 2;
 
   const taken: FoldEvent[] = [];
   const rejected = new Map<string, FoldEvent>();
@@ -180,30 +183,58 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
   const verifyEach = (opts.verify ?? 'each') === 'each';
 
   /** Applies one candidate and judges it; leaves the graph rewritten (true) or for the caller to restore (false). */
-  const attempt = async (pass: FoldPass, c: Candidate, key: string): Promise<boolean> => {
-    const beforeBytes = objective === 'latency' && pass.kind === 'merge' ? encodeModel(model) : undefined;
+  const applyOne = (c: Candidate): string | undefined => {
     try {
       c.apply!();
-      if (pass.name !== 'dead-code') deadCode(g);
+      deadCode(g);
       g.sortTopologically();
+      return undefined;
     } catch (e) {
-      rejected.set(key, { pass: pass.name, what: c.what, nodes: c.nodes, reason: `rewrite failed: ${(e as Error).message}` });
+      return `rewrite failed: ${(e as Error).message}`;
+    }
+  };
+
+  /**
+   * Applies one candidate and judges it; leaves the graph rewritten (true) or for the caller to restore
+   * (false). A merge that loses on the objective may be followed by up to `lookahead` further merges of the
+   * same pass that involve the node it created (e.g. expand∘dw raises MACs, but expand∘dw∘project lowers
+   * them): the chain is taken as a whole when it ends better than it started.
+   */
+  const attempt = async (pass: FoldPass, c: Candidate, key: string): Promise<boolean> => {
+    const beforeBytes = objective === 'latency' && pass.kind === 'merge' ? encodeModel(model) : undefined;
+    const namesBefore = new Set(g.nodes.map((n) => n.name));
+    const failed = applyOne(c);
+    if (failed) {
+      rejected.set(key, { pass: pass.name, what: c.what, nodes: c.nodes, reason: failed });
       return false;
     }
     await refreshShapes();
     let after = measure();
     let fine: boolean;
     let objBefore = current;
+    const chain = [c];
     if (beforeBytes) {
       // latency: the candidate and the current model timed in alternation; 2% margin against noise
       const [tCur, tCand] = await pairedLatency(beforeBytes, encodeModel(model), latencyFeeds, objRuns);
       objBefore = [tCur];
       after = [tCand];
       fine = tCand < tCur * 0.98;
-    } else fine = pass.kind === 'merge' ? lexLess(after, current) : !lexLess(current, after) || objective === 'latency';
-    const ev: FoldEvent = { pass: pass.name, what: c.what, nodes: c.nodes, objective: { before: objBefore, after } };
+    } else if (pass.kind === 'merge') {
+      fine = lexLess(after, current);
+      for (let step = 0; !fine && step < lookahead; step++) {
+        const fresh = new Set(g.nodes.map((n) => n.name).filter((n) => !namesBefore.has(n)));
+        const follow = pass.candidates(g, ctx).find((k) => k.apply && k.nodes.some((n) => fresh.has(n)));
+        if (!follow || applyOne(follow)) break;
+        chain.push(follow);
+        await refreshShapes();
+        after = measure();
+        fine = lexLess(after, current);
+      }
+    } else fine = !lexLess(current, after) || objective === 'latency';
+    const what = chain.map((k) => k.what).join(', then ');
+    const ev: FoldEvent = { pass: pass.name, what, nodes: [...new Set(chain.flatMap((k) => k.nodes))], objective: { before: objBefore, after } };
     if (!fine) {
-      rejected.set(key, { ...ev, reason: `objective: ${objective} ${fmtObj(objBefore, objective)} → ${fmtObj(after, objective)} does not improve` });
+      rejected.set(key, { ...ev, what: c.what, nodes: c.nodes, reason: `objective: ${objective} ${fmtObj(objBefore, objective)} → ${fmtObj(after, objective)} does not improve${chain.length > 1 ? ` (nor with the ${chain.length - 1} merge(s) after it)` : ''}` });
       return false;
     }
     if (verifyEach) {
@@ -219,13 +250,13 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
         const bad = { ...ev, reason: ev.reason ?? `verification: relative error ${rel.toExponential(2)} ≥ tolerance ${tolerance}` };
         rejected.set(key, bad);
         failedVerification.push(bad);
-        log(`undone: ${c.what} (${bad.reason})`);
+        log(`undone: ${what} (${bad.reason})`);
         return false;
       }
     }
     current = measure();
     taken.push(ev);
-    log(`${pass.name}: ${c.what}`);
+    log(`${pass.name}: ${what}`);
     return true;
   };
 

@@ -78,7 +78,6 @@ export function makeLinearizable(source: Model, opts: LinearizableOptions = {}):
       // blend: s = σ(x) keeps its nodes; y = s + A ⊙ (x − s)
       const s = g.uniqueName(`${layer.output}_act`);
       last.outputs = last.outputs.map((o) => (o === layer.output ? s : o));
-      for (const n of g.nodes) if (n !== last) n.inputs = n.inputs.map((i) => (i === layer.output ? s : i));
       const d = g.uniqueName(`${layer.output}_diff`), m = g.uniqueName(`${layer.output}_scaled`);
       g.initializers.set(slopeName, Tensor.f32(slopeName, slopeDims, new Array(layer.channels).fill(0)));
       const at = g.nodes.indexOf(last) + 1;
@@ -93,7 +92,9 @@ export function makeLinearizable(source: Model, opts: LinearizableOptions = {}):
   deadCode(g);
   g.sortTopologically();
   inferShapes(model, { inputShapes: opts.inputShapes });
-  return { model, slopes, skipped };
+  const result = { model, slopes, skipped };
+  assertSlopesUsed(result);
+  return result;
 }
 
 function findNode(g: Graph, output: string): Node {
@@ -129,4 +130,10 @@ export function cloneModel(m: Model): Model {
   g.valueInfo = new Map([...src.valueInfo].map(([k, v]) => [k, { ...v, shape: v.shape && [...v.shape] }]));
   g.passthrough = src.passthrough;
   return { ...m, opsets: m.opsets.map((o) => ({ ...o })), graph: g };
+}
+
+/** Every slope initializer is read by the node it was made for (guards the rewrite above). */
+export function assertSlopesUsed(l: Linearizable): void {
+  const read = new Set(l.model.graph.nodes.flatMap((n) => n.inputs));
+  for (const s of l.slopes) if (!read.has(s.name)) throw new LinfoldError(`internal: slope of ${s.layer} is not read by any node`);
 }

@@ -1,0 +1,152 @@
+// linearize: the step-0 function is unchanged, the prior moves slopes to 1, the exported ONNX matches the
+// trained tfjs model under onnxruntime, distillation works without labels, a SIGKILLed run resumes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadModel, encodeModel } from '../src/import/onnx-io.js';
+import { ortSession, runOrt } from '../src/import/ort.js';
+import { Tensor } from '../src/import/tensor.js';
+import { makeLinearizable } from '../src/train/linearizable.js';
+import { linearize } from '../src/train/linearize.js';
+import { mnist, arrays, type Dataset } from '../src/train/data.js';
+import { compile, feedsToTf, outputsToIR } from '../src/import/tfjs/executor.js';
+import { randomFeeds, compareTensors } from '../src/import/tfjs/check.js';
+import { useBackend, tf } from '../src/train/backends.js';
+import { census } from '../src/analyze/census.js';
+import { LinfoldError } from '../src/errors.js';
+import { writeNpy } from './support/npy.js';
+import { linfold } from './support/cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'linfold-lin-'));
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+
+/** A small MNIST subset as .npy files (first n digits of the bundled set, already normalised). */
+function mnistNpy(n: number): { x: string; y: string } {
+  const b = mnist().train.batches(n, { shuffle: true, seed: 5 }).next().value!;
+  const x = join(tmp, `x${n}.npy`), y = join(tmp, `y${n}.npy`);
+  writeNpy(x, b.x as Float32Array, b.shape);
+  writeNpy(y, BigInt64Array.from(b.y!, (v) => BigInt(v)), [n]);
+  return { x, y };
+}
+
+const unlabeled = (d: Dataset): Dataset => {
+  const strip = (s: Dataset['train']): Dataset['train'] => ({ size: s.size, *batches(bs, o) { for (const b of s.batches(bs, o)) yield { ...b, y: undefined }; } });
+  return { ...d, hasLabels: false, train: strip(d.train), validation: strip(d.validation) };
+};
+
+test('step 0: the linearizable model computes the original function (every fixture, onnxruntime)', async () => {
+  for (const f of readdirSync('fixtures').filter((x) => x.endsWith('.onnx'))) {
+    const m = loadModel(join('fixtures', f));
+    const { model, slopes } = makeLinearizable(m);
+    const before = census(m).layers.filter((l) => !l.isGate).length;
+    assert.equal(slopes.length, before, `${f}: one slope tensor per activation layer`);
+    const shapes = Object.fromEntries(m.graph.feeds.map((v) => [v.name, (v.shape ?? []).map((d) => (typeof d === 'number' ? d : 2))]));
+    const feeds = randomFeeds(m, shapes, 3);
+    const a = await runOrt(await ortSession(m), feeds);
+    const b = await runOrt(await ortSession(encodeModel(model)), feeds);
+    for (const k of Object.keys(a)) assert.ok(compareTensors(b[k], a[k]).maxRelError < 1e-5, `${f}: ${k}`);
+    // ReLU became PRelu at slope 0, smooth activations got the blend at a = 0
+    const ops = new Set(model.graph.nodes.map((n) => n.opType));
+    if (census(m).layers.some((l) => l.kind === 'relu')) assert.ok(ops.has('PRelu'));
+  }
+});
+
+test('training moves slopes to 1; the exported ONNX matches the trained tfjs model under onnxruntime', { timeout: 600_000 }, async () => {
+  const { x, y } = mnistNpy(640);
+  const data = arrays(x, { labels: y });
+  const m = loadModel('fixtures/mnist_cnn.onnx');
+  const r = await linearize(m, { data, lambda: 0.05, slopeLr: 0.05, epochs: 2, batchSize: 64, quiet: true, backend: 'wasm' });
+  const slopes = r.slopes.flatMap((s) => r.model.graph.initializers.get(s.name)!.numbers());
+  const mean = slopes.reduce((a, b) => a + b, 0) / slopes.length;
+  assert.ok(mean > 0.3, `mean slope ${mean} should have moved from 0 toward 1`);
+  assert.ok(r.after.priorLoss < r.history[0].priorLoss + 1e-9 || r.history.length === 1);
+  assert.ok(r.after.napl <= r.before.napl);
+  assert.equal(r.history.length, 2);
+  // the written model, run by onnxruntime, equals the trained model run by tfjs
+  const feeds = { input: Tensor.fromArray('input', 'float32', [8, 1, 28, 28], data.validation.batches(8).next().value!.x as Float32Array) };
+  const ort = await runOrt(await ortSession(encodeModel(r.model)), feeds);
+  await useBackend('wasm');
+  const exe = compile(r.model);
+  const tfOut = tf.tidy(() => exe.run(feedsToTf(feeds)));
+  const mine = outputsToIR(exe, tfOut);
+  Object.values(tfOut).forEach((t) => t.dispose());
+  exe.dispose();
+  assert.ok(compareTensors(mine.logits, ort.logits).maxRelError < 1e-4);
+});
+
+test('distillation needs no labels: the student tracks the teacher', { timeout: 600_000 }, async () => {
+  const { x } = mnistNpy(320);
+  const data = arrays(x);
+  assert.equal(data.hasLabels, false);
+  await assert.rejects(linearize(loadModel('fixtures/mnist_cnn.onnx'), { data, loss: 'ce', quiet: true }), /needs labels/);
+  const r = await linearize(loadModel('fixtures/mnist_cnn.onnx'), { data, loss: 'distill', lambda: 0.01, epochs: 1, quiet: true, backend: 'wasm' });
+  assert.equal(r.before.teacherAgreement, 1);
+  assert.ok(r.after.teacherAgreement! > 0.9, `agreement ${r.after.teacherAgreement}`);
+  assert.equal(r.after.valAccuracy, null);
+});
+
+test('transformer: GELU blends move toward 1 under distillation; the export loads in onnxruntime', { timeout: 600_000 }, async () => {
+  const tokens = join(tmp, 'tokens.npy');
+  writeNpy(tokens, BigInt64Array.from({ length: 160 * 16 }, (_, i) => BigInt((i * 7919) % 100)), [160, 16]);
+  const m = loadModel('fixtures/transformer_gelu.onnx');
+  const r = await linearize(m, { data: unlabeled(arrays(tokens)), loss: 'distill', lambda: 0.01, slopeLr: 0.05, epochs: 2, batchSize: 32, quiet: true, backend: 'wasm' });
+  assert.equal(r.slopes.length, 2);
+  assert.ok(r.slopes.every((s) => s.kind === 'gelu' && s.form === 'blend' && s.channels === 128));
+  const a = r.slopes.flatMap((s) => r.model.graph.initializers.get(s.name)!.numbers());
+  assert.ok(a.reduce((s, v) => s + v, 0) / a.length > 0.2, 'GELU channels moved toward 1');
+  const out = await runOrt(await ortSession(encodeModel(r.model)), { tokens: Tensor.i64('tokens', [2, 16], Array.from({ length: 32 }, (_, i) => i)) });
+  assert.deepEqual(out.logits.dims, [2, 10]);
+});
+
+test('bad data: shape mismatch names the expected input', async () => {
+  const tokens = join(tmp, 'tok2.npy');
+  writeNpy(tokens, BigInt64Array.from({ length: 40 }, () => 1n), [5, 8]);
+  await assert.rejects(linearize(loadModel('fixtures/mnist_cnn.onnx'), { data: arrays(tokens), loss: 'distill', quiet: true }),
+    (e: Error) => e instanceof LinfoldError && /expects float32 \[batch, 1, 28, 28\]/.test(e.message));
+});
+
+test('NaN loss stops with the step named and exit code 3', { timeout: 300_000 }, () => {
+  const { x, y } = mnistNpy(128);
+  const r = linfold(['linearize', 'fixtures/mnist_cnn.onnx', '--data', x, '--labels', y, '--lr', '1e30', '--slope-lr', '1e30', '--epochs', '1', '--quiet', '-o', join(tmp, 'nan.onnx'), '--backend', 'wasm']);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /loss became (NaN|Infinity|-Infinity) at step \d+/);
+});
+
+/** Runs `linfold linearize` and SIGKILLs it as soon as epoch `killAfter` is reported. */
+function runUntilEpoch(args: string[], killAfter: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes(`epoch ${killAfter}:`)) child.kill('SIGKILL');
+    });
+    child.on('exit', (code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`not killed (exit ${code}): ${err}`))));
+  });
+}
+
+test('resume after SIGKILL gives the same model as an unbroken run', { timeout: 600_000 }, async () => {
+  const { x, y } = mnistNpy(320);
+  const common = ['linearize', 'fixtures/mnist_cnn.onnx', '--data', x, '--labels', y, '--epochs', '2', '--lambda', '0.02', '--seed', '3', '--backend', 'wasm'];
+  const whole = join(tmp, 'whole.onnx'), resumed = join(tmp, 'resumed.onnx');
+  const a = linfold([...common, '-o', whole, '--quiet'], { timeout: 600_000 });
+  assert.equal(a.code, 0, a.stderr);
+  await runUntilEpoch([...common, '-o', resumed], 1);
+  const state = JSON.parse(readFileSync(`${resumed}.ckpt/state.json`, 'utf8'));
+  assert.equal(state.epoch, 1, 'the checkpoint of epoch 1 survived the kill');
+  const b = linfold([...common, '-o', resumed, '--resume', '--quiet'], { timeout: 600_000 });
+  assert.equal(b.code, 0, b.stderr);
+  const wa = loadModel(whole).graph.initializers, wb = loadModel(resumed).graph.initializers;
+  let worst = 0;
+  for (const [k, t] of wa) {
+    if (t.dtype !== 'float32') continue;
+    const p = t.numbers(), q = wb.get(k)!.numbers();
+    p.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - q[i]))));
+  }
+  assert.ok(worst < 1e-5, `max weight difference ${worst}`);
+  const logs = readFileSync(`${resumed}.log.jsonl`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(logs.map((l) => l.epoch), [1, 2]);
+});
