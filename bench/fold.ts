@@ -6,11 +6,17 @@
 //  - the same with the middle block still nonlinear ("mostly linear");
 //  - bottleneck ResNet (1×1 64→16, 3×3 16→16, 1×1 16→64, + x), fully linear: merging into one dense 3×3
 //    64→64 lowers depth but multiplies MACs by ~8, so the `macs` objective keeps it and `depth` folds it.
-// Latencies are medians of paired, alternating runs (batch 1, onnxruntime-node default threads).
+// Latencies are medians of alternating runs of the original, the PRelu-free and the folded model (batch 1,
+// onnxruntime-node defaults but intra-op spinning off, see TIMING_OPTIONS), so the merges' own gain shows
+// next to the gain of dropping the identity PRelus (onnxruntime's PRelu with a [C,1,1] slope is slow).
+// Measured on the 2-core dev machine (busy): inverted-residual 44.6 / 6.0 / 5.6 ms (depth) — 8.0× overall,
+// merges alone 1.06×; bottleneck: `depth` 10.2 / 1.9 / 11.1 ms (merges 0.17×: 8× the MACs), `macs` 5.2×.
 import { Graph, type Model, type Attr } from '../src/import/ir.js';
 import { Tensor } from '../src/import/tensor.js';
 import { fold, type Objective } from '../src/export/pipeline.js';
-import { rng, randn } from '../src/export/verify.js';
+import { rng, randn, randomFeeds, median, TIMING_OPTIONS } from '../src/export/verify.js';
+import { ortSession, runOrt } from '../src/import/ort.js';
+import { encodeModel } from '../src/import/onnx-io.js';
 
 const args = process.argv.slice(2);
 const opt = (k: string, d: number) => (args.includes(k) ? Number(args[args.indexOf(k) + 1]) : d);
@@ -84,21 +90,41 @@ function bottleneck(): Model {
 
 const fmt = (v: number | null) => (v === null ? 'n/a' : v >= 1e6 ? `${(v / 1e6).toFixed(1)}M` : String(v));
 
+/** Medians of alternating runs of several models on the same input. */
+async function latencies(models: Model[], runs: number): Promise<number[]> {
+  const sessions = await Promise.all(models.map((m) => ortSession(encodeModel(m), 'model', TIMING_OPTIONS)));
+  const feeds = randomFeeds(models[0].graph, { batch: 1, seed: 5 });
+  for (const s of sessions) for (let i = 0; i < 3; i++) await runOrt(s, feeds);
+  const times = sessions.map(() => [] as number[]);
+  for (let i = 0; i < runs; i++)
+    for (let k = 0; k < sessions.length; k++) {
+      const j = (k + i) % sessions.length;
+      const t0 = performance.now();
+      await runOrt(sessions[j], feeds);
+      times[j].push(performance.now() - t0);
+    }
+  for (const s of sessions) await s.release();
+  return times.map(median);
+}
+
 async function run(name: string, make: () => Model, objectives: Objective[]): Promise<void> {
+  const original = make();
+  // identity removal alone, to separate what dropping the PRelu nodes gains from what merging gains
+  const idOnly = (await fold(original, { passes: ['remove-identity', 'dead-code'], latencyRuns: 0 })).model;
   for (const objective of objectives) {
     const t0 = performance.now();
-    const { report: r } = await fold(make(), { objective, latencyRuns: RUNS });
+    const { model, report: r } = await fold(original, { objective, latencyRuns: 0 });
     const s = ((performance.now() - t0) / 1000).toFixed(1);
-    const ratio = r.before.latencyMs! / r.after.latencyMs!;
+    const [t, tId, tF] = await latencies([original, idOnly, model], RUNS);
     console.log(
-      `${name.padEnd(34)} ${objective.padEnd(7)} convs ${r.before.opCounts.Conv}→${r.after.opCounts.Conv ?? 0}  depth ${r.before.depth}→${r.after.depth}  ` +
-      `MACs ${fmt(r.before.macs)}→${fmt(r.after.macs)}  latency ${r.before.latencyMs!.toFixed(2)}→${r.after.latencyMs!.toFixed(2)} ms  ` +
-      `speed-up ${ratio.toFixed(2)}×  err ${r.verification.maxRelError.toExponential(1)}  (fold ${s} s)`,
+      `${name.padEnd(36)} ${objective.padEnd(6)} convs ${r.before.opCounts.Conv}→${r.after.opCounts.Conv ?? 0}  depth ${r.before.depth}→${r.after.depth}  ` +
+      `MACs ${fmt(r.before.macs)}→${fmt(r.after.macs)}  latency ${t.toFixed(2)} / ${tId.toFixed(2)} / ${tF.toFixed(2)} ms  ` +
+      `speed-up ${(t / tF).toFixed(2)}× (merges alone ${(tId / tF).toFixed(2)}×)  err ${r.verification.maxRelError.toExponential(1)}  fold ${s} s`,
     );
   }
 }
 
-console.log(`onnxruntime-node, batch 1, input ${SIZE}×${SIZE}, median of ${RUNS} paired runs`);
+console.log(`onnxruntime-node, batch 1, input ${SIZE}×${SIZE}, medians of ${RUNS} alternating runs; latency = original / PRelus removed / folded`);
 await run('inverted-residual, fully linear', () => invertedResidual(), ['depth', 'macs']);
 await run('inverted-residual, block 3 nonlinear', () => invertedResidual(3), ['depth']);
 await run('bottleneck ResNet, fully linear', bottleneck, ['depth', 'macs']);

@@ -87,25 +87,25 @@ function applySplit(g: Graph, ctx: PassContext, L1: DenseLayer, act: Node, L2: D
   const gemm = L1.kind === 'Gemm' && !L1.transA && L1.biasRank <= 2 && L2.biasRank <= 2;
   const h = g.uniqueName(`${base}_h`), a = g.uniqueName(`${base}_a`), zn = g.uniqueName(`${base}_core`), zl = g.uniqueName(`${base}_bypass`);
   const nodes: Node[] = [];
-  const bDims = (b: Float64Array, n: number, r: number, rank: number) => (r > 1 ? [r, n] : [...Array(Math.max(rank, 1) - 1).fill(1), n]);
+  const bDims = (n: number, r: number, rank: number) => (r > 1 ? [r, n] : [...Array(Math.max(rank, 1) - 1).fill(1), n]);
   // core: x·A1N + b1N → PRelu → ·A2N
-  if (gemm) nodes.push(makeNode(g, 'Gemm', [x, addInit(g, `${base}_W1`, [K, non.length], A1N), addInit(g, `${base}_B1`, bDims(b1N, non.length, L1.biasRows, 1), b1N)], [h], {}, `${base}_fc1`));
+  if (gemm) nodes.push(makeNode(g, 'Gemm', [x, addInit(g, `${base}_W1`, [K, non.length], A1N), addInit(g, `${base}_B1`, bDims(non.length, L1.biasRows, 1), b1N)], [h], {}, `${base}_fc1`));
   else {
     const t = g.uniqueName(`${base}_h0`);
     nodes.push(makeNode(g, 'MatMul', [x, addInit(g, `${base}_W1`, [K, non.length], A1N)], [t], {}, `${base}_fc1`));
-    nodes.push(makeNode(g, 'Add', [t, addInit(g, `${base}_B1`, bDims(b1N, non.length, L1.biasRows, L1.biasRank), b1N)], [h], {}, `${base}_fc1_bias`));
+    nodes.push(makeNode(g, 'Add', [t, addInit(g, `${base}_B1`, bDims(non.length, L1.biasRows, L1.biasRank), b1N)], [h], {}, `${base}_fc1_bias`));
   }
   nodes.push(makeNode(g, 'PRelu', [h, addInit(g, `${base}_slope`, [non.length], non.map(sl))], [a], {}, `${base}_act`));
   // bypass: x·AL + bL
   if (gemm) {
     // (the bypass could be fc2's C input, saving the Add, but that would put it in series with fc2)
-    nodes.push(makeNode(g, 'Gemm', [x, addInit(g, `${base}_WL`, [K, N2], AL), addInit(g, `${base}_BL`, bDims(bL, N2, rows, 1), bL)], [zl], {}, `${base}_bypass`));
+    nodes.push(makeNode(g, 'Gemm', [x, addInit(g, `${base}_WL`, [K, N2], AL), addInit(g, `${base}_BL`, bDims(N2, rows, 1), bL)], [zl], {}, `${base}_bypass`));
     nodes.push(makeNode(g, 'MatMul', [a, addInit(g, `${base}_W2`, [non.length, N2], A2N)], [zn], {}, `${base}_fc2`));
     nodes.push(makeNode(g, 'Add', [zn, zl], [z], {}, `${base}_sum`));
   } else {
     const t = g.uniqueName(`${base}_bypass0`);
     nodes.push(makeNode(g, 'MatMul', [x, addInit(g, `${base}_WL`, [K, N2], AL)], [t], {}, `${base}_bypass`));
-    nodes.push(makeNode(g, 'Add', [t, addInit(g, `${base}_BL`, bDims(bL, N2, rows, Math.max(L1.biasRank, L2.biasRank)), bL)], [zl], {}, `${base}_bypass_bias`));
+    nodes.push(makeNode(g, 'Add', [t, addInit(g, `${base}_BL`, bDims(N2, rows, Math.max(L1.biasRank, L2.biasRank)), bL)], [zl], {}, `${base}_bypass_bias`));
     nodes.push(makeNode(g, 'MatMul', [a, addInit(g, `${base}_W2`, [non.length, N2], A2N)], [zn], {}, `${base}_fc2`));
     nodes.push(makeNode(g, 'Add', [zn, zl], [z], {}, `${base}_sum`));
   }

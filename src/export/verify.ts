@@ -116,9 +116,16 @@ export function compareOutputs(reference: Record<string, Tensor>, got: Record<st
   return { maxRelError: worst, perOutput };
 }
 
+/**
+ * Session options for timing: onnxruntime's intra-op threads spin after each run by default, and a second
+ * session run right after steals nothing but their cores (measured: an identical model 5× slower when timed
+ * in alternation). Spinning off makes alternating measurements fair.
+ */
+export const TIMING_OPTIONS = { extra: { session: { intra_op: { allow_spinning: '0' } } } };
+
 /** Median wall time (ms) of `runs` onnxruntime-node runs after `warmup` runs. */
 export async function measureLatency(model: Model | Uint8Array, feeds: Record<string, Tensor>, runs = 20, warmup = 3): Promise<number> {
-  const session = await ortSession(model instanceof Uint8Array ? model : encodeModel(model));
+  const session = await ortSession(model instanceof Uint8Array ? model : encodeModel(model), 'model', TIMING_OPTIONS);
   try {
     for (let i = 0; i < warmup; i++) await runOrt(session, feeds);
     const times: number[] = [];
@@ -138,8 +145,8 @@ export async function measureLatency(model: Model | Uint8Array, feeds: Record<st
  * conditions — so before/after ratios are not skewed by which one ran first.
  */
 export async function pairedLatency(a: Model | Uint8Array, b: Model | Uint8Array, feeds: Record<string, Tensor>, runs = 20, warmup = 3): Promise<[number, number]> {
-  const sa = await ortSession(a instanceof Uint8Array ? a : encodeModel(a));
-  const sb = await ortSession(b instanceof Uint8Array ? b : encodeModel(b));
+  const sa = await ortSession(a instanceof Uint8Array ? a : encodeModel(a), 'model', TIMING_OPTIONS);
+  const sb = await ortSession(b instanceof Uint8Array ? b : encodeModel(b), 'model', TIMING_OPTIONS);
   try {
     for (let i = 0; i < warmup; i++) {
       await runOrt(sa, feeds);

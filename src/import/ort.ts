@@ -14,10 +14,10 @@ const ORT_TYPES: Partial<Record<DType, ort.Tensor.Type>> = {
   int32: 'int32', uint32: 'uint32', int64: 'int64', uint64: 'uint64', bool: 'bool', float16: 'float16', string: 'string',
 };
 
-export async function ortSession(model: Model | Uint8Array | string, label = 'model'): Promise<OrtSession> {
+export async function ortSession(model: Model | Uint8Array | string, label = 'model', options: ort.InferenceSession.SessionOptions = {}): Promise<OrtSession> {
   const src = typeof model === 'string' || model instanceof Uint8Array ? model : encodeModel(model);
   try {
-    return await ort.InferenceSession.create(src as Uint8Array, { logSeverityLevel: 3, graphOptimizationLevel: 'all' });
+    return await ort.InferenceSession.create(src as Uint8Array, { logSeverityLevel: 3, graphOptimizationLevel: 'all', ...options });
   } catch (e) {
     throw new LinfoldError(`${label}: onnxruntime cannot load it (${firstLine((e as Error).message)})`);
   }
