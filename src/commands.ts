@@ -49,6 +49,7 @@ const regex = (name: string) => (v: string) => {
 const inputShapeOption = () => new Option('--input-shape <name:DxD...>', 'concrete input shape, e.g. input:1x3x224x224 (repeatable; name optional for one input)').argParser(parseInputShape);
 
 export function register(program: Command): void {
+  registerPipeline(program);
   program
     .command('audit')
     .description('path-length report of any ONNX model: activation census, APL/NAPL, effective depth and width, params and MACs')
@@ -205,6 +206,113 @@ export function register(program: Command): void {
         console.log(`nodes ${b.nodes} → ${a.nodes}, depth ${b.depth} → ${a.depth}, MACs ${b.macs ?? '?'} → ${a.macs ?? '?'}, NAPL ${b.napl?.toFixed(3) ?? '?'} → ${a.napl?.toFixed(3) ?? '?'}`);
         if (b.latencyMs && a.latencyMs) console.log(`onnxruntime latency ${b.latencyMs.toFixed(3)} ms → ${a.latencyMs.toFixed(3)} ms (${(b.latencyMs / a.latencyMs).toFixed(2)}×)`);
         console.log(`folds taken: ${r.report.taken.length}, rejected: ${r.report.rejected.length}; verified max relative error ${r.report.verification.maxRelError.toExponential(2)}`);
+      }
+    });
+}
+
+function registerPipeline(program: Command): void {
+  program
+    .command('demo')
+    .description('the whole pipeline on the embedded default (bundled MNIST CNN + the mnist package digits):\naudit → linearize → fold → verify → report. Takes a few minutes on 2 CPU cores.')
+    .option('-o, --out <dir>', 'where the models and the report go', 'linfold-demo')
+    .option('--epochs <n>', 'training epochs', int('--epochs'))
+    .option('--lambda <x>', 'prior strength', num('--lambda'))
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .option('--quiet', 'no progress output')
+    .option('--json', 'print the summary as JSON')
+    .action(async (opts: { out: string; epochs?: number; lambda?: number; backend: string; quiet?: boolean; json?: boolean }) => {
+      const { demo, renderDemoSummary } = await import('./demo.js');
+      const quiet = Boolean(opts.quiet || opts.json);
+      const settings = { backend: opts.backend as never, ...(opts.epochs !== undefined ? { epochs: opts.epochs } : {}), ...(opts.lambda !== undefined ? { lambda: opts.lambda } : {}) };
+      const s = await demo({ outDir: opts.out, quiet, settings, log: quiet ? undefined : (m) => process.stderr.write(`${m}\n`) });
+      if (opts.json) {
+        console.log(JSON.stringify(s, null, 2));
+        return;
+      }
+      console.log(`\nwrote ${s.files.linear}\n      ${s.files.folded}\n      ${s.files.report}  (open in a browser)\n      ${s.files.foldReport}\n`);
+      console.log(renderDemoSummary(s));
+      console.log(`\n(${s.seconds.toFixed(0)} s)`);
+    });
+
+  program
+    .command('report')
+    .description('one self-contained HTML page: nonlinear vs linear channels per layer, path-length distribution,\ncore-network map, params/MACs, before/after columns with --compare, the accuracy-vs-NAPL curve with --sweep')
+    .argument('[model.onnx]', 'the model to report on')
+    .option('--compare <other.onnx>', 'a second version of the model (linearized, folded) for before/after columns')
+    .option('--fold-report <file.json>', 'a fold report (linfold fold --report) to include')
+    .option('--sweep <sweep.json>', 'a sweep result (linfold sweep) to draw')
+    .option('--merge <point.json...>', 'merge sweep point files (linfold sweep --point) into --sweep-out and draw them')
+    .option('--sweep-out <file>', 'where --merge writes the merged sweep', 'sweep.json')
+    .addOption(inputShapeOption())
+    .option('-o, --output <file>', 'the HTML file', 'report.html')
+    .action(async (file: string | undefined, opts: { compare?: string; foldReport?: string; sweep?: string; merge?: string[]; sweepOut: string; inputShape?: Shapes; output: string }) => {
+      const { audit } = await import('./analyze/audit.js');
+      const { renderHtmlReport } = await import('./analyze/report-html.js');
+      const { mergeSweep } = await import('./sweep.js');
+      const { readFileSync } = await import('node:fs');
+      let sweepData = opts.sweep ? mergeSweep([opts.sweep]) : undefined;
+      if (opts.merge) {
+        sweepData = mergeSweep(opts.merge);
+        writeText(opts.sweepOut, JSON.stringify(sweepData, null, 2) + '\n');
+      }
+      const modelPath = file ?? sweepData?.model ?? undefined;
+      if (!modelPath) throw new LinfoldError('report: name a model (or a sweep whose model file exists)');
+      const { model, shapes } = await loadWithShapes(modelPath, opts.inputShape);
+      const report = audit(model, { inputShapes: shapes });
+      const compare = opts.compare ? audit((await loadWithShapes(opts.compare, opts.inputShape)).model, { inputShapes: shapes }) : undefined;
+      let fold: unknown;
+      if (opts.foldReport) {
+        try {
+          fold = JSON.parse(readFileSync(opts.foldReport, 'utf8'));
+        } catch (e) {
+          throw new LinfoldError(`--fold-report ${opts.foldReport}: ${(e as Error).message.split('\n')[0]}`);
+        }
+      }
+      writeText(opts.output, await renderHtmlReport({ report, compare, fold, sweep: sweepData?.points }));
+      console.log(`wrote ${opts.output}`);
+    });
+
+  program
+    .command('sweep')
+    .description('linearize (+ fold) once per λ and collect validation accuracy, NAPL, MACs and latency per point:\nthe accuracy-vs-depth curve. --point i runs one point, so points can be spread over machines\nand merged with `linfold report --merge`.')
+    .argument('<model.onnx>')
+    .requiredOption('--lambdas <list>', 'comma-separated λ values, e.g. 0.001,0.003,0.01,0.03,0.1,0.3', (v: string) => v.split(',').map((x) => num('--lambdas')(x)))
+    .option('--data <source>', "'mnist', .npy/.npz or an image folder", 'mnist')
+    .option('--labels <file.npy>', 'labels for a .npy input file')
+    .option('--from-scratch', 'also apply each λ from random init (the nonlinear-advantage comparison)')
+    .option('--point <i>', 'run only point i (0-based; post-training points first, then from-scratch)', int('--point'))
+    .option('--epochs <n>', 'epochs per point', int('--epochs'), 2)
+    .option('--lr <x>', 'learning rate of the weights', num('--lr'), 1e-3)
+    .option('--slope-lr <x>', 'learning rate of the slopes', num('--slope-lr'), 2e-2)
+    .option('--no-fold', 'skip folding and latency')
+    .option('--out <dir>', 'models, logs and point files', 'sweep-out')
+    .option('-o, --output <file>', 'HTML report with the curve', 'sweep-report.html')
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .option('--quiet', 'no progress output')
+    .option('--json', 'print the points as JSON')
+    .action(async (file: string, opts: { lambdas: number[]; data: string; labels?: string; fromScratch?: boolean; point?: number; epochs: number; lr: number; slopeLr: number; fold: boolean; out: string; output: string; backend: string; quiet?: boolean; json?: boolean }) => {
+      const { model } = await loadWithShapes(file);
+      const { sweep } = await import('./sweep.js');
+      const data = await openData(opts.data, opts.labels, undefined, model);
+      const quiet = Boolean(opts.quiet || opts.json);
+      const r = await sweep(model, {
+        data, lambdas: opts.lambdas, fromScratch: opts.fromScratch, point: opts.point, epochs: opts.epochs, lr: opts.lr, slopeLr: opts.slopeLr,
+        fold: opts.fold, outDir: opts.out, backend: opts.backend as never, quiet, log: quiet ? undefined : (m) => process.stderr.write(`${m}\n`),
+      });
+      if (opts.point === undefined) {
+        const { audit } = await import('./analyze/audit.js');
+        const { renderHtmlReport } = await import('./analyze/report-html.js');
+        writeText(opts.output, await renderHtmlReport({ report: audit(model), sweep: r.points, title: `linfold sweep — ${file}` }));
+      }
+      if (opts.json) console.log(JSON.stringify(r, null, 2));
+      else {
+        const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+        console.log(`baseline: accuracy ${r.baseline.valAccuracy === null ? 'n/a' : pct(r.baseline.valAccuracy)}, NAPL ${r.baseline.napl.toFixed(3)}`);
+        console.log('λ         from scratch  accuracy  NAPL    linear     MACs        latency');
+        for (const p of r.points as (typeof r.points[number] & { linearChannels?: number; channels?: number })[])
+          console.log(`${String(p.lambda).padEnd(10)}${String(Boolean(p.fromScratch)).padEnd(14)}${pct(p.valAccuracy).padEnd(10)}${p.napl.toFixed(3).padEnd(8)}${`${p.linearChannels}/${p.channels}`.padEnd(11)}${String(p.macs ?? '').padEnd(12)}${p.latencyMs?.toFixed(3) ?? ''}`);
+        if (opts.point === undefined) console.log(`wrote ${opts.output} and ${join(opts.out, 'sweep.json')}`);
+        else console.log(`wrote ${join(opts.out, `point-${opts.point}.json`)}; merge with: linfold report --merge ${opts.out}/point-*.json`);
       }
     });
 }

@@ -1,0 +1,25 @@
+// Validation accuracy of an ONNX model under onnxruntime-node: the independent check of what was written.
+import type { Model } from '../import/ir.js';
+import { Tensor } from '../import/tensor.js';
+import { ortSession, runOrt } from '../import/ort.js';
+import type { Dataset } from './data.js';
+
+export async function ortAccuracy(model: Model | string | Uint8Array, data: Dataset, batchSize = 256): Promise<number> {
+  const session = await ortSession(model);
+  const input = session.inputNames[0];
+  let correct = 0, n = 0;
+  for (const b of data.validation.batches(batchSize)) {
+    if (!b.y) throw new Error('ortAccuracy needs labels');
+    const x = data.dtype === 'int32' ? Tensor.i64(input, b.shape, b.x) : Tensor.fromArray(input, 'float32', b.shape, b.x as Float32Array);
+    const logits = Object.values(await runOrt(session, { [input]: x }))[0].float32();
+    const c = logits.length / b.size;
+    for (let i = 0; i < b.size; i++) {
+      let best = 0;
+      for (let j = 1; j < c; j++) if (logits[i * c + j] > logits[i * c + best]) best = j;
+      correct += Number(best === b.y[i]);
+    }
+    n += b.size;
+  }
+  await session.release();
+  return correct / n;
+}
