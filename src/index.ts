@@ -1,0 +1,31 @@
+// linfold's library API: everything the CLI does, typed.
+//   import { loadModel, audit, linearize, fold, saveModel } from 'linfold';
+export { LinfoldError } from './errors.js';
+
+// import: ONNX ⇄ graph IR, shape inference, onnxruntime bridge, the TensorFlow.js executor
+export { loadModel, saveModel, encodeModel, decodeModel, type SaveOptions } from './import/onnx-io.js';
+export { Graph, type Model, type Node, type ValueInfo, type Attr, type Shape, type Dim } from './import/ir.js';
+export { Tensor, type DType } from './import/tensor.js';
+export { inferShapes } from './import/shape-inference.js';
+export { foldConstants } from './import/constant-folding.js';
+export { ortSession, runOrt } from './import/ort.js';
+export { compile, unsupportedOps, type Executable, type CompileOptions } from './import/tfjs/executor.js';
+export { checkModel, type CheckOptions, type CheckResult } from './import/tfjs/check.js';
+
+// analyze: census, path lengths, cost, reports
+export { audit, census, pathLength, cost, renderTable, renderMarkdown, type AuditReport, type AuditOptions } from './analyze/index.js';
+export { renderHtmlReport, type SweepPoint } from './analyze/report-html.js';
+
+// train: linearizable activations, data, the fine-tuning loop, backends
+export { makeLinearizable, type Slope, type LinearizableOptions } from './train/linearizable.js';
+export { linearize, type LinearizeOptions, type LinearizeResult, type EpochLog } from './train/linearize.js';
+export { mnist, arrays, imageFolder, type Dataset, type Batch } from './train/data.js';
+export { listBackends, useBackend, type BackendName } from './train/backends.js';
+export { ortAccuracy } from './train/evaluate.js';
+
+// export: folding
+export { fold, writeFolded, renderFoldMarkdown, type FoldOptions, type FoldReport, type FoldResult } from './export/index.js';
+
+// workflows
+export { sweep, mergeSweep, type SweepOptions, type SweepResult } from './sweep.js';
+export { demo, type DemoSummary } from './demo.js';
