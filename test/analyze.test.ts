@@ -523,3 +523,96 @@ test('fixtures: linearizing through PRelu (ReLU family) and the blend form (smoo
   assert.equal(r.summary.linearLayers, 1);
   assert.equal(r.merges.length, 2);
 });
+
+/** The report's path-length fields agree with each other (distribution means, contribution sums, masks). */
+function checkPathFields(r: ReturnType<typeof audit>, label: string): void {
+  for (const o of r.pathLengths) {
+    const d = o.distribution!;
+    assert.ok(d, `${label}: pathLengths[].distribution`);
+    for (const [p, mean] of [[d.apl, o.activations.apl], [d.napl, o.activations.napl]] as const) {
+      close(p.reduce((t, x) => t + x, 0), 1, 1e-12);
+      close(p.reduce((t, x, k) => t + k * x, 0), mean, 1e-10);
+      assert.ok(p.length <= r.layers.length + 1, `${label}: at most one entry per activation layer + 1`);
+    }
+  }
+  const head = r.pathLengths[0].activations;
+  close(r.layers.reduce((t, l) => t + l.contribution.apl, 0), head.apl, 1e-10);
+  close(r.layers.reduce((t, l) => t + l.contribution.napl, 0), head.napl, 1e-10);
+  for (const l of r.layers) {
+    assert.equal(l.linearMask.length, l.channels, `${label} ${l.name}: mask length`);
+    assert.equal(l.linearMask.filter(Boolean).length, l.linearChannels, `${label} ${l.name}: mask count`);
+    // a layer contributes at most one unit per path, and nothing once it is fully linear
+    assert.ok(l.contribution.apl >= -1e-12 && l.contribution.apl <= 1 + 1e-12 && l.contribution.napl >= -1e-12 && l.contribution.napl <= 1 + 1e-12);
+    if (l.nonlinearChannels === 0) assert.deepEqual(l.contribution, { apl: 0, napl: 0 });
+  }
+  assert.deepEqual(JSON.parse(JSON.stringify(r)), r, `${label}: plain JSON`);
+}
+
+test('fixtures: distributions have the APL/NAPL as means, layer contributions sum to them, masks are in the report', { skip: manifest ? false : 'fixtures/manifest.json not generated' }, async (t) => {
+  for (const [name, fx] of Object.entries(manifest!.fixtures)) {
+    await t.test(name, { skip: existsSync(join(FIX, fx.file)) ? false : `${fx.file} missing` }, () => {
+      const t0 = performance.now();
+      const r = audit(loadModel(join(FIX, fx.file)));
+      const ms = performance.now() - t0;
+      checkPathFields(r, name);
+      t.diagnostic(`${name}: audit ${ms.toFixed(0)} ms, distribution lengths ${r.pathLengths[0].distribution!.apl.length}`);
+      // mnist_cnn, resnet_small: stem Relu, then 2 residual blocks x + conv(relu1(conv(x))) → relu2. The stem and
+      // post-add Relus are on every path (1); relu1 is on the branch that takes ½ of the normalized walk and
+      // most (not all) of the paths. Normalized count: 1 + (0 or 1) + 1 + (0 or 1) + 1 → {3: ¼, 4: ½, 5: ¼}.
+      // transformer_gelu: 2 pre-norm blocks whose FFN (one GELU) is a residual branch → {0: ¼, 1: ½, 2: ¼}.
+      const napl = r.layers.map((l) => l.contribution.napl);
+      const apl = r.layers.map((l) => l.contribution.apl);
+      if (name === 'mnist_cnn' || name === 'resnet_small') {
+        [1, 0.5, 1, 0.5, 1].forEach((x, i) => close(napl[i], x));
+        [0, 2, 4].forEach((i) => close(apl[i], 1));
+        [1, 3].forEach((i) => assert.ok(apl[i] > 0.9 && apl[i] < 1));
+        [0, 0, 0, 0.25, 0.5, 0.25].forEach((x, k) => close(r.pathLengths[0].distribution!.napl[k], x));
+      }
+      if (name === 'transformer_gelu') {
+        [0.5, 0.5].forEach((x, i) => close(napl[i], x));
+        [0.25, 0.5, 0.25].forEach((x, k) => close(r.pathLengths[0].distribution!.napl[k], x));
+      }
+    });
+  }
+});
+
+test('fixtures: partially linear layers (resnet_small, PRelu slopes 1 on every other channel; transformer_gelu, blend A = 1 on some channels)', { skip: existsSync(join(FIX, 'resnet_small.onnx')) && existsSync(join(FIX, 'transformer_gelu.onnx')) ? false : 'fixtures missing' }, () => {
+  const m = loadModel(join(FIX, 'resnet_small.onnx'));
+  const r0 = audit(m);
+  r0.layers.forEach((l, i) => {
+    const node = m.graph.nodes.find((n) => n.name === l.nodes[0])!;
+    const name = `${node.name}_slope`;
+    // layer i: channel c linear when (c + i) % 2 == 0; the last layer fully linear
+    const slopes = Array.from({ length: l.channels }, (_, c) => (i === r0.layers.length - 1 || (c + i) % 2 === 0 ? 1 : 0));
+    m.graph.initializers.set(name, Tensor.f32(name, [l.channels, 1, 1], slopes));
+    Object.assign(node, { opType: 'PRelu', inputs: [node.inputs[0], name] });
+  });
+  const r = audit(m);
+  checkPathFields(r, 'resnet_small (partial)');
+  assert.ok(r.summary.napl < r0.summary.napl && r.summary.apl < r0.summary.apl);
+  assert.deepEqual(r.layers.at(-1)!.contribution, { apl: 0, napl: 0 });
+  r.layers.forEach((l, i) => assert.equal(l.linearMask[0], i === r.layers.length - 1 || i % 2 === 0));
+  // the stem layer is on every path: half its channels nonlinear → ½ under both weightings
+  close(r.layers[0].contribution.napl, 0.5);
+  close(r.layers[0].contribution.apl, 0.5);
+
+  // transformer_gelu: wrap each GELU (erf chain ending in Mul by 0.5) in the blend form with A = 1 on the first half
+  const t = loadModel(join(FIX, 'transformer_gelu.onnx'));
+  const t0 = audit(t);
+  for (const l of t0.layers) {
+    const last = t.graph.nodes.find((n) => n.outputs[0] === l.output)!;
+    const s = `${l.output}_act`;
+    last.outputs = [s];
+    const A = `${l.output}_A`;
+    t.graph.initializers.set(A, Tensor.f32(A, [l.channels], Array.from({ length: l.channels }, (_, c) => (c < l.channels / 2 ? 1 : 0))));
+    const at = t.graph.nodes.indexOf(last) + 1;
+    t.graph.nodes.splice(at, 0,
+      { name: `${l.output}_sub`, opType: 'Sub', domain: '', inputs: [l.input, s], outputs: [`${l.output}_d`], attrs: {} },
+      { name: `${l.output}_mul`, opType: 'Mul', domain: '', inputs: [`${l.output}_d`, A], outputs: [`${l.output}_m`], attrs: {} },
+      { name: `${l.output}_add`, opType: 'Add', domain: '', inputs: [s, `${l.output}_m`], outputs: [l.output], attrs: {} });
+  }
+  const tr = audit(t);
+  assert.ok(tr.layers.every((l) => l.form === 'blend' && l.linearChannels === l.channels / 2));
+  checkPathFields(tr, 'transformer_gelu (partial)');
+  tr.layers.forEach((l, i) => close(l.contribution.napl, t0.layers[i].contribution.napl / 2));
+});

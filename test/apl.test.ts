@@ -2,8 +2,34 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph, Tensor, type Attr, type Shape } from '../src/import/ir.js';
-import { pathLength } from '../src/analyze/path-length.js';
+import { type PathLengthOptions, type PathLengthResult, pathLength as pathLengthOnly } from '../src/analyze/path-length.js';
 import { census } from '../src/analyze/census.js';
+import { propagate } from '../src/analyze/propagate.js';
+
+/**
+ * pathLength, plus the invariants every result must satisfy: per output, each distribution sums to 1 and its
+ * mean is the output's APL / NAPL of activations; the layer contributions sum to the first output's.
+ */
+function pathLength(g: Graph, opts?: PathLengthOptions): PathLengthResult {
+  const r = pathLengthOnly(g, opts);
+  for (const o of r.outputs) {
+    const d = o.distribution!;
+    if (!o.dependsOnInput) {
+      assert.deepEqual(d, { apl: [], napl: [] });
+      continue;
+    }
+    for (const [p, mean] of [[d.apl, o.activations.apl], [d.napl, o.activations.napl]] as const) {
+      close(p.reduce((t, x) => t + x, 0), 1, 1e-12);
+      close(p.reduce((t, x, k) => t + k * x, 0), mean, 1e-12);
+      assert.ok(p.every((x) => x >= 0) && p[p.length - 1] > 0, `distribution ${p}`);
+    }
+  }
+  const head = r.outputs[0];
+  assert.equal(r.layerContributions.length, census(g, opts).layers.length);
+  close(r.layerContributions.reduce((t, c) => t + c.apl, 0), head?.activations.apl ?? 0, 1e-12);
+  close(r.layerContributions.reduce((t, c) => t + c.napl, 0), head?.activations.napl ?? 0, 1e-12);
+  return r;
+}
 
 /** Minimal graph builder: every node output gets its shape in graph.valueInfo (no shape inference). */
 class GB {
@@ -41,6 +67,10 @@ class GB {
 }
 
 const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} ≠ ${b}`);
+const closeAll = (a: number[], b: number[], tol = 1e-12) => {
+  assert.equal(a.length, b.length, `[${a}] vs [${b}]`);
+  a.forEach((x, i) => close(x, b[i], tol));
+};
 
 test("Figure 1: skip around 4 hidden layers of width 4 → 257 paths, APL 256·4/257, NAPL 2", () => {
   const b = new GB();
@@ -61,6 +91,13 @@ test("Figure 1: skip around 4 hidden layers of width 4 → 257 paths, APL 256·4
   assert.equal(r.effectiveDepth, r.napl);
   assert.equal(r.outputs[0].units, 1);
   close(r.otherNonlinear.apl, 0);
+  // distribution: 1 path of 257 meets no nonlinear unit, 256 meet 4; normalized: the skip and the deep
+  // branch weigh ½ each
+  closeAll(r.outputs[0].distribution!.apl, [1 / 257, 0, 0, 0, 256 / 257]);
+  closeAll(r.outputs[0].distribution!.napl, [0.5, 0, 0, 0, 0.5]);
+  // every deep path crosses each hidden layer once: 256/257 per layer (uniform), ½ (normalized)
+  closeAll(r.layerContributions.map((l) => l.apl), Array(4).fill(256 / 257));
+  closeAll(r.layerContributions.map((l) => l.napl), Array(4).fill(0.5));
   const c = census(b.g);
   assert.equal(c.layers.length, 4);
   assert.deepEqual(c.layers.map((l) => [l.kind, l.channels, l.channelAxis]), Array(4).fill(['relu', 4, 1]));
@@ -100,6 +137,16 @@ test('plain chain of L conv+relu: APL = NAPL = L; linearizing one layer via PRel
   const half = pathLength(chain(['relu', [1, 1, 0, 0], 'relu']));
   close(half.apl, 2.5);
   close(half.napl, 2.5);
+  // every path crosses one channel of each layer, all channels with the same path count: half the paths
+  // cross a linear channel of the middle layer (count 2), half a nonlinear one (count 3)
+  closeAll(half.outputs[0].distribution!.apl, [0, 0, 0.5, 0.5]);
+  closeAll(half.outputs[0].distribution!.napl, [0, 0, 0.5, 0.5]);
+  closeAll(half.layerContributions.map((l) => l.apl), [1, 0.5, 1]);
+  closeAll(half.layerContributions.map((l) => l.napl), [1, 0.5, 1]);
+  // all nonlinear: one count for every path
+  const plain = pathLength(chain(['relu', 'relu', 'relu']));
+  closeAll(plain.outputs[0].distribution!.apl, [0, 0, 0, 1]);
+  closeAll(plain.outputs[0].distribution!.napl, [0, 0, 0, 1]);
   // slopes within eps (default 0.01) of 1 are linear; a tighter eps makes them nonlinear again
   const g = chain(['relu', [0.995, 1.005, 1, 1], 'relu']);
   close(pathLength(g).napl, 2);
@@ -135,9 +182,23 @@ test('ResNet-style block with half the channels of one activation linear', () =>
   close(half.outputs[0].logPaths!, Math.log(272));
   close(half.apl, 42 / 17);
   close(half.napl, 2.25);
+  // distribution, per add channel: 64 main paths (relu1 + prelu: 32 with count 1 via linear prelu channels,
+  // 32 with 2) and 4 skip paths (relu1 only: count 1) → {1: 36/68, 2: 32/68}; relu4 adds 1 → {2: 9/17, 3: 8/17}
+  // (mean 42/17). Normalized: main {1: ½, 2: ½} and skip {1: 1}, ½ each → {1: ¾, 2: ¼} → {2: ¾, 3: ¼} (2.25).
+  closeAll(half.outputs[0].distribution!.apl, [0, 0, 9 / 17, 8 / 17]);
+  closeAll(half.outputs[0].distribution!.napl, [0, 0, 0.75, 0.25]);
+  // contributions: every path crosses relu1 and relu4 (1 each); the prelu's nonlinear channels carry 32 of
+  // the 68 paths per add channel (8/17), and ½ (main branch) · ½ (nonlinear channels) of the normalized walk
+  closeAll(half.layerContributions.map((l) => l.apl), [1, 8 / 17, 1]);
+  closeAll(half.layerContributions.map((l) => l.napl), [1, 0.25, 1]);
   const full = pathLength(build([0, 0, 0, 0]));
   close(full.apl, 50 / 17);
   close(full.napl, 2.5);
+  // main paths count 2 (64), skip 1 (4) → after relu4 {2: 1/17, 3: 16/17}; normalized {2: ½, 3: ½}
+  closeAll(full.outputs[0].distribution!.apl, [0, 0, 1 / 17, 16 / 17]);
+  closeAll(full.outputs[0].distribution!.napl, [0, 0, 0.5, 0.5]);
+  closeAll(full.layerContributions.map((l) => l.apl), [1, 16 / 17, 1]);
+  closeAll(full.layerContributions.map((l) => l.napl), [1, 0.5, 1]);
   const c = census(build([1, 1, 0, 0]));
   assert.deepEqual(c.layers.map((l) => [l.kind, l.linearChannels, l.nonlinearChannels]), [['relu', 0, 4], ['prelu', 2, 2], ['relu', 0, 4]]);
 });
@@ -291,4 +352,52 @@ test('several outputs are reported separately; the headline is the first', () =>
   close(r.napl, 2);
   close(r.outputs[1].napl, 0);
   close(r.outputs[1].logPaths!, Math.log(9));
+});
+
+test('distribution and contributions through a concat of branches with different counts', () => {
+  // x [1,2] → h = Relu(x·W 2→2) (units N=2, count 1) ; c = Concat(h, x) along features: units 0,1 (N=2, count 1)
+  // and 2,3 (N=1, count 0) → PRelu slopes [0, 1, 0, 1] on c: counts 2, 1, 1, 0 → MatMul 4→1.
+  // Paths: 2 + 2 + 1 + 1 = 6; counts 2 (2 paths), 1 (2 + 1), 0 (1) → APL dist {0: 1/6, 1: 3/6, 2: 2/6}, mean 7/6.
+  // Normalized (units of c uniform): {0: ¼, 1: ½, 2: ¼}, mean 1.
+  // Contributions: Relu: the 4 paths through h (4/6), normalized ½; PRelu: channels 0 and 2 (2 + 1 paths: 3/6),
+  // normalized 2/4.
+  const b = new GB();
+  const x = b.input('x', [1, 2]);
+  const h = b.op('Relu', [b.op('MatMul', [x, b.w([2, 2])], [1, 2])], [1, 2]);
+  let c = b.op('Concat', [h, x], [1, 4], { axis: 1 });
+  c = b.op('PRelu', [c, b.w([4], [0, 1, 0, 1])], [1, 4]);
+  b.output(b.op('MatMul', [c, b.w([4, 1])], [1, 1]));
+  const r = pathLength(b.g);
+  close(r.outputs[0].logPaths!, Math.log(6));
+  close(r.apl, 7 / 6);
+  close(r.napl, 1);
+  closeAll(r.outputs[0].distribution!.apl, [1 / 6, 3 / 6, 2 / 6]);
+  closeAll(r.outputs[0].distribution!.napl, [0.25, 0.5, 0.25]);
+  closeAll(r.layerContributions.map((l) => l.apl), [4 / 6, 3 / 6]);
+  closeAll(r.layerContributions.map((l) => l.napl), [0.5, 0.5]);
+});
+
+test('an output that no path reaches: empty distribution, zero contributions', () => {
+  const b = new GB();
+  const x = b.input('x', [1, 2]);
+  b.output(b.op('Relu', [b.op('Shape', [x], [2])], [2]));
+  b.output(b.op('Relu', [x], [1, 2]));
+  const r = pathLength(b.g);
+  assert.equal(r.outputs[0].dependsOnInput, false);
+  assert.deepEqual(r.outputs[0].distribution, { apl: [], napl: [] });
+  assert.deepEqual(r.layerContributions, [{ apl: 0, napl: 0 }, { apl: 0, napl: 0 }]);
+  closeAll(r.outputs[1].distribution!.apl, [0, 1]);
+});
+
+test('the propagation keeps the distributions of graph outputs only', () => {
+  // chain of 3 conv+relu: intermediate values are released once read; the output keeps its distributions
+  const g = chain(['relu', 'relu', 'relu']);
+  const p = propagate(g);
+  const out = g.outputs[0].name;
+  for (const [v, s] of p.states) {
+    if (v === out) assert.ok(!s.released && s.v.kLen === 4, 'output keeps its distributions');
+    else assert.equal(s.released, true, `${v} released`);
+    // the scalar state stays for every value
+    assert.equal(s.E.length, s.logN.length);
+  }
 });

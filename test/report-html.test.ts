@@ -204,7 +204,7 @@ test('headless Chromium: charts drawn, no console errors, no network; screenshot
       svgs: { fig: string; w: number; h: number; children: number }[]; layerGroups: number; bars: number; before: number; after: number;
       points: number; kpis: string[];
     };
-    assert.deepEqual(dom.svgs.map((s) => s.fig).sort(), ['chart-contribution', 'chart-core-after', 'chart-core-before', 'chart-layers', 'chart-sweep']);
+    assert.deepEqual(dom.svgs.map((s) => s.fig).sort(), ['chart-contribution', 'chart-core-after', 'chart-core-before', 'chart-distribution', 'chart-layers', 'chart-sweep']);
     for (const s of dom.svgs) assert.ok(s.w > 200 && s.h > 50 && s.children > 20, `${s.fig} drawn (${s.w}×${s.h}, ${s.children} elements)`);
     assert.equal(dom.layerGroups, report.layers.length);
     assert.equal(dom.bars, report.layers.length * 4);

@@ -89,6 +89,13 @@ export interface LayerRow {
   linearChannels: number;
   /** Effective width. */
   nonlinearChannels: number;
+  /** Per channel (flat over the channel axes, row-major): true = linear (the identity). Kept for every width. */
+  linearMask: boolean[];
+  /**
+   * Expected number of this layer's nonlinear units on a path to the first output: uniform over paths (apl)
+   * and normalized (napl). Summed over layers = pathLengths[0].activations.
+   */
+  contribution: PathCounts;
   isGate: boolean;
   input: string;
   output: string;
@@ -143,9 +150,10 @@ export function audit(model: Model, opts: AuditOptions = {}): AuditReport {
   }
   const tinfo = (v: { name: string; dtype?: string; shape?: Shape }): TensorInfo => ({ name: v.name, dtype: v.dtype ?? null, shape: v.shape ? [...v.shape] : null });
   for (const o of paths.outputs) if (!o.dependsOnInput) warnings.push(`output '${o.output}' does not depend on any graph input`);
-  const layers: LayerRow[] = c.layers.map((l) => ({
+  const layers: LayerRow[] = c.layers.map((l, i) => ({
     name: l.name, kind: l.kind, form: l.form, channelAxis: l.channelAxis, channels: l.channels, linearChannels: l.linearChannels,
-    nonlinearChannels: l.nonlinearChannels, isGate: l.isGate, input: l.input, output: l.output, nodes: l.nodes, params: l.params,
+    nonlinearChannels: l.nonlinearChannels, linearMask: [...l.linearMask], contribution: { ...paths.layerContributions[i] },
+    isGate: l.isGate, input: l.input, output: l.output, nodes: l.nodes, params: l.params,
   }));
   const channels = layers.reduce((s, l) => s + l.channels, 0);
   const nonlinearChannels = layers.reduce((s, l) => s + l.nonlinearChannels, 0);

@@ -6,7 +6,7 @@ export type {
   ActivationLayer, Census, CensusOptions, ActivationKind, ActivationForm, OtherNonlinearOp, OtherNonlinearKind, MergeOp, OpaqueOp,
 } from './census.js';
 export { pathLength, pathLengthOf } from './path-length.js';
-export type { PathLengthOptions, PathLengthResult, OutputPathLength, PathCounts } from './path-length.js';
+export type { PathLengthOptions, PathLengthResult, OutputPathLength, PathCounts, PathDistribution } from './path-length.js';
 export { coreNetwork } from './core.js';
 export type { CoreNetwork, CoreNode } from './core.js';
 export { cost, nodeMacs } from './cost.js';

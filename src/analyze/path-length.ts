@@ -8,9 +8,18 @@
 //   NAPL = mean_u En_u             (uniform over the output's units)
 // Check (the paper's Figure 1): a skip around 4 hidden layers of width 4 → 257 paths, APL = 256·4/257,
 // NAPL = ½·0 + ½·4 = 2.
+// Beyond the means, the propagation carries per unit the whole distribution of the count (P/Pn, mixed with
+// the same weights as E/En), so each output also gets
+//   distribution.apl[k]  = share of its paths meeting exactly k nonlinear activation units (mean = APL),
+//   distribution.napl[k] = the same under the normalized walk (mean = NAPL);
+// and, from one backward pass over the linear map indicators → E/En (units.ts `contributions`), the first
+// output gets per activation layer the expected number of that layer's nonlinear units on a path (uniform /
+// normalized; summed over layers = APL / NAPL of activations). Figure 1: distribution.apl =
+// {0: 1/257, 4: 256/257}, distribution.napl = {0: ½, 4: ½}; the 4 hidden layers contribute 256/257 each
+// (APL) and ½ each (NAPL).
 import type { Graph, Model } from '../import/ir.js';
 import { type Propagation, propagate } from './propagate.js';
-import { summarize } from './units.js';
+import { contributions, summarize } from './units.js';
 import type { CensusOptions } from './census.js';
 
 export interface PathLengthOptions extends CensusOptions {
@@ -23,6 +32,14 @@ export interface PathCounts {
   apl: number;
   /** Normalized (1/k per branch at each merge). */
   napl: number;
+}
+
+/** Probability, for k = 0, 1, …, that a path meets exactly k nonlinear activation units. */
+export interface PathDistribution {
+  /** Uniform over all input→output paths; mean = activations.apl. */
+  apl: number[];
+  /** Normalized walk (1/k per branch at a k-way merge, units uniform inside a layer); mean = activations.napl. */
+  napl: number[];
 }
 
 export interface OutputPathLength {
@@ -43,6 +60,14 @@ export interface OutputPathLength {
   activations: PathCounts;
   /** Nonlinear non-activation ops per path. */
   otherNonlinear: PathCounts;
+  /**
+   * Distribution of the number of nonlinear activation units per path (activations only, whatever
+   * countOtherNonlinear says). Index k = count; ends at the largest count with nonzero probability; empty
+   * arrays when no path reaches the output. Always set by pathLength/audit; optional in the type because
+   * schema-1 reports written before the field existed (read back from JSON, e.g. for a before/after
+   * comparison) lack it.
+   */
+  distribution?: PathDistribution;
 }
 
 export interface PathLengthResult {
@@ -54,6 +79,12 @@ export interface PathLengthResult {
   napl: number;
   effectiveDepth: number;
   otherNonlinear: PathCounts;
+  /**
+   * Per activation layer (census order, Propagation.layers): expected number of the layer's nonlinear units
+   * on a path to the first output, uniform over paths (apl) and normalized (napl). Summed over layers: the
+   * first output's activations.apl / activations.napl. All 0 when there is no output or no path.
+   */
+  layerContributions: PathCounts[];
 }
 
 export function pathLength(model: Model | Graph, opts: PathLengthOptions = {}): PathLengthResult {
@@ -65,9 +96,12 @@ export function pathLengthOf(p: Propagation, graph: Graph, opts: PathLengthOptio
   const withOther = opts.countOtherNonlinear ?? false;
   const outputs = graph.outputs.map((o): OutputPathLength => {
     const s = p.states.get(o.name);
+    const zero = { apl: 0, napl: 0 };
     if (!s) {
-      const zero = { apl: 0, napl: 0 };
-      return { output: o.name, units: 0, dependsOnInput: false, logPaths: null, log10Paths: null, apl: 0, napl: 0, effectiveDepth: 0, activations: zero, otherNonlinear: zero };
+      return {
+        output: o.name, units: 0, dependsOnInput: false, logPaths: null, log10Paths: null, apl: 0, napl: 0, effectiveDepth: 0,
+        activations: zero, otherNonlinear: zero, distribution: { apl: [], napl: [] },
+      };
     }
     const r = summarize(s);
     const reach = Number.isFinite(r.logPaths) || r.logPaths === Infinity;
@@ -78,6 +112,7 @@ export function pathLengthOf(p: Propagation, graph: Graph, opts: PathLengthOptio
     return {
       output: o.name, units: r.units, dependsOnInput: reach, logPaths: reach ? r.logPaths : null,
       log10Paths: reach ? r.logPaths / Math.LN10 : null, apl, napl, effectiveDepth: napl, activations: act, otherNonlinear: other,
+      distribution: reach ? { apl: trimZeros(r.P), napl: trimZeros(r.Pn) } : { apl: [], napl: [] },
     };
   });
   const head = outputs[0];
@@ -85,5 +120,22 @@ export function pathLengthOf(p: Propagation, graph: Graph, opts: PathLengthOptio
     countOtherNonlinear: withOther, outputs,
     apl: head?.apl ?? 0, napl: head?.napl ?? 0, effectiveDepth: head?.napl ?? 0,
     otherNonlinear: head?.otherNonlinear ?? { apl: 0, napl: 0 },
+    layerContributions: layerContributions(p, graph, head),
   };
+}
+
+/** Per activation layer, its expected nonlinear units on a path to the first output (zeros without a path). */
+function layerContributions(p: Propagation, graph: Graph, head: OutputPathLength | undefined): PathCounts[] {
+  const L = p.layers.length;
+  const s = head?.dependsOnInput ? p.states.get(graph.outputs[0].name) : undefined;
+  if (!s) return Array.from({ length: L }, () => ({ apl: 0, napl: 0 }));
+  const c = contributions(s, L);
+  return Array.from({ length: L }, (_, l) => ({ apl: c.apl[l], napl: c.napl[l] }));
+}
+
+/** The probabilities as a plain array, without the trailing zeros (counts no path reaches). */
+function trimZeros(v: ArrayLike<number>): number[] {
+  let n = v.length;
+  while (n > 1 && v[n - 1] === 0) n--;
+  return Array.from({ length: n }, (_, k) => v[k]);
 }

@@ -16,12 +16,16 @@
 // - Concat along a unit axis concatenates the units (constant parts are units without paths);
 // - an activation layer adds its per-channel nonlinearity indicator to E and En; nonlinear ops that are
 //   not activations (Softmax, LayerNorm, MaxPool, gating Mul, …) add 1 to O and On instead.
+// Every rule is built from the primitives of units.ts, which also carry the count distributions P/Pn and
+// record the linear map the per-layer contributions are read back through; activation layers are numbered
+// in the order this pass meets them (= Propagation.layers, = the census order). The distributions of a
+// value are released once the last op reading it has run (graph outputs keep theirs).
 import { type Graph, type Node, type Shape, type Tensor, Graph as GraphClass, attrInt, attrInts, attrString, nodeLabel } from '../import/ir.js';
 import { Constants, completeShapes, intsArg, isNum, reduceAxes, carriesUnits } from './shapes.js';
 import { type ActivationMatch, type OtherPatternMatch, type OtherPatternKind, matchPatterns } from './patterns.js';
 import {
   type UnitState, inputState, emptyState, broadcastState, unionLayout, mergeStates, reduceUnits, collapseState, remapAxes,
-  selectUnits, concatUnits, addIndicator, addEverywhere, unitCount,
+  selectUnits, concatUnits, addIndicator, addEverywhere, unitCount, stackUnits, releaseVectors,
 } from './units.js';
 
 export type OtherNonlinearKind =
@@ -64,6 +68,10 @@ export interface PropagateOptions {
 }
 
 export interface Propagation {
+  /**
+   * Per input-dependent value, its unit state. The count distributions (P/Pn) are kept only for graph
+   * outputs: for other values they are released once the last op reading them has run (`released` set).
+   */
   states: Map<string, UnitState>;
   layers: LayerLayout[];
   others: OtherNonlinearOp[];
@@ -162,34 +170,79 @@ class Engine {
     }
     for (const m of matches.others) for (const n of m.nodes) this.otherByNode.set(n, m);
     this.otherPatterns = matches.others;
+    const { byPos: lastUse, read } = this.lastUses(matches.activations, matches.others);
+    const keep = new Set(this.graph.outputs.map((o) => o.name));
+    const release = (v: string) => {
+      const s = this.states.get(v);
+      if (s && !s.released && !keep.has(v)) this.states.set(v, releaseVectors(s));
+    };
     this.initInputs();
-    for (const n of this.order) {
-      const act = this.actByNode.get(n);
-      if (act) {
-        if (n.outputs.includes(act.output)) this.activation(act);
-        continue;
-      }
-      const other = this.otherByNode.get(n);
-      if (other) {
-        if (n.outputs.includes(other.output)) this.otherPattern(other);
-        continue;
-      }
-      try {
-        this.node(n);
-        this.secondaryOutputs(n);
-      } catch (e) {
-        if (!(e instanceof Error) || !e.message.startsWith('internal:')) throw e;
-        // a layout this pass did not anticipate: keep going with the average unit
-        this.warn(`${nodeLabel(n)}: channel layout not followed (${e.message.slice(10)}); its outputs use the average unit`);
-        const ins = this.dynInputs(n);
-        if (ins.length) for (const o of n.outputs) if (o) this.states.set(o, mergeStates(ins.map(collapseState), undefined));
-      }
+    for (const v of this.graph.feeds) if (!read.has(v.name)) release(v.name);
+    for (let i = 0; i < this.order.length; i++) {
+      this.step(this.order[i]);
+      // distributions of values no later op reads are dropped (memory stays proportional to the live values)
+      for (const v of lastUse.get(i) ?? []) release(v);
     }
     return {
       states: this.states, layers: this.layers, others: this.others, merges: this.merges, opaque: this.opaque,
       warnings: this.warnings, gateOutputs: this.gateOutputs, order: this.order, shapes: this.shapes, consts: this.consts,
       otherPatterns: this.otherPatterns,
     };
+  }
+
+  /**
+   * For each position in `order`, the values read for the last time when that node is processed. A node
+   * inside an activation or other-op pattern is processed with the pattern's output node (the pattern reads
+   * its input then), so its reads count at the latest of the pattern's nodes. Values nothing reads are
+   * released right after the node that writes them.
+   */
+  private lastUses(acts: ActivationMatch[], others: OtherPatternMatch[]): { byPos: Map<number, string[]>; read: Set<string> } {
+    const pos = new Map<Node, number>();
+    this.order.forEach((n, i) => pos.set(n, i));
+    const at = new Map<Node, number>(pos);
+    for (const m of [...acts, ...others]) {
+      const end = Math.max(...m.nodes.map((n) => pos.get(n) ?? -1));
+      for (const n of m.nodes) if (at.has(n) && at.get(n)! < end) at.set(n, end);
+    }
+    const last = new Map<string, number>();
+    for (const n of this.order) {
+      const i = at.get(n)!;
+      for (const v of n.inputs) if (v && (last.get(v) ?? -1) < i) last.set(v, i);
+    }
+    const read = new Set(last.keys());
+    this.order.forEach((n, i) => {
+      for (const o of n.outputs) if (o && !last.has(o)) last.set(o, i);
+    });
+    const byPos = new Map<number, string[]>();
+    for (const [v, i] of last) {
+      const l = byPos.get(i);
+      if (l) l.push(v);
+      else byPos.set(i, [v]);
+    }
+    return { byPos, read };
+  }
+
+  private step(n: Node): void {
+    const act = this.actByNode.get(n);
+    if (act) {
+      if (n.outputs.includes(act.output)) this.activation(act);
+      return;
+    }
+    const other = this.otherByNode.get(n);
+    if (other) {
+      if (n.outputs.includes(other.output)) this.otherPattern(other);
+      return;
+    }
+    try {
+      this.node(n);
+      this.secondaryOutputs(n);
+    } catch (e) {
+      if (!(e instanceof Error) || !e.message.startsWith('internal:')) throw e;
+      // a layout this pass did not anticipate: keep going with the average unit
+      this.warn(`${nodeLabel(n)}: channel layout not followed (${e.message.slice(10)}); its outputs use the average unit`);
+      const ins = this.dynInputs(n);
+      if (ins.length) for (const o of n.outputs) if (o) this.states.set(o, mergeStates(ins.map(collapseState), undefined));
+    }
   }
 
   /**
@@ -363,13 +416,14 @@ class Engine {
     } else if (slope && slope.size === 1) linear = new Array(units).fill(Math.abs(slope.numbers()[0] - 1) <= this.eps);
     else if (slopeUnits) linear = slopeUnits.map((a) => Math.abs(a - 1) <= this.eps);
     else linear = new Array(units).fill(false);
+    const layer = this.layers.length;
     this.layers.push({ match: m, rank: R, channelAxes: axes, channelDims: dims, linearMask: linear });
     if (!base) return;
     const ind = linear.map((l) => (l ? 0 : 1));
     let s = base;
     const lay = unionLayout([s, inputState(R, axes, dims)], R);
     if (!lay) s = collapseState(s);
-    this.set(m.output, addIndicator(s, R, axes, dims, ind, 'act'));
+    this.set(m.output, addIndicator(s, R, axes, dims, ind, 'act', layer));
   }
 
   private layerLabel(m: ActivationMatch): string {
@@ -910,17 +964,7 @@ function groupedDense(s: UnitState, groups: number, perGroup: number): UnitState
     const part = Cg === C ? s : selectUnits(s, 1, Array.from({ length: Cg }, (_, c) => j * Cg + c));
     aggs.push(reduceUnits(part, [1]));
   }
-  const M = groups * perGroup;
-  const out = inputState(s.rank, [1], [M]);
-  for (let m = 0; m < M; m++) {
-    const a = aggs[Math.floor(m / perGroup)];
-    out.logN[m] = a.logN[0];
-    out.E[m] = a.E[0];
-    out.En[m] = a.En[0];
-    out.O[m] = a.O[0];
-    out.On[m] = a.On[0];
-  }
-  return out;
+  return stackUnits(aggs, perGroup, s.rank, 1);
 }
 
 /** See Engine.reshape. Returns undefined when the runs cannot be matched. */

@@ -10,7 +10,24 @@
 //   logN — log of the number of paths from the graph input to the unit (−∞: no path),
 //   E    — mean number of nonlinear activation units on those paths, uniform over paths,
 //   En   — the same, normalized: 1/k per branch at a merge of k, uniform over units inside a layer,
-//   O/On — the same two counts for nonlinear ops that are not activations (Softmax, LayerNorm, …).
+//   O/On — the same two counts for nonlinear ops that are not activations (Softmax, LayerNorm, …),
+//   P/Pn — the distributions whose means are E/En: P[k] = share of the paths to the unit (uniform over
+//          paths / under the normalized walk) that meet exactly k nonlinear activation units.
+// Every rule mixes P with exactly the weights it uses for E (path counts, in log space) and Pn with the
+// weights of En (uniform), and an activation shifts P/Pn by one on its nonlinear units where it adds 1 to
+// E/En, so the means agree with E/En up to rounding. P/Pn have kLen entries per unit (k = 0 … kLen − 1: one
+// more than the most activation layers a path to the state crosses, so never more than the graph's
+// activation layers + 1; nothing is truncated). Vectors are stored once when every unit has the same ones
+// (the common case: a dense layer gives all its outputs the same paths), else one row per unit.
+//
+// Per-layer contributions. For fixed path counts E and En are linear in the activations' 0/1 indicators,
+// with the weights above. Each state records how its E/En were made from other states' (`org`, a node of
+// that linear map: gather, merge, reduction, activation); `contributions` runs the map backwards once from
+// an output — the adjoint of unit u is the share of the output's paths (uniform / normalized) that cross u
+// — and layer ℓ's contribution is Σ over its units of adjoint × indicator: the expected number of ℓ's
+// nonlinear units on a path, summing to E/En over layers. One backward pass over all units, instead of a
+// per-layer vector carried by every unit.
+//
 // N itself is never formed: path counts overflow a double after a few dozen layers.
 
 export interface UnitState {
@@ -25,9 +42,68 @@ export interface UnitState {
   En: Float64Array;
   O: Float64Array;
   On: Float64Array;
+  /** Count distributions P/Pn. */
+  v: PathVectors;
+  /** How E/En were computed (for the per-layer contributions). */
+  org: Origin;
+  /**
+   * Set once the propagation has dropped the distributions (`v` empty) because no op reads the value any
+   * more: the other fields stay valid; reading the distributions is a bug and throws.
+   */
+  released?: boolean;
+}
+
+/**
+ * The distributions of a state, stored for `rows` units: 1 when every unit has the same ones, else one row
+ * per unit. Component-major: P[k·rows + u].
+ */
+export interface PathVectors {
+  rows: number;
+  /** Entries per unit (k = 0 … kLen − 1). */
+  kLen: number;
+  /** Share of the paths to the unit that meet exactly k nonlinear activation units (Σ_k = 1, mean = E). */
+  P: Float64Array;
+  /** The same under the normalized walk (mean = En). */
+  Pn: Float64Array;
+}
+
+/**
+ * A node of the linear map from activation indicators to E/En (`n` units). Kinds:
+ * - input: no dependence;
+ * - gather: unit u = unit idx[u] of ins[part[u]] (part omitted: ins[0]) — broadcasts, transposes, slices,
+ *   concatenations;
+ * - merge: unit u = Σ_j a[j][u]·(unit u of ins[j]) for E, with c[j][u] for En;
+ * - reduce: out unit group[i] collects a[0][i]·(unit i of ins[0]) for E, c[0][i]· for En;
+ * - act: unit u = unit u of ins[0] + ind[u], the indicator of activation layer `layer`.
+ */
+export interface Origin {
+  seq: number;
+  n: number;
+  kind: 'input' | 'gather' | 'merge' | 'reduce' | 'act';
+  ins: Origin[];
+  idx?: Int32Array;
+  part?: Int32Array;
+  a?: Float64Array[];
+  c?: Float64Array[];
+  group?: Int32Array;
+  layer?: number;
+  ind?: Float64Array;
 }
 
 const FIELDS = ['logN', 'E', 'En', 'O', 'On'] as const;
+const EMPTY = new Float64Array(0);
+const RELEASED: PathVectors = { rows: 0, kLen: 0, P: EMPTY, Pn: EMPTY };
+/** Every unit: all paths meet 0 nonlinear units. */
+const START: PathVectors = { rows: 1, kLen: 1, P: Float64Array.of(1), Pn: Float64Array.of(1) };
+
+let seq = 0;
+function origin(n: number, kind: Origin['kind'], ins: Origin[], extra: Partial<Origin> = {}): Origin {
+  // every field present, in one order: one object shape for all kinds
+  return {
+    seq: seq++, n, kind, ins, idx: extra.idx, part: extra.part, a: extra.a, c: extra.c, group: extra.group,
+    layer: extra.layer, ind: extra.ind,
+  };
+}
 
 export function unitCount(dims: readonly number[]): number {
   let n = 1;
@@ -35,20 +111,85 @@ export function unitCount(dims: readonly number[]): number {
   return n;
 }
 
-function alloc(n: number): UnitState {
+/** Scalars allocated (zero); the caller sets v and org. */
+function alloc(n: number, org: Origin): UnitState {
   return {
     axes: [], dims: [], logN: new Float64Array(n), E: new Float64Array(n), En: new Float64Array(n),
-    O: new Float64Array(n), On: new Float64Array(n),
+    O: new Float64Array(n), On: new Float64Array(n), v: START, org,
   };
+}
+
+/** Throws when a state whose distributions were released is read (a liveness bug in the propagation). */
+function live(s: UnitState): void {
+  if (s.released) throw new Error('linfold: path-length distributions of a released state were read (propagation liveness bug)');
+}
+
+// ---- distribution helpers (component-major, so every rule is a few flat loops over units) ----
+
+function vecs(rows: number, kLen: number): PathVectors {
+  return { rows, kLen, P: new Float64Array(rows * kLen), Pn: new Float64Array(rows * kLen) };
+}
+
+/** One row per unit (n units). */
+function expandVecs(v: PathVectors, n: number): PathVectors {
+  if (v.rows === n) return v;
+  if (v.rows !== 1) throw new Error(`linfold: path distributions stored for ${v.rows} units, expected 1 or ${n}`);
+  const rep = (a: Float64Array) => {
+    const out = new Float64Array(v.kLen * n);
+    for (let c = 0; c < v.kLen; c++) out.fill(a[c], c * n, c * n + n);
+    return out;
+  };
+  return { rows: n, kLen: v.kLen, P: rep(v.P), Pn: rep(v.Pn) };
+}
+
+/** out[c·m + u] = src[c·ns + idx[u]], m = idx.length. */
+function gatherVec(src: Float64Array, ns: number, comps: number, idx: Int32Array): Float64Array {
+  const m = idx.length;
+  const out = new Float64Array(comps * m);
+  for (let c = 0; c < comps; c++) {
+    const a = c * m;
+    const b = c * ns;
+    for (let u = 0; u < m; u++) out[a + u] = src[b + idx[u]];
+  }
+  return out;
+}
+
+/** dst[c·nd + at[u]] += wts[u] · src[c·ns + u] for c < comps, u < ns (at = identity when omitted: nd = ns). */
+function mixInto(dst: Float64Array, nd: number, src: Float64Array, ns: number, comps: number, wts: ArrayLike<number>, at?: Int32Array): void {
+  for (let c = 0; c < comps; c++) {
+    const a = c * nd;
+    const b = c * ns;
+    if (at) for (let u = 0; u < ns; u++) dst[a + at[u]] += wts[u] * src[b + u];
+    else for (let u = 0; u < ns; u++) dst[a + u] += wts[u] * src[b + u];
+  }
+}
+
+/** v[c·n + u] *= f[u] for every component. */
+function scaleUnits(v: Float64Array, n: number, f: Float64Array): void {
+  for (let o = 0; o < v.length; o += n) for (let u = 0; u < n; u++) v[o + u] *= f[u];
+}
+
+/** Both stored once, with the same entries. */
+function sameUniform(a: PathVectors, b: PathVectors): boolean {
+  if (a === b) return a.rows === 1;
+  if (a.rows !== 1 || b.rows !== 1 || a.kLen !== b.kLen) return false;
+  for (let c = 0; c < a.kLen; c++) if (a.P[c] !== b.P[c] || a.Pn[c] !== b.Pn[c]) return false;
+  return true;
 }
 
 /** The state of a graph input: one path to each unit, nothing nonlinear on it yet. */
 export function inputState(rank: number | undefined, axes: number[], dims: number[]): UnitState {
-  const s = alloc(unitCount(dims));
+  const n = unitCount(dims);
+  const s = alloc(n, origin(n, 'input', []));
   s.rank = rank;
   s.axes = [...axes];
   s.dims = [...dims];
   return s;
+}
+
+/** The state without its distributions: what the propagation keeps for values no op reads any more. */
+export function releaseVectors(s: UnitState): UnitState {
+  return { ...s, v: RELEASED, released: true };
 }
 
 /** A unit reached by no path (a constant channel concatenated to dynamic ones). */
@@ -102,7 +243,8 @@ function gatherIndex(srcDims: readonly number[], map: readonly number[], dstDims
 }
 
 function pick(s: UnitState, idx: Int32Array, rank: number | undefined, axes: number[], dims: number[]): UnitState {
-  const r = alloc(idx.length);
+  live(s);
+  const r = alloc(idx.length, origin(idx.length, 'gather', [s.org], { idx }));
   r.rank = rank;
   r.axes = axes;
   r.dims = dims;
@@ -111,6 +253,8 @@ function pick(s: UnitState, idx: Int32Array, rank: number | undefined, axes: num
     const b = r[f];
     for (let i = 0; i < idx.length; i++) b[i] = a[idx[i]];
   }
+  const v = s.v;
+  r.v = v.rows === 1 ? v : { rows: idx.length, kLen: v.kLen, P: gatherVec(v.P, v.rows, v.kLen, idx), Pn: gatherVec(v.Pn, v.rows, v.kLen, idx) };
   return r;
 }
 
@@ -162,8 +306,12 @@ export function mergeStates(states: UnitState[], rank: number | undefined, layou
   const lay = layout ?? unionLayout(states, rank);
   if (!lay) return mergeStates(states.map(collapseState), undefined);
   const b = states.map((s) => broadcastState(s, rank, lay.axes, lay.dims));
+  b.forEach(live);
   const n = unitCount(lay.dims);
-  const r = alloc(n);
+  // per branch and unit: its share of the paths (E, P) and of the normalized walk (En, Pn); 0 = no path
+  const a = b.map(() => new Float64Array(n));
+  const c = b.map(() => new Float64Array(n));
+  const r = alloc(n, origin(n, 'merge', b.map((s) => s.org), { a, c }));
   r.rank = rank;
   r.axes = [...lay.axes];
   r.dims = [...lay.dims];
@@ -175,9 +323,12 @@ export function mergeStates(states: UnitState[], rank: number | undefined, layou
       continue;
     }
     let w = 0, e = 0, o = 0, en = 0, on = 0, k = 0;
-    for (const s of b) {
+    for (let j = 0; j < b.length; j++) {
+      const s = b[j];
       if (s.logN[i] === -Infinity) continue;
       const x = Math.exp(s.logN[i] - m);
+      a[j][i] = x;
+      c[j][i] = 1;
       w += x;
       e += x * s.E[i];
       o += x * s.O[i];
@@ -190,7 +341,44 @@ export function mergeStates(states: UnitState[], rank: number | undefined, layou
     r.O[i] = o / w;
     r.En[i] = en / k;
     r.On[i] = on / k;
+    for (let j = 0; j < b.length; j++) {
+      a[j][i] /= w;
+      c[j][i] /= k;
+    }
   }
+  r.v = mergeVecs(b.map((s) => s.v), n, a, c);
+  return r;
+}
+
+/**
+ * The distributions of a merge: Σ_j a[j]·P_j and Σ_j c[j]·Pn_j per unit. Stored once when every branch's
+ * are and each branch's two shares are the same on every unit some path reaches.
+ */
+function mergeVecs(vs: PathVectors[], n: number, a: Float64Array[], c: Float64Array[]): PathVectors {
+  const K = Math.max(...vs.map((v) => v.kLen));
+  const reached = (i: number) => c.some((cj) => cj[i] !== 0);
+  let i0 = 0;
+  while (i0 < n && !reached(i0)) i0++;
+  let uniform = vs.every((v) => v.rows === 1);
+  for (let i = i0 + 1; i < n && uniform; i++) {
+    if (!reached(i)) continue;
+    for (let j = 0; j < vs.length && uniform; j++) uniform = a[j][i] === a[j][i0] && c[j][i] === c[j][i0];
+  }
+  if (uniform) {
+    const r = vecs(1, K);
+    if (i0 === n) return r;
+    vs.forEach((v, j) => {
+      mixInto(r.P, 1, v.P, 1, v.kLen, [a[j][i0]]);
+      mixInto(r.Pn, 1, v.Pn, 1, v.kLen, [c[j][i0]]);
+    });
+    return r;
+  }
+  const r = vecs(n, K);
+  vs.forEach((v0, j) => {
+    const v = expandVecs(v0, n);
+    mixInto(r.P, n, v.P, n, v.kLen, a[j]);
+    mixInto(r.Pn, n, v.Pn, n, v.kLen, c[j]);
+  });
   return r;
 }
 
@@ -202,6 +390,7 @@ export function mergeStates(states: UnitState[], rank: number | undefined, layou
  * summed. The remaining axes keep their positions.
  */
 export function reduceUnits(s: UnitState, remove: number[], mean = false): UnitState {
+  live(s);
   const keep: number[] = [];
   s.axes.forEach((a, j) => {
     if (!remove.includes(a)) keep.push(j);
@@ -225,10 +414,15 @@ export function reduceUnits(s: UnitState, remove: number[], mean = false): UnitS
   for (let i = 0; i < total; i++) if (s.logN[i] > m[group[i]]) m[group[i]] = s.logN[i];
   const w = new Float64Array(n), e = new Float64Array(n), o = new Float64Array(n);
   const en = new Float64Array(n), on = new Float64Array(n), k = new Float64Array(n);
+  // per source unit: its share of its group's paths (E, P) and of the normalized walk (En, Pn)
+  const a = new Float64Array(total);
+  const c = new Float64Array(total);
   for (let i = 0; i < total; i++) {
     const g = group[i];
     if (s.logN[i] === -Infinity) continue;
     const x = Math.exp(s.logN[i] - m[g]);
+    a[i] = x;
+    c[i] = 1;
     w[g] += x;
     e[g] += x * s.E[i];
     o[g] += x * s.O[i];
@@ -236,7 +430,7 @@ export function reduceUnits(s: UnitState, remove: number[], mean = false): UnitS
     on[g] += s.On[i];
     k[g]++;
   }
-  const r = alloc(n);
+  const r = alloc(n, origin(n, 'reduce', [s.org], { group, a: [a], c: [c] }));
   r.rank = s.rank;
   r.axes = axes;
   r.dims = dims;
@@ -252,6 +446,21 @@ export function reduceUnits(s: UnitState, remove: number[], mean = false): UnitS
     r.En[g] = en[g] / k[g];
     r.On[g] = on[g] / k[g];
   }
+  for (let i = 0; i < total; i++) {
+    if (c[i] === 0) continue;
+    a[i] /= w[group[i]];
+    c[i] /= k[group[i]];
+  }
+  // rows that are all the same stay the same under any mixing
+  if (s.v.rows === 1) {
+    r.v = s.v;
+    return r;
+  }
+  const v = s.v;
+  const rv = vecs(n, v.kLen);
+  mixInto(rv.P, n, v.P, total, v.kLen, a, group);
+  mixInto(rv.Pn, n, v.Pn, total, v.kLen, c, group);
+  r.v = rv;
   return r;
 }
 
@@ -307,12 +516,15 @@ export function selectUnits(s: UnitState, axis: number, indices: number[], rank 
 
 /** Concatenation along a unit axis: every part already has that axis (broadcast beforehand). */
 export function concatUnits(parts: UnitState[], axis: number): UnitState {
+  parts.forEach(live);
   const first = parts[0];
   const j = first.axes.indexOf(axis);
   const dims = [...first.dims];
   dims[j] = parts.reduce((t, p) => t + p.dims[j], 0);
   const n = unitCount(dims);
-  const r = alloc(n);
+  const part = new Int32Array(n);
+  const idx = new Int32Array(n);
+  const r = alloc(n, origin(n, 'gather', parts.map((p) => p.org), { part, idx }));
   r.rank = first.rank;
   r.axes = [...first.axes];
   r.dims = dims;
@@ -336,16 +548,59 @@ export function concatUnits(parts: UnitState[], axis: number): UnitState {
       k += (q === j ? cc - offsets[pi] : cc) * ps[q];
     }
     for (const f of FIELDS) r[f][i] = p[f][k];
+    part[i] = pi;
+    idx[i] = k;
+  }
+  r.v = placeVecs(parts.map((p) => p.v), part, idx);
+  return r;
+}
+
+/** Distributions of units taken from several states: unit u = unit idx[u] of state part[u]. */
+function placeVecs(vs: PathVectors[], part: Int32Array, idx: Int32Array): PathVectors {
+  if (vs.every((v) => sameUniform(v, vs[0]))) return vs[0];
+  const n = part.length;
+  const r = vecs(n, Math.max(...vs.map((v) => v.kLen)));
+  for (let u = 0; u < n; u++) {
+    const v = vs[part[u]];
+    const k = v.rows === 1 ? 0 : idx[u];
+    for (let c = 0; c < v.kLen; c++) {
+      r.P[c * n + u] = v.P[c * v.rows + k];
+      r.Pn[c * n + u] = v.Pn[c * v.rows + k];
+    }
   }
   return r;
 }
 
 /**
- * Adds a per-unit indicator (1 = nonlinear) to E and En (`which` = 'act') or O and On ('other'). The
- * indicator lives on its own unit axes (an activation's channel axis); the state is broadcast to the union.
+ * Single-unit states (no unit axes) laid out along one unit axis, each repeated `repeat` times: the outputs
+ * of a grouped dense layer, where every output unit of group j has group j's aggregate.
+ */
+export function stackUnits(parts: UnitState[], repeat: number, rank: number | undefined, axis: number): UnitState {
+  parts.forEach(live);
+  const M = parts.length * repeat;
+  const part = new Int32Array(M);
+  for (let m = 0; m < M; m++) part[m] = Math.floor(m / repeat);
+  const idx = new Int32Array(M);
+  const r = alloc(M, origin(M, 'gather', parts.map((p) => p.org), { part, idx }));
+  r.rank = rank;
+  r.axes = [axis];
+  r.dims = [M];
+  for (let m = 0; m < M; m++) {
+    const p = parts[part[m]];
+    for (const f of FIELDS) r[f][m] = p[f][0];
+  }
+  r.v = placeVecs(parts.map((p) => p.v), part, idx);
+  return r;
+}
+
+/**
+ * Adds a per-unit indicator (0 = linear, 1 = nonlinear) to O and On (`which` = 'other') or, for activation
+ * layer number `layer` ('act'), to E and En, shifting P/Pn by one entry on the nonlinear units. The indicator
+ * lives on its own unit axes (an activation's channel axis); the state is broadcast to the union.
  */
 export function addIndicator(
   s: UnitState, rank: number | undefined, indAxes: number[], indDims: number[], ind: ArrayLike<number>, which: 'act' | 'other',
+  layer = -1,
 ): UnitState {
   const indState = inputState(rank, indAxes, indDims);
   const lay = unionLayout([s, indState], rank);
@@ -353,29 +608,196 @@ export function addIndicator(
   const b = broadcastState(s, rank, lay.axes, lay.dims);
   const map = indAxes.map((a) => lay.axes.indexOf(a));
   const idx = gatherIndex(indDims, map, lay.dims);
-  const r = { ...b, E: b.E.slice(), En: b.En.slice(), O: b.O.slice(), On: b.On.slice() };
-  const [x, y] = which === 'act' ? [r.E, r.En] : [r.O, r.On];
-  for (let i = 0; i < idx.length; i++) {
-    x[i] += ind[idx[i]];
-    y[i] += ind[idx[i]];
+  const n = idx.length;
+  const perUnit = new Float64Array(n);
+  for (let i = 0; i < n; i++) perUnit[i] = ind[idx[i]];
+  if (which === 'other') {
+    const r = { ...b, O: b.O.slice(), On: b.On.slice() };
+    for (let i = 0; i < n; i++) {
+      r.O[i] += perUnit[i];
+      r.On[i] += perUnit[i];
+    }
+    return r;
+  }
+  if (!(layer >= 0)) throw new Error('linfold: addIndicator(\'act\') needs the activation layer number');
+  live(b);
+  const r = { ...b, E: b.E.slice(), En: b.En.slice(), org: origin(n, 'act', [b.org], { layer, ind: perUnit }) };
+  let any = false;
+  let same = true;
+  for (let i = 0; i < n; i++) {
+    r.E[i] += perUnit[i];
+    r.En[i] += perUnit[i];
+    if (perUnit[i] !== 0) any = true;
+    if (perUnit[i] !== perUnit[0]) same = false;
+  }
+  // stored once and the same indicator everywhere: still once; otherwise one row per unit
+  const v = b.v;
+  const rows = same ? v.rows : n;
+  const rv = vecs(rows, v.kLen + (any ? 1 : 0));
+  // a nonlinear unit moves its count distribution up by one
+  for (let c = 0; c < v.kLen; c++) {
+    const o = c * rows;
+    const from = c * v.rows;
+    const step = v.rows === 1 ? 0 : 1;
+    for (let i = 0; i < rows; i++) {
+      const to = o + (perUnit[i] !== 0 ? rows : 0) + i;
+      rv.P[to] = v.P[from + i * step];
+      rv.Pn[to] = v.Pn[from + i * step];
+    }
+  }
+  r.v = rv;
+  return r;
+}
+
+/**
+ * Adds the same count to O and On of every unit (a per-unit nonlinear op such as Softmax or LayerNorm).
+ * Activations are always added per channel, with their layer number (addIndicator).
+ */
+export function addEverywhere(s: UnitState, amount: number, _which: 'other'): UnitState {
+  const r = { ...s, O: s.O.slice(), On: s.On.slice() };
+  for (let i = 0; i < r.O.length; i++) {
+    r.O[i] += amount;
+    r.On[i] += amount;
   }
   return r;
 }
 
-/** Adds the same count to every unit (a per-unit nonlinear op such as Softmax or LayerNorm). */
-export function addEverywhere(s: UnitState, amount: number, which: 'act' | 'other'): UnitState {
-  const r = { ...s, E: s.E.slice(), En: s.En.slice(), O: s.O.slice(), On: s.On.slice() };
-  const [x, y] = which === 'act' ? [r.E, r.En] : [r.O, r.On];
-  for (let i = 0; i < x.length; i++) {
-    x[i] += amount;
-    y[i] += amount;
-  }
-  return r;
+export interface StateSummary {
+  units: number;
+  logPaths: number;
+  E: number;
+  En: number;
+  O: number;
+  On: number;
+  /** Over all paths to the state's units: P[k] = share meeting exactly k nonlinear activation units (mean = E). */
+  P: Float64Array;
+  /** The same under the normalized walk, units of the state equally likely (mean = En). */
+  Pn: Float64Array;
 }
 
-/** Summary over all units of a state: total paths, N-weighted means of E and O, plain means of En and On. */
-export function summarize(s: UnitState): { units: number; logPaths: number; E: number; En: number; O: number; On: number } {
+/**
+ * Summary over all units of a state: total paths, N-weighted means of E, O and P, plain means of En, On and
+ * Pn (over the units some path reaches).
+ */
+export function summarize(s: UnitState): StateSummary {
   const r = reduceUnits(s, s.axes);
   const units = unitCount(s.dims);
-  return { units, logPaths: r.logN[0], E: r.E[0], En: r.En[0], O: r.O[0], On: r.On[0] };
+  return {
+    units, logPaths: r.logN[0], E: r.E[0], En: r.En[0], O: r.O[0], On: r.On[0],
+    P: r.v.P.subarray(0, r.v.kLen), Pn: r.v.Pn.subarray(0, r.v.kLen),
+  };
+}
+
+/**
+ * Per activation layer (0 … layers − 1), the expected number of its nonlinear units on a path to the state's
+ * units: uniform over all paths (apl, Σ = summarize(s).E) and under the normalized walk (napl, Σ = En). One
+ * backward pass over the origins of `s`: the adjoint of a unit is the share of the paths that cross it.
+ */
+export function contributions(s: UnitState, layers: number): { apl: Float64Array; napl: Float64Array } {
+  const apl = new Float64Array(layers);
+  const napl = new Float64Array(layers);
+  const top = reduceUnits(s, s.axes).org;
+  // the origins s depends on, latest first
+  const seen = new Set<Origin>([top]);
+  const stack = [top];
+  const all: Origin[] = [];
+  while (stack.length) {
+    const o = stack.pop()!;
+    all.push(o);
+    for (const i of o.ins) {
+      if (seen.has(i)) continue;
+      seen.add(i);
+      stack.push(i);
+    }
+  }
+  all.sort((x, y) => y.seq - x.seq);
+  const adj = new Map<Origin, { a: Float64Array; c: Float64Array }>();
+  const of = (o: Origin) => {
+    let x = adj.get(o);
+    if (!x) adj.set(o, (x = { a: new Float64Array(o.n), c: new Float64Array(o.n) }));
+    return x;
+  };
+  const t = of(top);
+  if (top.n !== 1) throw new Error('linfold: contributions: the summary of a state has one unit');
+  t.a[0] = 1;
+  t.c[0] = 1;
+  for (const o of all) {
+    const x = adj.get(o);
+    if (!x) continue;
+    adj.delete(o);
+    const n = o.n;
+    const xa = x.a;
+    const xc = x.c;
+    switch (o.kind) {
+      case 'input':
+        break;
+      case 'gather': {
+        const idx = o.idx!;
+        if (o.part) {
+          const part = o.part;
+          const ins = o.ins.map(of);
+          for (let u = 0; u < n; u++) {
+            const y = ins[part[u]];
+            y.a[idx[u]] += xa[u];
+            y.c[idx[u]] += xc[u];
+          }
+        } else {
+          const y = of(o.ins[0]);
+          const ya = y.a;
+          const yc = y.c;
+          for (let u = 0; u < n; u++) {
+            ya[idx[u]] += xa[u];
+            yc[idx[u]] += xc[u];
+          }
+        }
+        break;
+      }
+      case 'merge':
+        o.ins.forEach((i, j) => {
+          const y = of(i);
+          const ya = y.a;
+          const yc = y.c;
+          const a = o.a![j];
+          const c = o.c![j];
+          for (let u = 0; u < n; u++) {
+            ya[u] += a[u] * xa[u];
+            yc[u] += c[u] * xc[u];
+          }
+        });
+        break;
+      case 'reduce': {
+        const y = of(o.ins[0]);
+        const ya = y.a;
+        const yc = y.c;
+        const g = o.group!;
+        const a = o.a![0];
+        const c = o.c![0];
+        for (let i = 0; i < g.length; i++) {
+          ya[i] += a[i] * xa[g[i]];
+          yc[i] += c[i] * xc[g[i]];
+        }
+        break;
+      }
+      case 'act': {
+        const y = of(o.ins[0]);
+        const ya = y.a;
+        const yc = y.c;
+        const ind = o.ind!;
+        let sa = 0;
+        let sn = 0;
+        for (let u = 0; u < n; u++) {
+          sa += xa[u] * ind[u];
+          sn += xc[u] * ind[u];
+          ya[u] += xa[u];
+          yc[u] += xc[u];
+        }
+        if (o.layer! < layers) {
+          apl[o.layer!] += sa;
+          napl[o.layer!] += sn;
+        }
+        break;
+      }
+    }
+  }
+  return { apl, napl };
 }
