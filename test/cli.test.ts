@@ -43,3 +43,24 @@ test('an option with a bad value is named', () => {
   const h = linfold(['--help']);
   for (const c of ['audit', 'check', 'linearize', 'fold', 'backends']) assert.match(h.stdout, new RegExp(`\\b${c}\\b`));
 });
+
+test('check: exit 0 when the tfjs import matches onnxruntime, 1 with an unsupported op (named)', async () => {
+  const ok = linfold(['check', 'fixtures/resnet_small.onnx', '--json', '--backend', 'cpu']);
+  assert.equal(ok.code, 0, ok.stderr);
+  const r = JSON.parse(ok.stdout);
+  assert.ok(r.ok && r.outputs[0].maxRelError < 1e-4);
+  const { loadModel, saveModel } = await import('../src/import/onnx-io.js');
+  const m = loadModel('fixtures/resnet_small.onnx');
+  const last = m.graph.nodes[m.graph.nodes.length - 1];
+  const out = last.outputs[0];
+  last.outputs[0] = 'pre';
+  m.graph.nodes.push({ name: 'odd', opType: 'Celu2', domain: 'com.example', inputs: ['pre'], outputs: [out], attrs: {} });
+  m.opsets.push({ domain: 'com.example', version: 1 });
+  const path = join(tmp, 'odd.onnx');
+  saveModel(m, path);
+  const bad = linfold(['check', path]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stdout, /unsupported: com\.example\.Celu2/);
+  const b = JSON.parse(linfold(['backends', '--json']).stdout);
+  assert.equal(b.chosen, 'wasm', 'wasm is the default where the native packages are not installed');
+});
