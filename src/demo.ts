@@ -16,7 +16,7 @@ import { pairedLatency, randomFeeds } from './export/verify.js';
 export const DEMO_MODEL = fileURLToPath(new URL('../fixtures/mnist_cnn.onnx', import.meta.url));
 
 /** The settings the demo trains with (also the README's example). */
-export const DEMO_SETTINGS: Partial<LinearizeOptions> = { lambda: 0.02, lr: 1e-3, slopeLr: 2e-2, epochs: 2, batchSize: 64, seed: 0 };
+export const DEMO_SETTINGS: Partial<LinearizeOptions> = { lambda: 0.01, lr: 1e-3, slopeLr: 2e-2, epochs: 2, batchSize: 64, seed: 0 };
 
 export interface DemoSummary {
   files: Record<string, string>;
