@@ -6,17 +6,35 @@
 //  - the same with the middle block still nonlinear ("mostly linear");
 //  - bottleneck ResNet (1×1 64→16, 3×3 16→16, 1×1 16→64, + x), fully linear: merging into one dense 3×3
 //    64→64 lowers depth but multiplies MACs by ~8, so the `macs` objective keeps it and `depth` folds it.
-// Latencies are medians of alternating runs of the original, the PRelu-free and the folded model (batch 1,
-// onnxruntime-node defaults but intra-op spinning off, see TIMING_OPTIONS), so the merges' own gain shows
-// next to the gain of dropping the identity PRelus (onnxruntime's PRelu with a [C,1,1] slope is slow).
-// Measured on the 2-core dev machine (busy): inverted-residual 44.6 / 6.0 / 5.6 ms (depth) — 8.0× overall,
-// merges alone 1.06×; bottleneck: `depth` 10.2 / 1.9 / 11.1 ms (merges 0.17×: 8× the MACs), `macs` 5.2×.
+//  - the same inverted-residual net with a classifier head (1×1 conv 32→128 → act → pool → Flatten → Gemm
+//    128→10), fully linear, and "trained": per block the expand act all-0 (ReLU), the dw act partial
+//    (slopes in [0, 1]), identity elsewhere; the head act partial;
+//  - fixtures/mnist_cnn.onnx (trained) with its 5 ReLUs as PReLUs the way training leaves them: stem all 0,
+//    block 1 conv1 partial, block 1 out identity, block 2 conv1 one slope 0.25, block 2 out identity.
+// Latencies are medians of alternating runs of the original, the PRelu-free model, the model folded by the
+// passes before simplify-activation and fold-through-pool existed, and the model folded by all passes
+// (batch 1, onnxruntime-node defaults but intra-op spinning off, see TIMING_OPTIONS), so the merges' own
+// gain shows next to the gain of dropping the identity PRelus (onnxruntime's PRelu with a [C,1,1] slope is
+// slow), and the new passes' gain next to the old ones'.
+// Measured on the 2-core dev machine (busy; identical models differ by up to ±5% run to run), two runs of
+// `--runs 100`, speed-up over the original with the old passes → with all passes:
+//  - inverted-residual fully linear: 7.5–8.4× → 7.6–8.2× (depth), 7.1–7.4× → 7.4–7.6× (macs): no PRelu
+//    left and no classifier, so the new passes change nothing (the folded models are the same);
+//  - block 3 nonlinear (slopes 0.25): 3.7–3.9× → 7.0–7.1×: its two PRelus become LeakyRelus, fused into
+//    their convs (new passes 1.85–1.90×);
+//  - bottleneck ResNet: unchanged (0.8× under depth: 8× the MACs; 7.6–8.0× under macs);
+//  - inverted-residual + head, fully linear: depth 5.2–5.5× → 8.5–11.3× (the head 1×1 32→128 goes behind
+//    the pool instead of merging into the last block's 3×3 conv: 1.6–2.1×); macs 6.8–7.3× → 7.5–7.9×;
+//  - inverted-residual + head, trained: depth 1.05× → 3.9–4.2× (6 Relus fused into their convs, 7 partial
+//    PRelus as Max(x, Mul(x, a)): 3.7–4.0×); latency 1.0× → 2.2–3.1× (the per-candidate timings, 10 runs,
+//    rejected 1–4 of the 7 respellings as noise);
+//  - mnist_cnn fixture, trained slopes: 1.09–1.13× → 1.50–1.59× (new passes 1.34–1.45×).
 import { Graph, type Model, type Attr } from '../src/import/ir.js';
 import { Tensor } from '../src/import/tensor.js';
-import { fold, type Objective } from '../src/export/pipeline.js';
+import { fold, PASSES, type Objective } from '../src/export/pipeline.js';
 import { rng, randn, randomFeeds, median, TIMING_OPTIONS } from '../src/export/verify.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
-import { encodeModel } from '../src/import/onnx-io.js';
+import { encodeModel, loadModel } from '../src/import/onnx-io.js';
 
 const args = process.argv.slice(2);
 const opt = (k: string, d: number) => (args.includes(k) ? Number(args[args.indexOf(k) + 1]) : d);
@@ -48,10 +66,19 @@ class Net {
       strides: { type: 'ints', value: [stride, stride] }, group: { type: 'int', value: group },
     });
   }
-  prelu(x: string, c: number, slope: number): string {
+  prelu(x: string, c: number, slope: number | 'partial'): string {
     const name = `s${this.k++}`;
-    this.g.initializers.set(name, Tensor.f32(name, [c, 1, 1], new Array(c).fill(slope)));
+    this.g.initializers.set(name, Tensor.f32(name, [c, 1, 1], slope === 'partial' ? Array.from({ length: c }, () => this.rand()) : new Array(c).fill(slope)));
     return this.node('PRelu', [x, name]);
+  }
+  gemm(x: string, k: number, n: number): string {
+    return this.node('Gemm', [x, this.w([n, k], 1 / Math.sqrt(k)), this.w([n], 0.1)], { transB: { type: 'int', value: 1 } });
+  }
+  classifier(x: string, c: number, hidden: number, slope: number | 'partial'): Model {
+    const h = this.prelu(this.conv(x, c, hidden, 1), hidden, slope);
+    const y = this.gemm(this.node('Flatten', [this.node('GlobalAveragePool', [h])], { axis: { type: 'int', value: 1 } }), hidden, 10);
+    this.g.outputs = [{ name: y, dtype: 'float32' }];
+    return { irVersion: 8, opsets: [{ domain: '', version: 13 }], producerName: 'linfold-bench', producerVersion: '', domain: '', modelVersion: 0, docString: '', graph: this.g, passthrough: {} };
   }
   add(a: string, b: string): string {
     return this.node('Add', [a, b]);
@@ -63,17 +90,34 @@ class Net {
   }
 }
 
-function invertedResidual(nonlinearBlock?: number): Model {
+function invertedResidual(nonlinearBlock?: number, head?: 'linear' | 'trained'): Model {
   const C = 32, E = 4 * C;
   const n = new Net(3);
   let x = n.prelu(n.conv('x', 3, C, 3), C, 1);
   for (let b = 0; b < 6; b++) {
     const s = b === nonlinearBlock ? 0.25 : 1;
-    let h = n.prelu(n.conv(x, C, E, 1), E, s);
-    h = n.prelu(n.conv(h, E, E, 3, E), E, s);
+    let h = n.prelu(n.conv(x, C, E, 1), E, head === 'trained' ? 0 : s);
+    h = n.prelu(n.conv(h, E, E, 3, E), E, head === 'trained' ? 'partial' : s);
     x = n.add(x, n.conv(h, E, C, 1));
   }
-  return n.model(x);
+  return head ? n.classifier(x, C, 4 * C, head === 'trained' ? 'partial' : 1) : n.model(x);
+}
+
+/** fixtures/mnist_cnn.onnx with its ReLUs as PReLUs: all 0, partial, identity, one slope, identity. */
+function mnistTrained(): Model {
+  const m = loadModel('fixtures/mnist_cnn.onnx');
+  const rand = rng(9);
+  const spec: (number | 'partial')[] = [0, 'partial', 1, 0.25, 1];
+  let k = 0;
+  for (const n of m.graph.nodes) {
+    if (n.opType !== 'Relu') continue;
+    const c = n.name.includes('layers.1') ? 48 : 24;
+    const s = spec[k++];
+    const name = m.graph.uniqueName(`${n.name}_slope`);
+    m.graph.initializers.set(name, Tensor.f32(name, [c, 1, 1], s === 'partial' ? Array.from({ length: c }, () => rand()) : new Array(c).fill(s)));
+    Object.assign(n, { opType: 'PRelu', inputs: [n.inputs[0], name] });
+  }
+  return m;
 }
 
 function bottleneck(): Model {
@@ -107,24 +151,34 @@ async function latencies(models: Model[], runs: number): Promise<number[]> {
   return times.map(median);
 }
 
+/** The passes that existed before simplify-activation and fold-through-pool. */
+const OLD_PASSES = PASSES.map((p) => p.name).filter((p) => p !== 'simplify-activation' && p !== 'fold-through-pool');
+
 async function run(name: string, make: () => Model, objectives: Objective[]): Promise<void> {
   const original = make();
   // identity removal alone, to separate what dropping the PRelu nodes gains from what merging gains
   const idOnly = (await fold(original, { passes: ['remove-identity', 'dead-code'], latencyRuns: 0 })).model;
   for (const objective of objectives) {
+    const old = (await fold(original, { objective, latencyRuns: 0, passes: OLD_PASSES })).model;
     const t0 = performance.now();
     const { model, report: r } = await fold(original, { objective, latencyRuns: 0 });
     const s = ((performance.now() - t0) / 1000).toFixed(1);
-    const [t, tId, tF] = await latencies([original, idOnly, model], RUNS);
+    const [t, tId, tOld, tF] = await latencies([original, idOnly, old, model], RUNS);
+    const ops = Object.entries(r.after.opCounts).filter(([k]) => k !== 'Conv').map(([k, v]) => `${k}×${v}`).join(' ');
     console.log(
-      `${name.padEnd(36)} ${objective.padEnd(6)} convs ${r.before.opCounts.Conv}→${r.after.opCounts.Conv ?? 0}  depth ${r.before.depth}→${r.after.depth}  ` +
-      `MACs ${fmt(r.before.macs)}→${fmt(r.after.macs)}  latency ${t.toFixed(2)} / ${tId.toFixed(2)} / ${tF.toFixed(2)} ms  ` +
-      `speed-up ${(t / tF).toFixed(2)}× (merges alone ${(tId / tF).toFixed(2)}×)  err ${r.verification.maxRelError.toExponential(1)}  fold ${s} s`,
+      `${name.padEnd(40)} ${objective.padEnd(7)} convs ${r.before.opCounts.Conv}→${r.after.opCounts.Conv ?? 0}  depth ${r.before.depth}→${r.after.depth}  ` +
+      `MACs ${fmt(r.before.macs)}→${fmt(r.after.macs)}  latency ${t.toFixed(2)} / ${tId.toFixed(2)} / ${tOld.toFixed(2)} / ${tF.toFixed(2)} ms  ` +
+      `speed-up ${(t / tOld).toFixed(2)}× → ${(t / tF).toFixed(2)}× (new passes ${(tOld / tF).toFixed(2)}×, merges alone ${(tId / tF).toFixed(2)}×)  ` +
+      `err ${r.verification.maxRelError.toExponential(1)}  fold ${s} s  [${ops}]`,
     );
   }
 }
 
-console.log(`onnxruntime-node, batch 1, input ${SIZE}×${SIZE}, medians of ${RUNS} alternating runs; latency = original / PRelus removed / folded`);
+console.log(`onnxruntime-node, batch 1, input ${SIZE}×${SIZE} (mnist 28×28), medians of ${RUNS} alternating runs; ` +
+  'latency = original / PRelus removed / folded by the old passes / folded by all passes');
 await run('inverted-residual, fully linear', () => invertedResidual(), ['depth', 'macs']);
 await run('inverted-residual, block 3 nonlinear', () => invertedResidual(3), ['depth']);
 await run('bottleneck ResNet, fully linear', bottleneck, ['depth', 'macs']);
+await run('inverted-residual + head, fully linear', () => invertedResidual(undefined, 'linear'), ['depth', 'macs']);
+await run('inverted-residual + head, trained', () => invertedResidual(undefined, 'trained'), ['depth', 'latency']);
+await run('mnist_cnn fixture, trained slopes', mnistTrained, ['depth', 'latency']);

@@ -10,9 +10,9 @@ import { addInit, constFloats, makeNode, removeNodes, soleReader, int } from './
 import { readConv, readDense, convMap, expandBias, mapToBias, type ConvLayer, type DenseLayer } from './layers.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';
 
-interface BN { node: Node; a: Float64Array; c: Float64Array; C: number }
+export interface BN { node: Node; a: Float64Array; c: Float64Array; C: number }
 
-function readBN(g: Graph, n: Node, opset: number | undefined, producers: Map<string, Node>, consumers: Map<string, Node[]>): BN | string {
+export function readBN(g: Graph, n: Node, opset: number | undefined, producers: Map<string, Node>, consumers: Map<string, Node[]>): BN | string {
   if (attrInt(n, 'training_mode', 0) === 1) return 'training_mode = 1 (batch statistics)';
   // before opset 14, a BN with the running-statistics outputs is the training form (batch statistics)
   if ((opset ?? 0) < 14 && !n.attrs.training_mode && n.outputs.slice(1).some(Boolean)) return 'training form (opset < 14 with running-statistics outputs): it normalizes with batch statistics';

@@ -109,6 +109,43 @@ export const ints = (value: number[]): Attr => ({ type: 'ints', value });
 export const int = (value: number): Attr => ({ type: 'int', value });
 export const float = (value: number): Attr => ({ type: 'float', value });
 
+// ------------------------------------------------------------------ patterns
+
+/** linfold's blend form y = s + A ⊙ (x − s): Sub(x, s) → Mul(·, A) → Add(s, ·), with A a constant float. */
+export interface Blend {
+  sub: Node;
+  mul: Node;
+  add: Node;
+  x: string;
+  /** the wrapped activation's output */
+  s: string;
+  A: { data: Float64Array; dims: number[] };
+  /** the blend's nodes that go when it is bypassed: Sub and Mul when only the blend reads them, and the Add */
+  removable: Node[];
+}
+
+/** The blends whose Sub is `sub`. */
+export function blendsFrom(g: Graph, sub: Node, producers?: Map<string, Node>, consumers?: Map<string, Node[]>): Blend[] {
+  if (sub.opType !== 'Sub' || (sub.domain && sub.domain !== 'ai.onnx')) return [];
+  const cons = consumers ?? g.consumers();
+  const [x, s] = sub.inputs;
+  const y = sub.outputs[0];
+  const out: Blend[] = [];
+  for (const mul of cons.get(y) ?? []) {
+    if (mul.opType !== 'Mul') continue;
+    const A = constFloats(g, mul.inputs[0] === y ? mul.inputs[1] : mul.inputs[0], producers);
+    if (!A) continue;
+    for (const add of cons.get(mul.outputs[0]) ?? []) {
+      if (add.opType !== 'Add') continue;
+      const other = add.inputs[0] === mul.outputs[0] ? add.inputs[1] : add.inputs[0];
+      if (other !== s) continue;
+      const dead = [sub, mul].filter((k) => (cons.get(k.outputs[0]) ?? []).length === 1 && !isGraphOutput(g, k.outputs[0]));
+      out.push({ sub, mul, add, x, s, A, removable: dead.length === 2 ? [sub, mul, add] : [add] });
+    }
+  }
+  return out;
+}
+
 // ------------------------------------------------------------------ snapshots
 
 export interface GraphSnapshot {

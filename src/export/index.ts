@@ -3,11 +3,13 @@ export { fold, writeFolded, PASSES, type FoldOptions, type FoldResult, type Fold
 export { renderFoldMarkdown } from './report.js';
 export { type FoldPass, type PassContext, type Candidate, passContext, runPass } from './pass.js';
 export { removeIdentity, removeIdentityPass } from './remove-identity.js';
+export { simplifyActivation, simplifyActivationPass, asPReluView } from './simplify-activation.js';
 export { foldBatchNorm, foldBatchNormPass } from './fold-batchnorm.js';
 export { mergeConv, mergeConvPass, planConvMerge } from './merge-conv.js';
 export { mergeMatmul, mergeMatmulPass, planDenseMerge } from './merge-matmul.js';
 export { absorbResidual, absorbResidualPass } from './absorb-residual.js';
 export { splitPartial, splitPartialPass } from './split-partial.js';
+export { foldThroughPool, foldThroughPoolPass } from './fold-through-pool.js';
 export { deadCode, deadCodePass } from './dead-code.js';
 export { staticShapes } from './shapes.js';
 export { randomFeeds, compareOutputs, measureLatency, runModel } from './verify.js';

@@ -20,6 +20,8 @@ export interface PassContext {
   setShape(name: string, shape: (number | string)[]): void;
   /** The default-domain opset of the model (undefined = unknown: passes assume the most conservative reading). */
   opset?: number;
+  /** The pipeline's objective (undefined outside the pipeline: passes read it as 'depth'). */
+  objective?: 'depth' | 'macs' | 'latency';
 }
 
 export interface Candidate {
@@ -33,6 +35,13 @@ export interface Candidate {
   refused?: string;
   /** Local MAC change of the rewrite when the pass knows it (per sample). */
   macsDelta?: number;
+  /**
+   * An exact respelling whose only worth is speed (it changes neither depth nor MACs and may add nodes, e.g.
+   * PRelu → Max(x, Mul(x, a))): under the latency objective the pipeline times it against the current model
+   * and takes it only when faster, whatever the pass's kind; under depth/macs it is judged like a cleanup
+   * with the node-count tie-break ignored (the pass proposes it there only by a rule it has measured).
+   */
+  speedOnly?: boolean;
 }
 
 export interface FoldPass {
@@ -46,6 +55,7 @@ export function passContext(opts: Partial<PassContext> & { shapes?: Map<string, 
   return {
     eps: opts.eps ?? 0,
     opset: opts.opset,
+    objective: opts.objective,
     shapeOf: opts.shapeOf ?? ((n) => shapes.get(n)),
     setShape: opts.setShape ?? ((n, s) => void shapes.set(n, s)),
   };

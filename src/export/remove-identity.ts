@@ -5,7 +5,7 @@
 //  - any other activation layer src/analyze/census recognises as linear on every channel
 // The nodes computing s (the original activation) become dead and are left to dead-code.
 import { type Graph, type Node, attrFloat } from '../import/ir.js';
-import { allOne, constFloats, constValue, rewire, removeNodes, isGraphOutput } from './graph-utils.js';
+import { allOne, blendsFrom, constFloats, constValue, rewire, removeNodes, isGraphOutput } from './graph-utils.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';
 import { census, type ActivationLayer } from '../analyze/census.js';
 
@@ -62,26 +62,13 @@ export const removeIdentityPass: FoldPass = {
           bypass([n], y, x, `PRelu ${nm(n)} (${s.data.length} slope(s), all 1)`);
           break;
         }
-        case 'Sub': {
+        case 'Sub':
           // blend: Sub(x, s) → Mul(·, A) → Add(s, ·)
-          const s = n.inputs[1];
-          const mulR = consumers.get(y) ?? [];
-          for (const mul of mulR) {
-            if (mul.opType !== 'Mul') continue;
-            const aName = mul.inputs[0] === y ? mul.inputs[1] : mul.inputs[0];
-            const a = constFloats(g, aName, producers);
-            if (!a || !allOne(a.data, ctx.eps) || !fitsShape(g, ctx, x, a.dims)) continue;
-            for (const add of consumers.get(mul.outputs[0]) ?? []) {
-              if (add.opType !== 'Add') continue;
-              const other = add.inputs[0] === mul.outputs[0] ? add.inputs[1] : add.inputs[0];
-              if (other !== s) continue;
-              const dead = [n, mul].filter((k) => (consumers.get(k.outputs[0]) ?? []).length === 1 && !isGraphOutput(g, k.outputs[0]));
-              const nodes = dead.length === 2 ? [n, mul, add] : [add];
-              bypass(nodes, add.outputs[0], x, `blend ${nm(add)} (${a.data.length} coefficient(s), all 1)`);
-            }
+          for (const b of blendsFrom(g, n, producers, consumers)) {
+            if (!allOne(b.A.data, ctx.eps) || !fitsShape(g, ctx, x, b.A.dims)) continue;
+            bypass(b.removable, b.add.outputs[0], x, `blend ${nm(b.add)} (${b.A.data.length} coefficient(s), all 1)`);
           }
           break;
-        }
       }
     }
     // anything else analyze/census recognises as an activation layer that is linear on every channel
@@ -106,7 +93,7 @@ export const removeIdentityPass: FoldPass = {
 };
 
 /** The constant broadcasts onto x without raising its rank (else removing the op would change the shape). */
-function fitsShape(g: Graph, ctx: PassContext, x: string, dims: number[]): boolean {
+export function fitsShape(g: Graph, ctx: PassContext, x: string, dims: number[]): boolean {
   const shape = ctx.shapeOf(x) ?? g.info(x)?.shape;
   if (!shape) return dims.length <= 1;
   if (dims.length > shape.length) return false;

@@ -1,0 +1,124 @@
+// simplify-activation: cheaper exact spellings of PRelu / LeakyRelu / blends, checked against onnxruntime-node.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { simplifyActivation, simplifyActivationPass, asPReluView, RESPELL_MIN_ELEMENTS } from '../src/export/simplify-activation.js';
+import { deadCode } from '../src/export/dead-code.js';
+import { fold } from '../src/export/pipeline.js';
+import { census } from '../src/analyze/census.js';
+import { Builder, count, foldAndCompare, shapesCtx } from './fold-support.js';
+
+const ops = (m: { graph: { nodes: { opType: string }[] } }) => m.graph.nodes.map((n) => n.opType);
+
+test('PRelu with all slopes 0 → Relu, one slope for all channels → LeakyRelu, LeakyRelu(0) → Relu', async () => {
+  const b = new Builder();
+  const x = b.input('x', ['batch', 3, 6, 6]);
+  let y = b.prelu(b.conv(x, 3, 4, 3), [0, 0, 0, 0]);
+  y = b.prelu(b.conv(y, 4, 4, 1), [0.2, 0.2, 0.2, 0.2]);
+  y = b.prelu(b.conv(y, 4, 4, 1), [-0.5], [1]);
+  y = b.node('LeakyRelu', [b.conv(y, 4, 4, 1)], { alpha: { type: 'float', value: 0 } });
+  const m = b.model(b.conv(y, 4, 2, 1));
+  const { model, rel } = await foldAndCompare(m, async (f) => {
+    simplifyActivation(f.graph, await shapesCtx(f));
+    deadCode(f.graph);
+  });
+  assert.equal(rel, 0, 'bit-exact');
+  assert.deepEqual(ops(model), ['Conv', 'Relu', 'Conv', 'LeakyRelu', 'Conv', 'LeakyRelu', 'Conv', 'Relu', 'Conv']);
+  const leaky = model.graph.nodes.filter((n) => n.opType === 'LeakyRelu').map((n) => n.attrs.alpha);
+  assert.deepEqual(leaky, [{ type: 'float', value: Math.fround(0.2) }, { type: 'float', value: -0.5 }]);
+  assert.equal(count(model, 'PRelu'), 0);
+  assert.equal(model.graph.initializers.size, 10, 'the slope initializers are dead');
+});
+
+test('per-channel slopes in [0, 1] → Max(x, Mul(x, a)); all ≥ 1 → Min(x, Mul(x, a)); mixed stays PRelu; bit-exact', async () => {
+  const b = new Builder();
+  const x = b.input('x', ['batch', 3, 16, 16]);
+  let y = b.prelu(b.conv(x, 3, 4, 1), [0, 0.25, 1, 0.5]);
+  y = b.prelu(b.conv(y, 4, 4, 1), [1, 1.5, 2, 3]);
+  y = b.prelu(b.conv(y, 4, 4, 1), [0.5, 1.5, 0.5, 0.5]);
+  const m = b.model(b.conv(y, 4, 2, 1));
+  const { model, rel } = await foldAndCompare(m, async (f) => simplifyActivation(f.graph, await shapesCtx(f)));
+  assert.equal(rel, 0, 'bit-exact');
+  assert.deepEqual(ops(model), ['Conv', 'Mul', 'Max', 'Conv', 'Mul', 'Min', 'Conv', 'PRelu', 'Conv']);
+  // the respelled layers read back as PRelu for src/analyze: the census sees all three activations
+  assert.equal(census(model.graph).layers.length, 1, 'analyze does not know the Max/Min form');
+  assert.equal(census(asPReluView(model).graph).layers.length, 3);
+  assert.equal(asPReluView(m), m, 'no respelled activation: the model itself');
+});
+
+test('small activations keep their PRelu under depth/macs (one node for the same time); latency proposes them, timed', async () => {
+  const b = new Builder();
+  const x = b.input('x', ['batch', 3, 4, 4]);
+  const m = b.model(b.conv(b.prelu(b.conv(x, 3, 4, 1), [0.1, 0.2, 0.3, 0.4]), 4, 2, 1));
+  assert.ok(4 * 4 * 4 < RESPELL_MIN_ELEMENTS);
+  assert.equal(simplifyActivationPass.candidates(m.graph, await shapesCtx(m)).length, 0);
+  const timed = simplifyActivationPass.candidates(m.graph, await shapesCtx(m, { objective: 'latency' }));
+  assert.equal(timed.length, 1);
+  assert.equal(timed[0].speedOnly, true);
+});
+
+test('blend s + A ⊙ (x − s) with A = 0 becomes s; the Sub and Mul become dead', async () => {
+  const b = new Builder();
+  const x = b.input('x', ['batch', 3, 4, 4]);
+  const h = b.conv(x, 3, 3, 1);
+  const s = b.node('Sigmoid', [h]);
+  const y = b.node('Add', [s, b.node('Mul', [b.node('Sub', [h, s]), b.constant([1, 3, 1, 1], [0, 0, 0])])]);
+  const m = b.model(b.conv(y, 3, 2, 1));
+  const { model } = await foldAndCompare(m, async (f) => {
+    simplifyActivation(f.graph, await shapesCtx(f));
+    deadCode(f.graph);
+  });
+  assert.deepEqual(ops(model), ['Conv', 'Sigmoid', 'Conv']);
+  // a blend producing the graph output keeps the output name
+  const b2 = new Builder();
+  const x2 = b2.input('x', ['batch', 3, 4, 4]);
+  const h2 = b2.conv(x2, 3, 3, 1);
+  const s2 = b2.node('Relu', [h2]);
+  const y2 = b2.node('Add', [s2, b2.node('Mul', [b2.node('Sub', [h2, s2]), b2.constant([3, 1, 1], [0, 0, 0])])]);
+  const r = await foldAndCompare(b2.model(y2), async (f) => {
+    simplifyActivation(f.graph, await shapesCtx(f));
+    deadCode(f.graph);
+  });
+  assert.deepEqual(ops(r.model), ['Conv', 'Relu']);
+  assert.equal(r.model.graph.nodes[1].outputs[0], y2);
+});
+
+test('a partially linear PRelu that split-partial can split is left to it', async () => {
+  const b = new Builder();
+  const x = b.input('x', ['batch', 64]);
+  const slopes = Array.from({ length: 2048 }, (_, i) => (i < 2000 ? 1 : 0.5));
+  const m = b.model(b.gemm(b.prelu(b.gemm(x, 64, 2048), slopes, [2048]), 2048, 8));
+  assert.equal(simplifyActivationPass.candidates(m.graph, await shapesCtx(m)).length, 0);
+  // with no linear channel there is nothing to split: respelled
+  const b2 = new Builder();
+  const x2 = b2.input('x', ['batch', 64]);
+  const m2 = b2.model(b2.gemm(b2.prelu(b2.gemm(x2, 64, 2048), slopes.map((v) => v / 2), [2048]), 2048, 8));
+  assert.deepEqual(simplifyActivationPass.candidates(m2.graph, await shapesCtx(m2)).map((c) => c.speedOnly), [true]);
+});
+
+test('pipeline (depth): a trained-looking net — all-0, uniform and partial layers — keeps NAPL and names the respelling', async () => {
+  const b = new Builder();
+  const x = b.input('x', ['batch', 3, 16, 16]);
+  let y = b.prelu(b.conv(x, 3, 8, 3, { pad: 1 }), new Array(8).fill(0));
+  y = b.prelu(b.conv(y, 8, 8, 3, { pad: 1 }), new Array(8).fill(0.3));
+  y = b.prelu(b.conv(y, 8, 8, 3, { pad: 1 }), [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]);
+  const m = b.model(b.conv(y, 8, 4, 3, { pad: 1 }));
+  const { model, report } = await fold(m, { objective: 'depth', latencyRuns: 0 });
+  assert.deepEqual(ops(model), ['Conv', 'Relu', 'Conv', 'LeakyRelu', 'Conv', 'Mul', 'Max', 'Conv']);
+  assert.deepEqual(report.taken.map((e) => e.pass), ['simplify-activation', 'simplify-activation', 'simplify-activation']);
+  assert.equal(report.before.napl, 3);
+  assert.equal(report.after.napl, 3, 'the Max form is read back as PRelu for the metrics');
+  assert.ok(report.notes.some((n) => /Max\(x, Mul\(x, a\)\)/.test(n)), report.notes.join('\n'));
+  assert.ok(report.verification.maxRelError === 0);
+});
+
+test('pipeline (latency): a respelling is kept only when it measured faster', async () => {
+  const b = new Builder();
+  const x = b.input('x', ['batch', 16, 64, 64]);
+  const slopes = Array.from({ length: 16 }, (_, i) => i / 16);
+  const m = b.model(b.node('Add', [b.prelu(b.node('Add', [x, b.constant([1], [0.5])]), slopes), b.constant([1], [1])]));
+  const { report } = await fold(m, { objective: 'latency', latencyRuns: 3 });
+  for (const e of report.taken.filter((t) => t.pass === 'simplify-activation')) assert.ok(e.objective!.after[0] < e.objective!.before[0] * 0.98);
+  const lost = report.rejected.filter((e) => e.pass === 'simplify-activation');
+  for (const e of lost) assert.match(e.reason!, /^objective: latency/);
+  assert.equal(report.taken.length + lost.length, 1, 'judged once, by timing');
+});
