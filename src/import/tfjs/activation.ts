@@ -85,7 +85,12 @@ function hardmax(t: TfTensor): TfTensor {
 export const activationKernels: Kernel[] = [
   act('Relu', (x) => tf.relu(x)),
   act('LeakyRelu', (x, n) => tf.leakyRelu(x, attrFloat(n, 'alpha', 0.01))),
-  { op: 'PRelu', since: 1, elementwise: true, weights: [1], run: ([x, s]) => [prelu(x, s)] },
+  {
+    // PRelu-6 and earlier apply a [C] slope per channel (axis 1); PRelu-7 broadcasts numpy-style
+    op: 'PRelu', since: 1, until: 6, weights: [1],
+    run: ([x, s]) => [prelu(x, s.rank === 1 && x.rank > 2 && s.size === x.shape[1] && s.size > 1 ? tf.reshape(s, [s.size, ...Array(x.rank - 2).fill(1)]) : s)],
+  },
+  { op: 'PRelu', since: 7, elementwise: true, weights: [1], run: ([x, s]) => [prelu(x, s)] },
   {
     op: 'Clip', since: 1, until: 10, elementwise: true,
     run: ([x], n) => [clip(x, attrFloat(n, 'min'), attrFloat(n, 'max'))],

@@ -4,6 +4,7 @@
 import { registerKernels, tf, dims, type Kernel, type TfTensor, kernelError } from './registry.js';
 import { attrInt, attrInts, type Node } from '../ir.js';
 import { onnxPads, spatialAttr, padCrop, dilateAxes, stridedTake, taping } from './conv-util.js';
+import { maxPoolTaps, LOWEST } from './gradients.js';
 
 const toNHWC = (x: TfTensor) => tf.transpose(x, [0, 2, 3, 1]);
 const toNCHW = (x: TfTensor) => tf.transpose(x, [0, 3, 1, 2]);
@@ -101,12 +102,23 @@ function convNCHW(inputs: TfTensor[], node: Node): TfTensor {
   throw kernelError(node, `${x.rank - 2}-D convolution is not supported`);
 }
 
+/** 3-D convolution (NCDHW) through tf.conv3d: groups split, strides with dilations densely then sub-sampled. */
 function conv3d(x: TfTensor, w: TfTensor, b: TfTensor | undefined, node: Node): TfTensor {
   const g = attrInt(node, 'group', 1);
-  const p = params(node, x.shape.slice(2), attrInts(node, 'kernel_shape') ?? w.shape.slice(2));
-  if (g !== 1 || p.dilations.some((d) => d !== 1)) throw kernelError(node, '3-D convolution with groups or dilations is not supported');
+  const p = params(node, dims(x).slice(2), attrInts(node, 'kernel_shape') ?? dims(w).slice(2));
+  const dil = p.dilations as [number, number, number];
+  const both = p.strides.some((s0) => s0 > 1) && dil.some((d) => d > 1);
   const xl = padCrop(tf.transpose(x, [0, 2, 3, 4, 1]), [[0, 0], ...p.begin.map((b0, i) => [b0, p.end[i]] as [number, number]), [0, 0]]);
-  let y = tf.conv3d(xl as tf.Tensor5D, tf.transpose(w, [2, 3, 4, 1, 0]) as tf.Tensor5D, p.strides as [number, number, number], 'valid');
+  const one = (xg: TfTensor, wg: TfTensor) =>
+    tf.conv3d(xg as tf.Tensor5D, tf.transpose(wg, [2, 3, 4, 1, 0]) as tf.Tensor5D, both ? 1 : (p.strides as [number, number, number]), 'valid', 'NDHWC', dil);
+  let y: TfTensor = g === 1 ? one(xl, w) : tf.concat(tf.split(xl, g, 4).map((xg, k) => one(xg, tf.split(w, g, 0)[k])), 4);
+  if (both) {
+    const k = dims(w).slice(2);
+    for (let i = 0; i < 3; i++) {
+      const out = Math.floor((dims(xl)[i + 1] - ((k[i] - 1) * dil[i] + 1)) / p.strides[i]) + 1;
+      y = stridedTake(y, i + 1, 0, p.strides[i], out);
+    }
+  }
   if (b) y = tf.add(y, b);
   return tf.transpose(y, [0, 4, 1, 2, 3]);
 }
@@ -216,11 +228,17 @@ function poolNHWC(x: TfTensor, node: Node, kind: 'max' | 'avg'): TfTensor {
   const anyPad = padSpec(false).some(([a, b]) => a || b);
   let y: TfTensor;
   if (kind === 'max') {
-    const xp = anyPad ? padCrop(xf, padSpec(false), -Infinity) : xf;
-    // wasm's MaxPool3D starts its max at FLT_MIN (> every negative input): use the tap maximum there
-    if (g.dilations.every((d) => d === 1) && !(n === 3 && tf.getBackend() === 'wasm')) y = pool(xp, g, 'max', n);
-    else {
-      // dilated max pooling: the max over the kernel taps, each a strided view of the padded input
+    // the lowest float, not -Infinity, pads: the gradient takes windows by convolution (0·-Inf = NaN)
+    const xp = anyPad ? padCrop(xf, padSpec(false), LOWEST) : xf;
+    const dilated = g.dilations.some((d) => d !== 1);
+    if (!dilated && !(n === 3 && tf.getBackend() === 'wasm')) y = pool(xp, g, 'max', n);
+    else if (n === 2) {
+      // dilated: tf.pool (space-to-batch) at stride 1, then every stride-th output
+      const dense = tf.pool(xp as tf.Tensor4D, g.k as [number, number], 'max', 'valid', g.dilations as [number, number], 1);
+      y = stridedTake(stridedTake(dense, 1, 0, g.strides[0], g.out[0]), 2, 0, g.strides[1], g.out[1]);
+    } else {
+      // 1-D dilated, and 3-D on wasm (its MaxPool3D starts the max at FLT_MIN, above every negative input):
+      // the max over the kernel taps, each a strided view of the padded input
       y = undefined as unknown as TfTensor;
       const taps = g.k.reduce((a, b) => a * b, 1);
       for (let t = 0; t < taps; t++) {
@@ -276,20 +294,22 @@ function maxPoolWithIndices(x: TfTensor, node: Node): TfTensor[] {
   const [N, C, H, W] = dims(x);
   const g = poolGeometry(node, [H, W], true);
   if (g.dilations.some((d) => d !== 1)) throw kernelError(node, 'the Indices output of a dilated MaxPool is not supported');
-  const xp = padCrop(toNHWC(x), [[0, 0], [g.begin[0], g.end[0] + g.extra[0]], [g.begin[1], g.end[1] + g.extra[1]], [0, 0]], -Infinity);
-  const Wp = dims(xp)[2];
-  const { result, indexes } = tf.maxPoolWithArgmax(xp as tf.Tensor4D, g.k as [number, number], g.strides as [number, number], 'valid', false);
+  const pad: [[number, number], [number, number], [number, number], [number, number]] =
+    [[0, 0], [g.begin[0], g.end[0] + g.extra[0]], [g.begin[1], g.end[1] + g.extra[1]], [0, 0]];
+  // the first maximum's window tap, then its position (tfjs' MaxPoolWithArgmax is wrong on wasm)
+  const p = maxPoolTaps(toNHWC(x), g.k as [number, number], g.strides as [number, number], pad);
   const i32 = (v: number) => tf.scalar(v, 'int32');
-  // tfjs: (y·Wp + x)·C + c within one image
-  const yy = tf.sub(tf.floorDiv(indexes, i32(Wp * C)), i32(g.begin[0]));
-  const xx = tf.sub(tf.floorDiv(tf.mod(indexes, i32(Wp * C)), i32(C)), i32(g.begin[1]));
+  const row = tf.reshape(tf.mul(tf.range(0, p.oh, 1, 'int32'), i32(p.sh)), [1, p.oh, 1, 1]);
+  const col = tf.reshape(tf.mul(tf.range(0, p.ow, 1, 'int32'), i32(p.sw)), [1, 1, p.ow, 1]);
+  const yy = tf.sub(tf.add(row, tf.floorDiv(p.first, i32(p.kw))), i32(g.begin[0]));
+  const xx = tf.sub(tf.add(col, tf.mod(p.first, i32(p.kw))), i32(g.begin[1]));
   const n = tf.reshape(tf.range(0, N, 1, 'int32'), [N, 1, 1, 1]);
   const c = tf.reshape(tf.range(0, C, 1, 'int32'), [1, 1, 1, C]);
   const plane = tf.add(tf.mul(n, i32(C)), c);
   const idx = attrInt(node, 'storage_order', 0) === 1
     ? tf.add(tf.mul(tf.add(tf.mul(plane, i32(W)), xx), i32(H)), yy)
     : tf.add(tf.mul(tf.add(tf.mul(plane, i32(H)), yy), i32(W)), xx);
-  return [toNCHW(result), toNCHW(idx)];
+  return [toNCHW(poolNHWC(toNHWC(x), { ...node, outputs: [node.outputs[0]] }, 'max')), toNCHW(idx)];
 }
 
 function channelsLast(x: TfTensor): TfTensor {

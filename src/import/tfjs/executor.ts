@@ -64,9 +64,9 @@ export interface Executable {
 
 export interface UnsupportedOp { op: string; domain: string; opset: number; count: number }
 
-/** The opset a node runs at. */
+/** The opset a node runs at (1 when the model imports no opset for its domain). */
 function nodeOpset(model: Model, node: Node): number {
-  return opsetOf(model, node.domain) ?? (node.domain === '' || node.domain === 'ai.onnx' ? 1 : 1);
+  return opsetOf(model, node.domain) ?? 1;
 }
 
 /** Ops of the model that have no tfjs kernel at the model's opset. */
@@ -364,6 +364,8 @@ function wrap(node: Node, f: () => TfTensor[]): TfTensor[] {
 
 const hostCache = new WeakMap<TfTensor, number[]>();
 function hostValues(t: TfTensor): number[] {
+  // a variable keeps its object across assign(): never cache its values
+  if (t instanceof tf.Variable) return Array.from(t.dataSync() as ArrayLike<number>, Number);
   let v = hostCache.get(t);
   if (!v) {
     v = Array.from(t.dataSync() as ArrayLike<number>, Number);

@@ -67,18 +67,28 @@ export function conv2dInputGrad(x: TfTensor, filter: TfTensor, dy: TfTensor, att
   });
 }
 
-/** dW[i,j] = Σ x_tap(i,j)ᵀ·dy: one matMul of dyᵀ [M, N·OH·OW] with the im2col patches [N·OH·OW, kh·kw·C]. */
+/**
+ * dW[i,j,c,m] = Σ_{n,oh,ow} xpad[n, oh·s + i·d, ow·s + j·d, c] · dy[n, oh, ow, m]: a convolution in which the
+ * channels play the batch, the batch plays the channels and dy is the filter (stride d, dilation s). One
+ * conv2d on wasm beats im2col + matMul (~6×, mostly the patch copies). When both strides and dilations
+ * exceed 1 (tfjs convs take one or the other) the patches are multiplied tap by tap.
+ */
 export function conv2dFilterGrad(x: TfTensor, filter: TfTensor, dy: TfTensor, attrs: Record<string, unknown>): TfTensor {
   return tf.tidy(() => {
     const g = geometry(x, filter, attrs, false);
-    const [kh, kw, c, m] = filter.shape;
+    const [kh, kw, c, m] = dims(filter);
     const xp = paddedX(x, g);
-    const rows = x.shape[0] * g.oh * g.ow;
-    const taps: TfTensor[] = [];
-    for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) taps.push(tap(xp, g, i, j));
-    const patches = tf.reshape((taps.length === 1 ? taps[0] : tf.concat(taps, 3)), [rows, kh * kw * c]);
+    if ((g.sh === 1 && g.sw === 1) || (g.dh === 1 && g.dw === 1)) {
+      const xs = tf.transpose(xp, [3, 1, 2, 0]) as tf.Tensor4D; // [C, Hp, Wp, N]
+      const ds = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [OH, OW, N, M]
+      const out = tf.conv2d(xs, ds, [g.dh, g.dw], 'valid', 'NHWC', [g.sh, g.sw]); // [C, kh, kw, M]
+      return tf.transpose(out, [1, 2, 0, 3]);
+    }
+    const rows = dims(x)[0] * g.oh * g.ow;
     const dyT = tf.transpose(tf.reshape(dy, [rows, m]));
-    return tf.transpose(tf.reshape(tf.matMul(dyT, patches), [m, kh, kw, c]), [1, 2, 3, 0]);
+    const parts: TfTensor[] = [];
+    for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) parts.push(tf.matMul(dyT, tf.reshape(tap(xp, g, i, j), [rows, c])));
+    return tf.transpose(tf.reshape(tf.stack(parts), [kh, kw, m, c]), [0, 1, 3, 2]);
   });
 }
 
@@ -102,20 +112,104 @@ export function depthwiseInputGrad(x: TfTensor, filter: TfTensor, dy: TfTensor, 
   });
 }
 
+/**
+ * dW[i,j,c,k] = Σ_{n,oh,ow} xpad[n, oh·s + i·d, ow·s + j·d, c] · dy[n, oh, ow, c·mult + k]: a depthwise conv
+ * over the N·C channels of one "image" whose filter is dy, summed over the batch afterwards.
+ */
 export function depthwiseFilterGrad(x: TfTensor, filter: TfTensor, dy: TfTensor, attrs: Record<string, unknown>): TfTensor {
   return tf.tidy(() => {
     const g = geometry(x, filter, attrs, true);
-    const [kh, kw, c, mult] = filter.shape;
+    const [kh, kw, c, mult] = dims(filter);
+    const n = dims(x)[0];
     const xp = paddedX(x, g);
-    const rows = x.shape[0] * g.oh * g.ow;
+    const [, hp, wp] = dims(xp);
+    if ((g.sh === 1 && g.sw === 1) || (g.dh === 1 && g.dw === 1)) {
+      const xs = tf.reshape(tf.transpose(xp, [1, 2, 0, 3]), [1, hp, wp, n * c]);
+      const ds = tf.reshape(tf.transpose(tf.reshape(dy, [n, g.oh, g.ow, c * mult]), [1, 2, 0, 3]), [g.oh, g.ow, n * c, mult]);
+      const out = tf.depthwiseConv2d(xs as tf.Tensor4D, ds as tf.Tensor4D, [g.dh, g.dw], 'valid', 'NHWC', [g.sh, g.sw]);
+      return tf.sum(tf.reshape(out, [kh, kw, n, c, mult]), 2);
+    }
+    const rows = n * g.oh * g.ow;
     const dy3 = tf.reshape(dy, [rows, c, mult]);
     const out: TfTensor[] = [];
     for (let i = 0; i < kh; i++)
-      for (let j = 0; j < kw; j++) {
-        const t = tf.reshape(tap(xp, g, i, j), [rows, c, 1]);
-        out.push(tf.sum(tf.mul(t, dy3), 0));
-      }
+      for (let j = 0; j < kw; j++) out.push(tf.sum(tf.mul(tf.reshape(tap(xp, g, i, j), [rows, c, 1]), dy3), 0));
     return tf.reshape(tf.stack(out), [kh, kw, c, mult]);
+  });
+}
+
+// ---- MaxPool ----
+export interface PoolTaps {
+  /** Input padded with the lowest float (not -Infinity: taps are taken by convolution, and 0·-Inf = NaN). */
+  xp: TfTensor;
+  y: TfTensor;
+  /** Per output, the window tap (i·kw + j, scanning order) of its first maximum. */
+  first: TfTensor;
+  kh: number; kw: number; sh: number; sw: number; top: number; left: number; oh: number; ow: number;
+  /** The taps of every window: [N, OH, OW, C, kh·kw]. */
+  taps: TfTensor;
+}
+
+export const LOWEST = -3.4028234663852886e38;
+
+/** One-hot depthwise filter [kh, kw, C, kh·kw] that copies tap t into output channel c·K + t. */
+function tapFilter(kh: number, kw: number, c: number): TfTensor {
+  const K = kh * kw;
+  const v = new Float32Array(K * c * K);
+  for (let t = 0; t < K; t++) for (let ch = 0; ch < c; ch++) v[(t * c + ch) * K + t] = 1;
+  return tf.tensor4d(v, [kh, kw, c, K]);
+}
+
+/**
+ * The windows of a 2-D max pool (NHWC) and, per output, the tap of its first maximum. tfjs-backend-wasm's
+ * MaxPoolGrad and MaxPoolWithArgmax pick wrong positions for some geometries (2×2 / stride 2 over several
+ * channels), so the gradient and MaxPool's Indices output are built on this. Windows come from a reshape
+ * when they tile the input (kernel = stride), else from one depthwise conv with a one-hot filter (strided
+ * slices are slow on wasm).
+ */
+export function maxPoolTaps(x: TfTensor, filterSize: [number, number], strides: [number, number], pad: unknown, rounding?: unknown): PoolTaps {
+  const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], filterSize, strides, 1, pad as 'valid', rounding as 'floor' | undefined);
+  const { top, left, bottom, right } = info.padInfo;
+  const kh = info.filterHeight, kw = info.filterWidth, sh = info.strideHeight, sw = info.strideWidth, oh = info.outHeight, ow = info.outWidth;
+  const [n, , , c] = dims(x);
+  const K = kh * kw;
+  const needH = (oh - 1) * sh + kh, needW = (ow - 1) * sw + kw;
+  const xp = padCrop(x, [[0, 0], [top, Math.min(bottom, needH - dims(x)[1] - top)], [left, Math.min(right, needW - dims(x)[2] - left)], [0, 0]], LOWEST);
+  let taps: TfTensor;
+  if (kh === sh && kw === sw) {
+    const [, hp, wp] = dims(xp);
+    const xt = hp === oh * kh && wp === ow * kw ? xp : tf.slice(xp, [0, 0, 0, 0], [n, oh * kh, ow * kw, c]);
+    taps = tf.reshape(tf.transpose(tf.reshape(xt, [n, oh, kh, ow, kw, c]), [0, 1, 3, 5, 2, 4]), [n, oh, ow, c, K]);
+  } else {
+    const finite = tf.maximum(xp, LOWEST); // -Infinity inputs would turn the one-hot products into NaN
+    taps = tf.reshape(tf.depthwiseConv2d(finite as tf.Tensor4D, tapFilter(kh, kw, c) as tf.Tensor4D, [sh, sw], 'valid'), [n, oh, ow, c, K]);
+  }
+  const y = tf.max(taps, 4);
+  // argMax returns the first maximum (a broadcast Equal against y is ~20× slower on wasm)
+  const first = tf.argMax(taps, 4);
+  return { xp, y, first, kh, kw, sh, sw, top, left, oh, ow, taps };
+}
+
+/** MaxPool's input gradient: dy routed to the first maximum of each window, then put back in place. */
+export function maxPoolGrad(x: TfTensor, dy: TfTensor, attrs: Record<string, unknown>): TfTensor {
+  return tf.tidy(() => {
+    const fs = attrs.filterSize as number | [number, number], st = attrs.strides as number | [number, number];
+    const p = maxPoolTaps(x, typeof fs === 'number' ? [fs, fs] : fs, typeof st === 'number' ? [st, st] : st, attrs.pad, attrs.dimRoundingMode);
+    const [n, hp, wp, c] = dims(p.xp);
+    const K = p.kh * p.kw;
+    const routed = tf.mul(tf.oneHot(tf.reshape(p.first, [-1]), K), tf.reshape(dy, [-1, 1])); // [N·OH·OW·C, K]
+    let back: TfTensor;
+    if (p.kh === p.sh && p.kw === p.sw) {
+      const r6 = tf.transpose(tf.reshape(routed, [n, p.oh, p.ow, c, p.kh, p.kw]), [0, 1, 4, 2, 5, 3]);
+      back = padCrop(tf.reshape(r6, [n, p.oh * p.kh, p.ow * p.kw, c]), [[0, 0], [0, hp - p.oh * p.kh], [0, wp - p.ow * p.kw], [0, 0]]);
+    } else {
+      const f = tapFilter(p.kh, p.kw, c);
+      const a = { strides: [p.sh, p.sw], pad: 'valid', dilations: [1, 1] };
+      back = depthwiseInputGrad(p.xp, f, tf.reshape(routed, [n, p.oh, p.ow, c * K]), a);
+    }
+    // back covers x rows [-top, hp - top): drop the padding, zero-fill rows no window read
+    const [, h, w] = dims(x);
+    return padCrop(back, [[0, 0], [-p.top, h - (hp - p.top)], [-p.left, w - (wp - p.left)], [0, 0]]);
   });
 }
 
@@ -128,16 +222,22 @@ const dilated = (attrs: Record<string, unknown>) => {
 const nchwFormat = (attrs: Record<string, unknown>) => attrs.dataFormat === 'NCHW';
 
 /**
- * Where linfold's variant is used. 'native' backends (tfjs-node) keep tfjs' gradients unless a kernel is
- * missing; on cpu the measured winners are used (see bench/ and test/gradients.test.ts); on wasm the
- * replacements always (the backprop kernels do not exist there or are slower).
+ * Where linfold's variant is used (besides dilations > 1, where tfjs' gradients refuse, and backends lacking
+ * the kernel). Measured on this machine, batch 64 (wasm) / 8 (cpu), 28×28, 3×3 kernels:
+ *   wasm  conv 32→32: input 49 ms vs Conv2DBackpropInput 435; filter 75 (no kernel); s2 32→64: 110 vs 314
+ *         depthwise 32: input 19 ms, filter ~60 ms (no kernels)
+ *   cpu   conv 32→32: input 345 ms vs 260 builtin; filter 333 vs 17 262 builtin; s2: input 1377 vs 141
+ *         depthwise 32: input 30 vs 17 builtin; filter 73 vs 335 builtin; s2: filter 37 vs 82
+ * tfjs-node ('tensorflow') keeps its native kernels.
  */
 export const gradientPolicy = {
-  conv2dInput: { wasm: true, cpu: true } as Record<string, boolean>,
-  conv2dFilter: { wasm: true, cpu: false } as Record<string, boolean>,
-  depthwiseInput: { wasm: true, cpu: true } as Record<string, boolean>,
-  depthwiseFilter: { wasm: true, cpu: false } as Record<string, boolean>,
+  conv2dInput: { wasm: true, cpu: false } as Record<string, boolean>,
+  conv2dFilter: { wasm: true, cpu: true } as Record<string, boolean>,
+  depthwiseInput: { wasm: true, cpu: false } as Record<string, boolean>,
+  depthwiseFilter: { wasm: true, cpu: true } as Record<string, boolean>,
   matMulExplicitTranspose: { wasm: true } as Record<string, boolean>,
+  /** wasm's MaxPoolGrad routes gradients to wrong positions for some geometries (see maxPoolTaps). */
+  maxPool: { wasm: true } as Record<string, boolean>,
 };
 
 function want(kind: keyof typeof gradientPolicy, kernel: string, attrs: Record<string, unknown>): boolean {
@@ -147,15 +247,27 @@ function want(kind: keyof typeof gradientPolicy, kernel: string, attrs: Record<s
   return gradientPolicy[kind][tf.getBackend()] ?? false;
 }
 
+const originals = new Map<string, GradFunc | undefined>();
+
+/** tfjs' own gradient function of a kernel, as registered before linfold replaced it (for tests). */
+export function originalGradient(kernel: string): GradFunc | undefined {
+  return originals.get(kernel);
+}
+
 let registered = false;
 export function registerGradients(): void {
   if (registered) return;
   registered = true;
-  const orig = (name: string) => tf.getGradient(name)?.gradFunc as GradFunc | undefined;
+  const orig = (name: string) => {
+    const g = tf.getGradient(name)?.gradFunc as GradFunc | undefined;
+    originals.set(name, g);
+    return g;
+  };
   const conv = orig('Conv2D');
   const depthwise = orig('DepthwiseConv2dNative');
   const batchMatMul = orig('BatchMatMul');
   const gather = orig('GatherV2');
+  const maxPool = orig('MaxPool');
 
   tf.registerGradient({
     kernelName: 'Conv2D',
@@ -206,11 +318,40 @@ export function registerGradients(): void {
       inputsToSave: ['x', 'indices'],
       gradFunc: (dy, saved, attrs) => {
         const a = attrs as { axis: number; batchDims: number };
-        if (hasKernel('UnsortedSegmentSum') || (a.batchDims ?? 0) !== 0) return gather(dy, saved, a as unknown as Record<string, unknown>);
         const [x, indices] = saved;
-        return { x: () => gatherGrad(x, indices, dy as TfTensor, a.axis), indices: () => indices };
+        // indices get a float zero gradient: tfjs checks gradient dtypes, and ids computed from a float tensor
+        // (Cast → Gather) would otherwise stop backpropagation with an error
+        const zero = () => tf.zeros(indices.shape, 'float32');
+        if (hasKernel('UnsortedSegmentSum') || (a.batchDims ?? 0) !== 0)
+          return { x: gather(dy, saved, a as unknown as Record<string, unknown>).x, indices: zero };
+        return { x: () => gatherGrad(x, indices, dy as TfTensor, a.axis), indices: zero };
       },
     });
+  tf.registerGradient({
+    kernelName: 'MaxPool',
+    inputsToSave: ['x'],
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const a = attrs as Record<string, unknown>;
+      const fs = a.filterSize as number | [number, number];
+      const taps = typeof fs === 'number' ? fs * fs : fs[0] * fs[1];
+      // windows above 64 taps (dilated pooling's space-to-batch windows can be huge) keep tfjs' gradient
+      if (maxPool && (!gradientPolicy.maxPool[tf.getBackend()] || taps > 64)) return maxPool(dy, saved, a);
+      const [x] = saved;
+      return { x: () => maxPoolGrad(x, dy as TfTensor, a) };
+    },
+  });
+  // comparisons and logic have no gradient in tfjs; a Where mask computed from a differentiated tensor would
+  // stop backpropagation with "gradient function not found": they are constant almost everywhere (zero)
+  for (const kernelName of ['Greater', 'GreaterEqual', 'Less', 'LessEqual', 'Equal', 'NotEqual', 'LogicalAnd', 'LogicalOr', 'LogicalNot', 'LogicalXor']) {
+    if (tf.getGradient(kernelName)) continue;
+    const names = kernelName === 'LogicalNot' ? ['x'] : ['a', 'b'];
+    tf.registerGradient({
+      kernelName,
+      inputsToSave: names,
+      gradFunc: (_dy, saved) => Object.fromEntries(saved.map((t, k) => [names[k], () => tf.zeros(t.shape, 'float32')])),
+    });
+  }
 }
 
 /** Gather's gradient without UnsortedSegmentSum: a scatter-add (ScatterNd sums duplicate indices). */

@@ -7,4 +7,4 @@ import './matmul.js';
 import './shape.js';
 import './reduce.js';
 
-export { lookupKernel, registeredKernels, type Kernel, type KernelContext } from './registry.js';
+export { lookupKernel, registeredKernels, registerKernels, type Kernel, type KernelContext } from './registry.js';

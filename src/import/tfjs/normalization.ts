@@ -13,7 +13,8 @@ function channelShape(v: TfTensor, rank: number, channelsLast: boolean): TfTenso
 export function bnTrainingMode(node: Node, opset: number, ctx: Pick<KernelContext, 'training'>): boolean {
   if (ctx.training !== undefined) return ctx.training;
   if (opset >= 14) return attrInt(node, 'training_mode', 0) === 1;
-  // opset 9..13: the training form is the one with the (running) mean/var outputs
+  // opset 9..13: the training form is the one with the (running) mean/var outputs; before 7, is_test said
+  if (opset < 7) return attrInt(node, 'is_test', 0) === 0 && node.outputs.slice(1).some((o) => o !== '');
   return opset >= 9 && node.outputs.slice(1).some((o) => o !== '');
 }
 
@@ -84,7 +85,7 @@ const rank4 = (_n: Node, ranks: number[]) => ranks[0] === 4;
 
 export const normalizationKernels: Kernel[] = [
   {
-    op: 'BatchNormalization', since: 7, weights: [1, 2], stats: [3, 4], random: true,
+    op: 'BatchNormalization', since: 1, weights: [1, 2], stats: [3, 4], random: true,
     run: (inputs, node, ctx) => batchNorm(inputs, node, ctx, false),
     nhwc: { mode: 'either', accepts: rank4, run: (inputs, node, ctx) => batchNorm(inputs, node, ctx, true) },
   },

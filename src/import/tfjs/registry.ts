@@ -62,7 +62,10 @@ export interface Kernel {
   weights?: number[];
   /** Inputs holding running statistics (BatchNormalization mean/var): non-trainable variables the op may update. */
   stats?: number[];
-  /** Whether the node's outputs may differ between runs with the same inputs (never folded at compile time). */
+  /**
+   * Whether the node's outputs may differ between runs with the same inputs, through randomness or run
+   * options (Dropout, BatchNormalization in training mode): never evaluated at compile time.
+   */
   random?: boolean;
 }
 

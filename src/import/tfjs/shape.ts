@@ -1,7 +1,7 @@
 // Shape and data movement: Reshape, Flatten, Transpose, Concat, Split, Slice, Squeeze/Unsqueeze, Gather,
 // GatherElements, Shape, Size, Constant, ConstantOfShape, Dropout, Pad, Expand, Range, Tile, Resize/Upsample,
 // DepthToSpace/SpaceToDepth, OneHot, Trilu, EyeLike.
-import { registerKernels, tf, type Kernel, type TfTensor, type KernelContext, normAxis, kernelError, tfDType } from './registry.js';
+import { registerKernels, tf, dims, type Kernel, type TfTensor, type KernelContext, normAxis, kernelError, tfDType } from './registry.js';
 import { attrFloat, attrInt, attrInts, attrString, attrTensor, attrFloats, type Node } from '../ir.js';
 import { dtypeFromCode } from '../tensor.js';
 import { toTf } from './convert.js';
@@ -123,6 +123,26 @@ function edgePad(x: TfTensor, pads: [number, number][]): TfTensor {
   return y;
 }
 
+/**
+ * Reflect padding from reversed slices and concat: tfjs' MirrorPad gradient only slices dy, dropping the
+ * contributions of the reflected border.
+ */
+function reflectPad(x: TfTensor, pads: [number, number][]): TfTensor {
+  let y = padCrop(x, pads.map(([a, b]) => [Math.min(a, 0), Math.min(b, 0)] as [number, number]));
+  pads.forEach(([a, b], axis) => {
+    if (a <= 0 && b <= 0) return;
+    const n = y.shape[axis];
+    const part = (from: number, count: number) =>
+      tf.reverse(tf.slice(y, y.shape.map((_, i) => (i === axis ? from : 0)), dims(y).map((d, i) => (i === axis ? count : d))), axis);
+    const parts: TfTensor[] = [];
+    if (a > 0) parts.push(part(1, a));
+    parts.push(y);
+    if (b > 0) parts.push(part(n - 1 - b, b));
+    y = tf.concat(parts, axis);
+  });
+  return y;
+}
+
 function pad(inputs: TfTensor[], node: Node, ctx: KernelContext): TfTensor {
   const [x, padsIn, valueIn, axesIn] = inputs;
   const mode = attrString(node, 'mode', 'constant');
@@ -135,10 +155,7 @@ function pad(inputs: TfTensor[], node: Node, ctx: KernelContext): TfTensor {
     const v = valueIn && valueIn.size > 0 ? ctx.values(valueIn)[0] : attrFloat(node, 'value', 0);
     return padCrop(x, pads, v);
   }
-  if (mode === 'reflect') {
-    const cropped = padCrop(x, pads.map(([a, b]) => [Math.min(a, 0), Math.min(b, 0)] as [number, number]));
-    return tf.mirrorPad(cropped, pads.map(([a, b]) => [Math.max(a, 0), Math.max(b, 0)] as [number, number]), 'reflect');
-  }
+  if (mode === 'reflect') return reflectPad(x, pads);
   if (mode === 'edge') return edgePad(x, pads);
   throw kernelError(node, `pad mode '${mode}' is not supported`);
 }

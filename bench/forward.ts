@@ -1,0 +1,166 @@
+// Forward pass: the tfjs import (wasm; optionally cpu) against onnxruntime-node on a ResNet-18-sized model
+// built with the IR (random He-initialized weights, BatchNormalization folded into the convs as an eval
+// export does). Also measures the executor's layout pass (channels-last conv chains) on and off.
+//
+//   node --import tsx bench/forward.ts [--batch 1] [--size 224] [--runs 5] [--cpu] [--chain-only]
+import { tf, useBackend } from '../src/train/backends.js';
+import { compile } from '../src/import/tfjs/executor.js';
+import { GraphBuilder, attr, seededRandom } from '../src/import/tfjs/graph-builder.js';
+import { ortSession, runOrt } from '../src/import/ort.js';
+import { Tensor } from '../src/import/tensor.js';
+import type { Model } from '../src/import/ir.js';
+import { pathToFileURL } from 'node:url';
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const BATCH = opt('batch', 1), SIZE = opt('size', 224), RUNS = opt('runs', 5);
+const WITH_CPU = args.includes('--cpu');
+
+/** ResNet-18: 7×7/2 stem, 3×3/2 max pool, 4 stages of 2 basic blocks (64, 128, 256, 512), GAP, FC 1000. */
+export function resnet18(classes = 1000, width = 64): Model {
+  const { i, ints } = attr;
+  const rnd = seededRandom(0);
+  const g = new GraphBuilder('resnet18');
+  let n = 0;
+  const conv = (x: string, cin: number, cout: number, k: number, stride: number): string => {
+    const W = g.init(`conv${n}.weight`, [cout, cin, k, k], rnd.normals(cout * cin * k * k, Math.sqrt(2 / (cin * k * k))));
+    const B = g.init(`conv${n}.bias`, [cout], rnd.normals(cout, 0.01));
+    n++;
+    const p = (k - 1) >> 1;
+    return g.op('Conv', [x, W, B], { kernel_shape: ints([k, k]), strides: ints([stride, stride]), pads: ints([p, p, p, p]) });
+  };
+  const relu = (x: string) => g.op('Relu', [x]);
+  let x = g.input('input', ['batch', 3, SIZE, SIZE]);
+  x = relu(conv(x, 3, width, 7, 2));
+  x = g.op('MaxPool', [x], { kernel_shape: ints([3, 3]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) });
+  let cin = width;
+  [width, width * 2, width * 4, width * 8].forEach((cout, stage) => {
+    for (let b = 0; b < 2; b++) {
+      const stride = stage > 0 && b === 0 ? 2 : 1;
+      const h = relu(conv(x, cin, cout, 3, stride));
+      const y = conv(h, cout, cout, 3, 1);
+      const skip = stride !== 1 || cin !== cout ? conv(x, cin, cout, 1, stride) : x;
+      x = relu(g.op('Add', [y, skip]));
+      cin = cout;
+    }
+  });
+  const flat = g.op('Flatten', [g.op('GlobalAveragePool', [x])], { axis: i(1) });
+  const fc = g.init('fc.weight', [classes, cin], rnd.normals(classes * cin, Math.sqrt(1 / cin)));
+  const fcb = g.init('fc.bias', [classes], rnd.normals(classes, 0.01));
+  g.output(g.op('Gemm', [flat, fc, fcb], { transB: i(1) }), 'float32', ['batch', classes]);
+  return g.model(13);
+}
+
+function median(xs: number[]): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Median forward time of each compiled variant, runs interleaved (the machine's load drifts). */
+function timeVariants(model: Model, input: Float32Array, variants: { layout: boolean }[]): { ms: number; out: Float32Array }[] {
+  const exes = variants.map((v) => compile(model, v));
+  const x = tf.tensor4d(input, [BATCH, 3, SIZE, SIZE]);
+  const times: number[][] = variants.map(() => []);
+  const outs: Float32Array[] = variants.map(() => new Float32Array());
+  for (let r = 0; r < RUNS + 1; r++) {
+    exes.forEach((exe, k) => {
+      const t0 = performance.now();
+      const y = exe.run({ input: x });
+      const data = Object.values(y)[0].dataSync() as Float32Array;
+      const dt = performance.now() - t0;
+      if (r > 0) times[k].push(dt);
+      outs[k] = Float32Array.from(data);
+      tf.dispose(Object.values(y));
+    });
+  }
+  x.dispose();
+  exes.forEach((e) => e.dispose());
+  return variants.map((_, k) => ({ ms: median(times[k]), out: outs[k] }));
+}
+
+/** A plain chain of `depth` Conv 3×3 + Relu layers (the layout pass's best case). */
+function convChain(depth: number, c: number): Model {
+  const { ints } = attr;
+  const rnd = seededRandom(2);
+  const g = new GraphBuilder('chain');
+  let x = g.input('input', ['batch', c, 28, 28]);
+  for (let k = 0; k < depth; k++) {
+    const W = g.init(`w${k}`, [c, c, 3, 3], rnd.normals(c * c * 9, Math.sqrt(2 / (c * 9))));
+    const B = g.init(`b${k}`, [c], rnd.normals(c, 0.01));
+    x = g.op('Relu', [g.op('Conv', [x, W, B], { pads: ints([1, 1, 1, 1]) })]);
+  }
+  g.output(x);
+  return g.model(13);
+}
+
+async function layoutOnChain(): Promise<void> {
+  await useBackend('wasm');
+  const depth = 8, c = 32, batch = 32;
+  const model = convChain(depth, c);
+  const x = tf.randomNormal([batch, c, 28, 28]);
+  console.log(`conv chain: ${depth} × (Conv 3×3 ${c}→${c} + Relu), batch ${batch}, 28×28, wasm, median of ${RUNS} runs`);
+  const exes = [true, false].map((layout) => compile(model, { layout }));
+  const fwd: number[][] = [[], []], step: number[][] = [[], []];
+  for (let r = 0; r < RUNS + 1; r++) {
+    exes.forEach((exe, k) => {
+      let t0 = performance.now();
+      tf.tidy(() => {
+        Object.values(exe.run({ input: x }))[0].dataSync();
+      });
+      if (r > 0) fwd[k].push(performance.now() - t0);
+      t0 = performance.now();
+      tf.tidy(() => {
+        const { grads } = tf.variableGrads(() => tf.mean(Object.values(exe.run({ input: x }))[0]) as tf.Scalar, exe.trainableVariables);
+        Object.values(grads)[0].dataSync();
+      });
+      if (r > 0) step[k].push(performance.now() - t0);
+    });
+  }
+  exes.forEach((e, k) => {
+    console.log(`  layout pass ${k === 0 ? 'on ' : 'off'}: forward ${median(fwd[k]).toFixed(1).padStart(7)} ms, forward+backward ${median(step[k]).toFixed(1).padStart(7)} ms`);
+    e.dispose();
+  });
+  x.dispose();
+}
+
+async function main(): Promise<void> {
+  const model = resnet18();
+  const input = seededRandom(1).normals(BATCH * 3 * SIZE * SIZE);
+  const session = await ortSession(model, 'resnet18');
+  const feed = { input: Tensor.f32('input', [BATCH, 3, SIZE, SIZE], input) };
+  const ortTimes: number[] = [];
+  let ref = new Float32Array();
+  for (let r = 0; r < RUNS + 1; r++) {
+    const t0 = performance.now();
+    const out = await runOrt(session, feed);
+    const dt = performance.now() - t0;
+    if (r > 0) ortTimes.push(dt);
+    ref = Float32Array.from(out[Object.keys(out)[0]].data as Float32Array);
+  }
+  const ort = median(ortTimes);
+  console.log(`ResNet-18, batch ${BATCH}, ${SIZE}×${SIZE}, median of ${RUNS} runs`);
+  console.log(`  onnxruntime-node (cpu)           ${ort.toFixed(1).padStart(8)} ms`);
+  const backends: ('wasm' | 'cpu')[] = WITH_CPU ? ['wasm', 'cpu'] : ['wasm'];
+  for (const b of backends) {
+    await useBackend(b);
+    const variants = [{ layout: true }, { layout: false }];
+    const results = timeVariants(model, input, variants);
+    for (const [k, { layout }] of variants.entries()) {
+      const { ms, out } = results[k];
+      let err = 0, scale = 0;
+      for (let k = 0; k < ref.length; k++) {
+        err = Math.max(err, Math.abs(out[k] - ref[k]));
+        scale = Math.max(scale, Math.abs(ref[k]));
+      }
+      console.log(`  tfjs ${b.padEnd(4)} layout pass ${layout ? 'on ' : 'off'}    ${ms.toFixed(1).padStart(8)} ms   ${(ms / ort).toFixed(2)}× onnxruntime   (max rel error ${(err / scale).toExponential(1)})`);
+    }
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  if (!args.includes('--chain-only')) await main();
+  await layoutOnChain();
+}
