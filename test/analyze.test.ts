@@ -616,3 +616,25 @@ test('fixtures: partially linear layers (resnet_small, PRelu slopes 1 on every o
   checkPathFields(tr, 'transformer_gelu (partial)');
   tr.layers.forEach((l, i) => close(l.contribution.napl, t0.layers[i].contribution.napl / 2));
 });
+
+test('PReLU spelled Max(x, a·x) / Min(x, a·x) (what fold writes) is a prelu layer with per-channel linearity', async () => {
+  const { Graph } = await import('../src/import/ir.js');
+  const { Tensor } = await import('../src/import/tensor.js');
+  const { census } = await import('../src/analyze/census.js');
+  for (const [op, slopes, linear] of [['Max', [0, 1, 0.5, 1], 2], ['Min', [1, 2, 1, 3], 2]] as const) {
+    const g = new Graph();
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [1, 4, 3, 3] }];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: [1, 4, 3, 3] }];
+    g.initializers.set('a', Tensor.f32('a', [4, 1, 1], slopes));
+    g.nodes = [
+      { name: 'mul', opType: 'Mul', domain: '', inputs: ['x', 'a'], outputs: ['ax'], attrs: {} },
+      { name: 'act', opType: op, domain: '', inputs: ['ax', 'x'], outputs: ['y'], attrs: {} },
+    ];
+    for (const v of ['ax', 'y']) g.valueInfo.set(v, { name: v, dtype: 'float32', shape: [1, 4, 3, 3] });
+    const c = census(g);
+    assert.equal(c.layers.length, 1, op);
+    assert.equal(c.layers[0].kind, 'prelu');
+    assert.equal(c.layers[0].channels, 4);
+    assert.equal(c.layers[0].linearChannels, linear, `${op}: channels with slope 1 are linear`);
+  }
+});

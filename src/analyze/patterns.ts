@@ -189,7 +189,28 @@ class Matcher {
     if (isOp(n, 'Sigmoid')) return this.silu(n);
     if (isOp(n, 'HardSigmoid')) return this.hardswishFromHardSigmoid(n);
     if (isOp(n, 'Clip')) return this.hardswishFromClip(n);
-    if (isOp(n, 'Relu') || isOp(n, 'Max')) return this.minMaxClip(n);
+    if (isOp(n, 'Max') || isOp(n, 'Min')) return this.scaledMaxMin(n) ?? (isOp(n, 'Max') ? this.minMaxClip(n) : undefined);
+    if (isOp(n, 'Relu')) return this.minMaxClip(n);
+    return undefined;
+  }
+
+  /**
+   * PReLU spelled Max(x, a ⊙ x) (slopes in [0, 1]) or Min(x, a ⊙ x) (slopes ≥ 1), as linfold's fold writes
+   * partially linear layers because onnxruntime runs it faster than PRelu.
+   */
+  private scaledMaxMin(n: Node): ActivationMatch | undefined {
+    if (n.inputs.length !== 2) return undefined;
+    for (const k of [0, 1]) {
+      const x = n.inputs[k];
+      const mul = this.prod.get(n.inputs[1 - k]);
+      if (!isOp(mul, 'Mul') || this.single(mul!.outputs[0]) !== n || !mul!.inputs.includes(x)) continue;
+      const a = this.other(mul!, x);
+      const tensor = this.consts.get(a);
+      if (!tensor) continue;
+      const values = tensor.numbers();
+      const ok = isOp(n, 'Max') ? values.every((v) => v >= 0 && v <= 1) : values.every((v) => v >= 1);
+      if (ok) return { ...this.act('prelu', 'pattern', [mul!, n], x, n.outputs[0]), slope: { value: a, tensor } };
+    }
     return undefined;
   }
 
