@@ -3,7 +3,7 @@ export { fold, writeFolded, PASSES, type FoldOptions, type FoldResult, type Fold
 export { renderFoldMarkdown } from './report.js';
 export { type FoldPass, type PassContext, type Candidate, passContext, runPass } from './pass.js';
 export { removeIdentity, removeIdentityPass } from './remove-identity.js';
-export { simplifyActivation, simplifyActivationPass, asPReluView } from './simplify-activation.js';
+export { simplifyActivation, simplifyActivationPass } from './simplify-activation.js';
 export { foldBatchNorm, foldBatchNormPass } from './fold-batchnorm.js';
 export { mergeConv, mergeConvPass, planConvMerge } from './merge-conv.js';
 export { mergeMatmul, mergeMatmulPass, planDenseMerge } from './merge-matmul.js';

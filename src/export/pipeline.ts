@@ -13,7 +13,7 @@ import { ortSession, runOrt } from '../import/ort.js';
 import { cloneModel, nameNodes, restore, snapshot } from './graph-utils.js';
 import { type Candidate, type FoldPass, type PassContext, candidateKey } from './pass.js';
 import { removeIdentityPass } from './remove-identity.js';
-import { simplifyActivationPass, asPReluView, respelledActivations } from './simplify-activation.js';
+import { simplifyActivationPass } from './simplify-activation.js';
 import { deadCode, deadCodePass } from './dead-code.js';
 import { foldBatchNormPass } from './fold-batchnorm.js';
 import { mergeConvPass } from './merge-conv.js';
@@ -303,9 +303,6 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
   }
   // the written model must load in onnxruntime-node: it just ran there
   const after = staticMetrics(model, latencyFeeds, eps, notes);
-  const respelled = respelledActivations(g);
-  if (respelled)
-    notes.push(`${respelled} PRelu(s) with per-channel slopes are written as Max(x, Mul(x, a)) / Min(x, Mul(x, a)) (exact; faster in onnxruntime-node). src/analyze does not recognise that form yet: the APL/NAPL here read it back as PRelu, but an audit of the written file counts those layers as linear. Leave out the simplify-activation pass to keep PRelu.`);
   if (latencyRuns > 0) [before.latencyMs, after.latencyMs] = await pairedLatency(originalBytes, encodeModel(model), latencyFeeds, latencyRuns);
   // what is left undone, as of the final graph: its refusals, and the applicable rewrites that lost on the
   // objective; every rewrite undone by verification is listed whatever happened later
@@ -356,8 +353,7 @@ function staticMetrics(m: Model, feeds: Record<string, Tensor>, eps: number, not
   for (const n of g.nodes) opCounts[n.opType] = (opCounts[n.opType] ?? 0) + 1;
   // batch-1 shapes of the latency feeds: params/MACs per example
   const inputShapes = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, [...t.dims]]));
-  // activations respelled by simplify-activation are read back as PRelu: analyze does not know their form
-  const a = analyzeMetrics(asPReluView(m), { inputShapes, eps });
+  const a = analyzeMetrics(m, { inputShapes, eps });
   for (const w of a.warnings) notes.push(`audit: ${w}`);
   return { nodes: g.nodes.length, layers: d.layers, depth: d.depth, params: a.params, macs: a.macs, apl: a.apl, napl: a.napl, latencyMs: null, opCounts };
 }

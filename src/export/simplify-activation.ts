@@ -25,7 +25,7 @@
 //  - objective 'latency': every in-range PRelu is proposed; the pipeline times the respelled model against
 //    the current one (batch 1) and keeps it only when faster.
 // A PRelu that split-partial can split (some channels exactly linear, between two dense layers) is left to
-// it. src/analyze does not recognise the Max/Min form: `asPReluView` reads it back as PRelu for the metrics.
+// it. src/analyze's census recognises the Max/Min form as a prelu layer.
 import { type Graph, type Model, type Node, attrFloat } from '../import/ir.js';
 import { allOne, blendsFrom, cloneModel, constFloats, float, makeNode, numericDims, prod, removeNodes, rewire } from './graph-utils.js';
 import { fitsShape } from './remove-identity.js';
@@ -143,19 +143,6 @@ function findRespelled(g: Graph): Respelled[] {
     }
   }
   return out;
-}
-
-/** How many activations are spelled Max/Min(x, Mul(x, a)) (see simplify-activation). */
-export const respelledActivations = (g: Graph): number => findRespelled(g).length;
-
-/** The model with every Max/Min(x, Mul(x, a)) read back as PRelu(x, a) (the model itself when there is none). */
-export function asPReluView(m: Model): Model {
-  if (!findRespelled(m.graph).length) return m;
-  const c = cloneModel(m);
-  const r = findRespelled(c.graph);
-  for (const { op, x, slope } of r) Object.assign(op, { opType: 'PRelu', inputs: [x, slope], attrs: {} });
-  removeNodes(c.graph, ...r.map((k) => k.mul));
-  return c;
 }
 
 export function simplifyActivation(g: Graph, ctx: Partial<PassContext> = {}): boolean {
