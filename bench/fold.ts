@@ -32,7 +32,8 @@
 import { Graph, type Model, type Attr } from '../src/import/ir.js';
 import { Tensor } from '../src/import/tensor.js';
 import { fold, PASSES, type Objective } from '../src/export/pipeline.js';
-import { rng, randn, randomFeeds, median, TIMING_OPTIONS } from '../src/export/verify.js';
+import { randomFeeds, median, TIMING_OPTIONS } from '../src/export/verify.js';
+import { seededRandom, gaussian } from '../src/import/random.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { encodeModel, loadModel } from '../src/import/onnx-io.js';
 
@@ -44,14 +45,14 @@ const SIZE = opt('--size', 56);
 class Net {
   g = new Graph();
   private k = 0;
-  private rand = rng(42);
+  private rand = seededRandom(42);
   constructor(inC: number) {
     this.g.inputs.push({ name: 'x', dtype: 'float32', shape: ['batch', inC, SIZE, SIZE] });
   }
   private w(dims: number[], scale: number): string {
     const name = `w${this.k++}`;
     const n = dims.reduce((a, b) => a * b, 1);
-    this.g.initializers.set(name, Tensor.f32(name, dims, Array.from({ length: n }, () => scale * randn(this.rand))));
+    this.g.initializers.set(name, Tensor.f32(name, dims, Array.from({ length: n }, () => scale * gaussian(this.rand))));
     return name;
   }
   private node(op: string, inputs: string[], attrs: Record<string, Attr> = {}): string {
@@ -106,7 +107,7 @@ function invertedResidual(nonlinearBlock?: number, head?: 'linear' | 'trained'):
 /** fixtures/mnist_cnn.onnx with its ReLUs as PReLUs: all 0, partial, identity, one slope, identity. */
 function mnistTrained(): Model {
   const m = loadModel('fixtures/mnist_cnn.onnx');
-  const rand = rng(9);
+  const rand = seededRandom(9);
   const spec: (number | 'partial')[] = [0, 'partial', 1, 0.25, 1];
   let k = 0;
   for (const n of m.graph.nodes) {

@@ -5,7 +5,7 @@
 //   node --import tsx bench/forward.ts [--batch 1] [--size 224] [--runs 5] [--cpu] [--chain-only]
 import { tf, useBackend } from '../src/train/backends.js';
 import { compile } from '../src/import/tfjs/executor.js';
-import { GraphBuilder, attr, seededRandom } from '../src/import/tfjs/graph-builder.js';
+import { GraphBuilder, attr, seededDraws } from '../src/import/tfjs/graph-builder.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { Tensor } from '../src/import/tensor.js';
 import type { Model } from '../src/import/ir.js';
@@ -22,7 +22,7 @@ const WITH_CPU = args.includes('--cpu');
 /** ResNet-18: 7×7/2 stem, 3×3/2 max pool, 4 stages of 2 basic blocks (64, 128, 256, 512), GAP, FC 1000. */
 export function resnet18(classes = 1000, width = 64): Model {
   const { i, ints } = attr;
-  const rnd = seededRandom(0);
+  const rnd = seededDraws(0);
   const g = new GraphBuilder('resnet18');
   let n = 0;
   const conv = (x: string, cin: number, cout: number, k: number, stride: number): string => {
@@ -84,7 +84,7 @@ function timeVariants(model: Model, input: Float32Array, variants: { layout: boo
 /** A plain chain of `depth` Conv 3×3 + Relu layers (the layout pass's best case). */
 function convChain(depth: number, c: number): Model {
   const { ints } = attr;
-  const rnd = seededRandom(2);
+  const rnd = seededDraws(2);
   const g = new GraphBuilder('chain');
   let x = g.input('input', ['batch', c, 28, 28]);
   for (let k = 0; k < depth; k++) {
@@ -128,7 +128,7 @@ async function layoutOnChain(): Promise<void> {
 
 async function main(): Promise<void> {
   const model = resnet18();
-  const input = seededRandom(1).normals(BATCH * 3 * SIZE * SIZE);
+  const input = seededDraws(1).normals(BATCH * 3 * SIZE * SIZE);
   const session = await ortSession(model, 'resnet18');
   const feed = { input: Tensor.f32('input', [BATCH, 3, SIZE, SIZE], input) };
   const ortTimes: number[] = [];

@@ -22,7 +22,7 @@ test('.npy and .npz (stored and deflated) read the values NumPy wrote', () => {
     assert.equal(ds.validation.size, 2);
     const b = firstBatch(ds, 'train', 8);
     assert.deepEqual(b.shape, [8, 1, 4, 4]);
-    Array.from(b.x.subarray(3 * 16, 4 * 16)).forEach((v, i) => assert.ok(Math.abs(v - row3[i]) < 1e-6, `${inputs}[3][${i}]`));
+    Array.from(b.x.subarray(3 * 16, 4 * 16) as Float32Array).forEach((v: number, i: number) => assert.ok(Math.abs(v - row3[i]) < 1e-6, `${inputs}[3][${i}]`));
     assert.deepEqual(Array.from(b.y!), [0, 1, 2, 0, 2, 0, 1, 2]);
     assert.deepEqual(Array.from(firstBatch(ds, 'validation', 8).y!), [1, 0]);
   }
@@ -34,7 +34,7 @@ test('token arrays come out as int32 ids', () => {
   assert.equal(ds.hasLabels, false);
   const b = firstBatch(ds, 'train', 2);
   assert.ok(b.x instanceof Int32Array);
-  assert.ok(Array.from(b.x).every((v) => v >= 0 && v < 100));
+  assert.ok(Array.from(b.x as Int32Array).every((v: number) => v >= 0 && v < 100));
 });
 
 test('shuffling is a seeded permutation, different per epoch, batches cover the split once', () => {
@@ -56,7 +56,7 @@ test('mnist: 10 000 digits split 4:1 per class, normalised as the fixture was tr
   assert.ok(Math.abs(ds.validation.size / (ds.train.size + ds.validation.size) - 0.2) < 0.01);
   const b = ds.validation.batches(10000).next().value!;
   const counts = new Array(10).fill(0);
-  b.y!.forEach((c) => counts[c]++);
+  b.y!.forEach((c: number) => counts[c]++);
   assert.ok(counts.every((c) => c >= 150), `every class in validation: ${counts}`);
   let min = Infinity, max = -Infinity;
   for (const v of b.x) { min = Math.min(min, v); max = Math.max(max, v); }

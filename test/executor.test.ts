@@ -10,8 +10,9 @@ import { ortSession, runOrt } from '../src/import/ort.js';
 import { LinfoldError } from '../src/errors.js';
 import { tf, useBackend, listBackends } from '../src/train/backends.js';
 import { compile, unsupportedOps, feedsToTf, outputsToIR, type CompileOptions } from '../src/import/tfjs/executor.js';
-import { checkModel, compareTensors, randomFeeds } from '../src/import/tfjs/check.js';
-import { GraphBuilder, attr, seededRandom } from '../src/import/tfjs/graph-builder.js';
+import { checkModel, compareTensors } from '../src/import/tfjs/check.js';
+import { randomFeeds } from '../src/import/random.js';
+import { GraphBuilder, attr, seededDraws } from '../src/import/tfjs/graph-builder.js';
 
 const FIXTURES = ['resnet_small', 'mobilenetv2_small', 'mobilenetv3_small', 'transformer_gelu', 'bn_training', 'mnist_cnn'];
 const fixturePath = (n: string) => new URL(`../fixtures/${n}.onnx`, import.meta.url).pathname;
@@ -43,7 +44,7 @@ async function assertParity(model: Model, feeds: Record<string, Tensor>, label: 
   assert.equal(tf.memory().numTensors, before, `${label}: tensors leaked`);
 }
 
-const rnd = seededRandom(7);
+const rnd = seededDraws(7);
 const randT = (name: string, dims: number[], scale = 1) => Tensor.f32(name, dims, rnd.normals(dims.reduce((a, b) => a * b, 1), scale));
 
 /** A one-op (or small) graph on a float input, weights as initializers. */
@@ -231,8 +232,8 @@ for (const backend of ['wasm', 'cpu'] as const) {
     for (const name of FIXTURES) {
       test(`fixture ${name}: parity with onnxruntime`, { skip: !existsSync(fixturePath(name)) && 'fixture not yet generated' }, async () => {
         const model = loadModel(fixturePath(name));
-        const feeds = randomFeeds(model, {}, 3);
-        for (const [k, v] of Object.entries(feeds)) if (v.dims[0] === 2) feeds[k] = randomFeeds(model, { [k]: [3, ...v.dims.slice(1)] }, 3)[k];
+        const feeds = randomFeeds(model.graph, { seed: 3, otherDims: 8 });
+        for (const [k, v] of Object.entries(feeds)) if (v.dims[0] === 2) feeds[k] = randomFeeds(model.graph, { inputShapes: { [k]: [3, ...v.dims.slice(1)] }, seed: 3, otherDims: 8 })[k];
         await assertParity(model, feeds, name);
         await assertParity(model, feeds, `${name} (no layout pass)`, { layout: false });
         await assertParity(model, feeds, `${name} (no constant folding)`, { foldConstants: false });
@@ -328,7 +329,7 @@ describe('executor API', () => {
       for (const v of exe.trainableVariables) v.assign(tf.tidy(() => tf.mul(v, 1.1)));
       const trained = exe.toModel();
       assert.notEqual(trained.graph.initializers, model.graph.initializers);
-      const feeds = randomFeeds(model, {}, 5);
+      const feeds = randomFeeds(model.graph, { seed: 5, otherDims: 8 });
       const ref = await runOrt(await ortSession(trained), feeds);
       const tfFeeds = feedsToTf(feeds);
       const out = exe.run(tfFeeds);

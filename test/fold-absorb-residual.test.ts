@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { absorbResidual, absorbResidualPass } from '../src/export/absorb-residual.js';
 import { mergeConv } from '../src/export/merge-conv.js';
 import { deadCode } from '../src/export/dead-code.js';
-import { Builder, count, foldAndCompare, shapesCtx } from './fold-support.js';
+import { Builder, count, foldAndCompare, shapesCtx } from './support/fold.js';
 
 test('x + Conv3×3(x) (same padding) → one conv with the identity at the kernel centre', async () => {
   for (const group of [1, 4]) {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { foldBatchNorm, foldBatchNormPass } from '../src/export/fold-batchnorm.js';
 import { loadModel } from '../src/import/onnx-io.js';
-import { Builder, count, foldAndCompare, shapesCtx } from './fold-support.js';
+import { Builder, count, foldAndCompare, shapesCtx } from './support/fold.js';
 
 function bn(b: Builder, x: string, c: number): string {
   return b.node('BatchNormalization', [x, b.weight([c], 0.5, 1), b.weight([c], 0.5), b.weight([c], 0.5), b.weight([c], 0.2, 1)], { epsilon: { type: 'float', value: 1e-5 } });

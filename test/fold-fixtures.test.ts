@@ -12,7 +12,7 @@ import { renderFoldMarkdown } from '../src/export/report.js';
 import { audit } from '../src/analyze/audit.js';
 import { cloneModel } from '../src/export/graph-utils.js';
 import { compareOutputs, randomFeeds, runModel } from '../src/export/verify.js';
-import { count } from './fold-support.js';
+import { count } from './support/fold.js';
 
 function reluToPRelu(m: Model): Model {
   const g = m.graph;

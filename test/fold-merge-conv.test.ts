@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attrInt, attrInts } from '../src/import/ir.js';
 import { mergeConv, mergeConvPass } from '../src/export/merge-conv.js';
-import { Builder, count, foldAndCompare, shapesCtx } from './fold-support.js';
+import { Builder, count, foldAndCompare, shapesCtx } from './support/fold.js';
 
 const convOf = (m: { graph: { nodes: { opType: string }[] } }) => m.graph.nodes.find((n) => n.opType === 'Conv') as Parameters<typeof attrInts>[0];
 
@@ -119,8 +119,8 @@ test('a conv whose output has another reader is not merged', async () => {
 });
 
 test('random conv pairs (kernel, stride, dilation, asymmetric pads, groups, 1-D/2-D): every merge matches onnxruntime', async () => {
-  const { rng } = await import('../src/export/verify.js');
-  const rand = rng(2024);
+  const { seededRandom } = await import('../src/import/random.js');
+  const rand = seededRandom(2024);
   const pick = <T,>(a: T[]): T => a[Math.floor(rand() * a.length)];
   let merged = 0, refused = 0;
   for (let t = 0, n = Number(process.env.LINFOLD_FUZZ ?? 60); t < n; t++) {

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mergeMatmul, mergeMatmulPass } from '../src/export/merge-matmul.js';
-import { Builder, count, foldAndCompare, shapesCtx } from './fold-support.js';
+import { Builder, count, foldAndCompare, shapesCtx } from './support/fold.js';
 
 test('Gemm ∘ Gemm with biases, transB, alpha and beta → one Gemm', async () => {
   const b = new Builder();

@@ -9,7 +9,7 @@ import { renderFoldMarkdown } from '../src/export/report.js';
 import { saveModel, loadModel } from '../src/import/onnx-io.js';
 import { ortSession } from '../src/import/ort.js';
 import { LinfoldError } from '../src/errors.js';
-import { Builder, count } from './fold-support.js';
+import { Builder, count } from './support/fold.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'linfold-fold-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { removeIdentity, removeIdentityPass } from '../src/export/remove-identity.js';
 import { deadCode } from '../src/export/dead-code.js';
-import { Builder, count, foldAndCompare, shapesCtx } from './fold-support.js';
+import { Builder, count, foldAndCompare, shapesCtx } from './support/fold.js';
 
 test('PRelu with all slopes 1, LeakyRelu(1), Identity and Dropout are removed', async () => {
   const b = new Builder();

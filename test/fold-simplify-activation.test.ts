@@ -5,7 +5,7 @@ import { simplifyActivation, simplifyActivationPass, RESPELL_MIN_ELEMENTS } from
 import { deadCode } from '../src/export/dead-code.js';
 import { fold } from '../src/export/pipeline.js';
 import { census } from '../src/analyze/census.js';
-import { Builder, count, foldAndCompare, shapesCtx } from './fold-support.js';
+import { Builder, count, foldAndCompare, shapesCtx } from './support/fold.js';
 
 const ops = (m: { graph: { nodes: { opType: string }[] } }) => m.graph.nodes.map((n) => n.opType);
 

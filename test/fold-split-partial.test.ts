@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { splitPartial, splitPartialPass } from '../src/export/split-partial.js';
-import { Builder, count, foldAndCompare, shapesCtx } from './fold-support.js';
+import { Builder, count, foldAndCompare, shapesCtx } from './support/fold.js';
 
 const slopes = (n: number, linear: number) => Array.from({ length: n }, (_, i) => (i < linear ? 1 : 0.1 + 0.01 * i));
 

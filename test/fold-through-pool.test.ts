@@ -7,7 +7,7 @@ import { fold } from '../src/export/pipeline.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { Tensor } from '../src/import/tensor.js';
 import type { Model } from '../src/import/ir.js';
-import { Builder, count, foldAndCompare, shapesCtx } from './fold-support.js';
+import { Builder, count, foldAndCompare, shapesCtx } from './support/fold.js';
 
 const ops = (m: Model) => m.graph.nodes.map((n) => n.opType);
 const head = (b: Builder, y: string, c: number, o: { transB?: boolean; matmul?: boolean } = {}) => {

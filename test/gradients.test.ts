@@ -10,12 +10,12 @@ import {
 } from '../src/import/tfjs/gradients.js';
 import { dilateAxes } from '../src/import/tfjs/conv-util.js';
 import { compile } from '../src/import/tfjs/executor.js';
-import { GraphBuilder, attr, seededRandom } from '../src/import/tfjs/graph-builder.js';
+import { GraphBuilder, attr, seededDraws } from '../src/import/tfjs/graph-builder.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import type { Model } from '../src/import/ir.js';
 
 const { i, f, s, ints } = attr;
-const rnd = seededRandom(11);
+const rnd = seededDraws(11);
 
 // ---------------------------------------------------------------------------------------------------------
 // (1) conv gradients vs tfjs' built-in (cpu) gradients
@@ -24,7 +24,7 @@ type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0
 interface ConvCase { n: number; h: number; w: number; c: number; m: number; kh: number; kw: number; stride: [number, number]; dil: [number, number]; pad: Pad; depthwise: boolean }
 
 function randomCases(count: number, depthwise: boolean): ConvCase[] {
-  const r = seededRandom(depthwise ? 5 : 3);
+  const r = seededDraws(depthwise ? 5 : 3);
   const pick = <T>(xs: T[]) => xs[Math.floor(r.uniform() * xs.length)];
   const out: ConvCase[] = [];
   while (out.length < count) {
@@ -112,7 +112,7 @@ describe('conv gradients vs tfjs built-ins', () => {
 
 describe('pooling gradients: wasm vs cpu built-ins', () => {
   test('MaxPool / AvgPool on random geometries (wasm MaxPoolGrad is replaced)', async () => {
-    const r = seededRandom(17);
+    const r = seededDraws(17);
     const pick = <T>(xs: T[]) => xs[Math.floor(r.uniform() * xs.length)];
     for (let k = 0; k < 24; k++) {
       const shape: [number, number, number, number] = [pick([1, 2, 3]), pick([5, 6, 8]), pick([5, 7]), pick([1, 2, 3, 5])];
@@ -121,7 +121,7 @@ describe('pooling gradients: wasm vs cpu built-ins', () => {
       const pad = pick<'valid' | 'same'>(['valid', 'same']);
       // ReLU-like inputs (many ties at 0) half of the time
       const xv = Float32Array.from(r.normals(shape.reduce((a, b) => a * b, 1)), (v) => (k % 2 ? Math.max(v, 0) : v));
-      const dyOf = (y: tf.Tensor) => tf.tensor(seededRandom(k).normals(y.size), y.shape);
+      const dyOf = (y: tf.Tensor) => tf.tensor(seededDraws(k).normals(y.size), y.shape);
       const results: Record<string, Float32Array[]> = {};
       for (const backend of ['cpu', 'wasm'] as const) {
         await useBackend(backend);

@@ -13,7 +13,8 @@ import { makeLinearizable } from '../src/train/linearizable.js';
 import { linearize } from '../src/train/linearize.js';
 import { mnist, arrays, type Dataset } from '../src/train/data.js';
 import { compile, feedsToTf, outputsToIR } from '../src/import/tfjs/executor.js';
-import { randomFeeds, compareTensors } from '../src/import/tfjs/check.js';
+import { compareTensors } from '../src/import/tfjs/check.js';
+import { randomFeeds } from '../src/import/random.js';
 import { useBackend, tf } from '../src/train/backends.js';
 import { census } from '../src/analyze/census.js';
 import { LinfoldError } from '../src/errors.js';
@@ -28,7 +29,7 @@ function mnistNpy(n: number): { x: string; y: string } {
   const b = mnist().train.batches(n, { shuffle: true, seed: 5 }).next().value!;
   const x = join(tmp, `x${n}.npy`), y = join(tmp, `y${n}.npy`);
   writeNpy(x, b.x as Float32Array, b.shape);
-  writeNpy(y, BigInt64Array.from(b.y!, (v) => BigInt(v)), [n]);
+  writeNpy(y, BigInt64Array.from(b.y!, (v: number) => BigInt(v)), [n]);
   return { x, y };
 }
 
@@ -44,7 +45,7 @@ test('step 0: the linearizable model computes the original function (every fixtu
     const before = census(m).layers.filter((l) => !l.isGate).length;
     assert.equal(slopes.length, before, `${f}: one slope tensor per activation layer`);
     const shapes = Object.fromEntries(m.graph.feeds.map((v) => [v.name, (v.shape ?? []).map((d) => (typeof d === 'number' ? d : 2))]));
-    const feeds = randomFeeds(m, shapes, 3);
+    const feeds = randomFeeds(m.graph, { inputShapes: shapes, seed: 3 });
     const a = await runOrt(await ortSession(m), feeds);
     const b = await runOrt(await ortSession(encodeModel(model)), feeds);
     for (const k of Object.keys(a)) assert.ok(compareTensors(b[k], a[k]).maxRelError < 1e-5, `${f}: ${k}`);

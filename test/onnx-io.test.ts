@@ -10,6 +10,7 @@ import { ortSession, runOrt } from '../src/import/ort.js';
 import { Graph, type Model } from '../src/import/ir.js';
 import { Tensor } from '../src/import/tensor.js';
 import { LinfoldError } from '../src/errors.js';
+import { randomFeeds } from '../src/import/random.js';
 import { testCases, dataSet } from './support/onnx-testdata.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'linfold-io-'));
@@ -59,7 +60,7 @@ test('round trip of every fixture gives identical outputs and keeps metadata', a
     const model = loadModel(path);
     const out = join(tmp, f);
     saveModel(model, out);
-    const feeds = randomFeeds(model);
+    const feeds = randomFeeds(model.graph, { otherDims: 8 });
     const a = await runOrt(await ortSession(path), feeds);
     const b = await runOrt(await ortSession(out), feeds);
     for (const k of Object.keys(a)) assert.ok(sameValues(a[k], b[k]), `${f}: ${k} differs`);
@@ -70,19 +71,6 @@ test('round trip of every fixture gives identical outputs and keeps metadata', a
   }
 });
 
-export function randomFeeds(model: Model, batch = 2): Record<string, Tensor> {
-  const feeds: Record<string, Tensor> = {};
-  let seed = 1;
-  const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
-  for (const v of model.graph.feeds) {
-    const dims = (v.shape ?? []).map((d) => (typeof d === 'number' ? d : batch));
-    const n = dims.reduce((a, b) => a * b, 1);
-    feeds[v.name] = v.dtype === 'int64'
-      ? Tensor.i64(v.name, dims, Array.from({ length: n }, () => Math.floor(rnd() * 50)))
-      : Tensor.f32(v.name, dims, Array.from({ length: n }, () => rnd() * 2 - 1));
-  }
-  return feeds;
-}
 
 /** y = MatMul(x, W) + b: a model small enough to build by hand. */
 function linearModel(w: Tensor, b: Tensor): Model {
@@ -111,8 +99,8 @@ test('external data: written next to the model, read back lazily, same outputs',
   const loaded = loadModel(ext);
   assert.ok(loaded.graph.initializers.get('W')!.isExternal);
   assert.ok(!loaded.graph.initializers.get('b')!.isExternal, 'small tensors stay inline');
-  assert.deepEqual(Array.from(loaded.graph.initializers.get('W')!.data), Array.from(w.data));
-  const feeds = randomFeeds(model);
+  assert.deepEqual(loaded.graph.initializers.get('W')!.numbers(), w.numbers());
+  const feeds = randomFeeds(model.graph, { otherDims: 8 });
   const a = await runOrt(await ortSession(inline), feeds);
   const c = await runOrt(await ortSession(ext), feeds);
   assert.ok(sameValues(a.y, c.y));

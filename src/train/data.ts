@@ -5,6 +5,9 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, extname } from 'node:path';
 import { LinfoldError } from '../errors.js';
 import { openNpy, readNpz, type RowSource } from './npy.js';
+import { seededRandom } from '../import/random.js';
+
+export { seededRandom };
 
 export interface Batch {
   x: Float32Array | Int32Array;
@@ -30,17 +33,6 @@ export interface Dataset {
   validation: Split;
 }
 
-/** mulberry32: a small seeded generator, enough for shuffling and init. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function permutation(n: number, seed: number): Uint32Array {
   const p = Uint32Array.from({ length: n }, (_, i) => i);

@@ -3,11 +3,12 @@
 // y = σ(x) + a ⊙ (x − σ(x)) starting at a = 0 — or a plain PRelu with `asPrelu`. At step 0 the model
 // computes the same function as before (except with asPrelu).
 import { LinfoldError } from '../errors.js';
-import { type Model, type Node, Graph, nodeLabel } from '../import/ir.js';
+import { type Model, type Node, type Graph, nodeLabel } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
 import { inferShapes } from '../import/shape-inference.js';
 import { census, type ActivationLayer } from '../analyze/census.js';
 import { deadCode } from '../export/dead-code.js';
+import { cloneModel } from '../export/graph-utils.js';
 
 export interface LinearizableOptions {
   /** Replace smooth activations by a plain PRelu (slope 0) instead of the blend. Changes the function. */
@@ -116,20 +117,6 @@ function broadcastChannels(t: Tensor, channels: number): number[] {
   if (v.length === channels) return v;
   if (v.length === 1) return new Array(channels).fill(v[0]);
   throw new LinfoldError(`slope '${t.name}' has ${v.length} values for ${channels} channels`);
-}
-
-/** A deep-enough copy: new graph containers and nodes; tensors are immutable and shared. */
-export function cloneModel(m: Model): Model {
-  const g = new Graph();
-  const src = m.graph;
-  g.name = src.name;
-  g.nodes = src.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } }));
-  g.inputs = src.inputs.map((v) => ({ ...v, shape: v.shape && [...v.shape] }));
-  g.outputs = src.outputs.map((v) => ({ ...v, shape: v.shape && [...v.shape] }));
-  g.initializers = new Map(src.initializers);
-  g.valueInfo = new Map([...src.valueInfo].map(([k, v]) => [k, { ...v, shape: v.shape && [...v.shape] }]));
-  g.passthrough = src.passthrough;
-  return { ...m, opsets: m.opsets.map((o) => ({ ...o })), graph: g };
 }
 
 /** Every slope initializer is read by the node it was made for (guards the rewrite above). */

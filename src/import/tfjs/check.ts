@@ -1,5 +1,6 @@
 // `linfold check`: runs the TensorFlow.js import and onnxruntime-node on the same seeded random inputs and
 // reports, per output, max |tfjs - ort| / max |ort|.
+import { randomFeeds } from '../random.js';
 import type { Model, ValueInfo } from '../ir.js';
 import { Tensor } from '../tensor.js';
 import { LinfoldError } from '../../errors.js';
@@ -45,7 +46,7 @@ export async function checkModel(model: Model, opts: CheckOptions = {}): Promise
     result.error = `no TensorFlow.js kernel for ${missing.map((o) => o.op).join(', ')}`;
     return result;
   }
-  const feeds = randomFeeds(model, opts.inputShapes ?? {}, opts.seed ?? 0);
+  const feeds = randomFeeds(model.graph, { inputShapes: opts.inputShapes, seed: opts.seed ?? 0, otherDims: 8 });
   let reference: Record<string, Tensor>;
   try {
     reference = await runOrt(await ortSession(model, model.path ?? 'model'), feeds);
@@ -91,66 +92,4 @@ export function compareTensors(a: Tensor, b: Tensor): { maxRelError: number; max
     if (Number.isFinite(y[i])) scale = Math.max(scale, Math.abs(y[i]));
   }
   return { maxAbsError: err, maxRelError: scale > 0 ? err / scale : err };
-}
-
-/** Seeded inputs: normal floats, small non-negative integer ids (below the vocabulary of a Gather they index). */
-export function randomFeeds(model: Model, shapes: Record<string, number[]>, seed = 0): Record<string, Tensor> {
-  const rand = mulberry32(seed);
-  const out: Record<string, Tensor> = {};
-  for (const info of model.graph.feeds) {
-    const shape = shapes[info.name] ?? concreteShape(info);
-    const size = shape.reduce((a, b) => a * b, 1);
-    const d = info.dtype ?? 'float32';
-    if (d === 'float16') throw new LinfoldError(`input '${info.name}': float16 inputs are not supported by check`);
-    if (d === 'float32' || d === 'float64') {
-      const v = new Float32Array(size);
-      for (let i = 0; i < size; i += 2) {
-        // Box-Muller
-        const u = Math.max(rand(), 1e-12), w = rand();
-        const r = Math.sqrt(-2 * Math.log(u));
-        v[i] = r * Math.cos(2 * Math.PI * w);
-        if (i + 1 < size) v[i + 1] = r * Math.sin(2 * Math.PI * w);
-      }
-      out[info.name] = d === 'float32' ? Tensor.fromArray(info.name, 'float32', shape, v) : Tensor.fromArray(info.name, 'float64', shape, Float64Array.from(v));
-    } else if (d === 'bool') {
-      out[info.name] = Tensor.fromBytes(info.name, 'bool', shape, Uint8Array.from({ length: size }, () => (rand() < 0.5 ? 1 : 0)));
-    } else {
-      const limit = idLimit(model, info.name);
-      const vals = Array.from({ length: size }, () => Math.floor(rand() * limit));
-      if (d === 'int64') out[info.name] = Tensor.i64(info.name, shape, vals);
-      else if (d === 'int32') out[info.name] = Tensor.fromArray(info.name, 'int32', shape, Int32Array.from(vals));
-      else throw new LinfoldError(`input '${info.name}': ${d} inputs are not supported by check`);
-    }
-  }
-  return out;
-}
-
-function concreteShape(info: ValueInfo): number[] {
-  if (!info.shape) throw new LinfoldError(`input '${info.name}' has no declared shape; give it with --input-shape ${info.name}=...`);
-  return info.shape.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? 2 : 8));
-}
-
-/** Ids stay below the first dimension of an embedding table the input indexes, and below 10 otherwise. */
-function idLimit(model: Model, name: string): number {
-  let limit = 10;
-  for (const n of model.graph.nodes) {
-    if (n.opType === 'Gather' && n.inputs[1] === name) {
-      const data = model.graph.initializers.get(n.inputs[0]);
-      const axisAttr = n.attrs.axis;
-      const axis = axisAttr && axisAttr.type === 'int' ? axisAttr.value : 0;
-      if (data) limit = Math.min(limit === 10 ? Infinity : limit, data.dims[axis < 0 ? axis + data.dims.length : axis]);
-    }
-  }
-  return Number.isFinite(limit) ? limit : 10;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

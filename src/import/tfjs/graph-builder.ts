@@ -1,4 +1,5 @@
 // A small IR graph builder for tests and benchmarks: typed attributes, initializers, single-opset models.
+import { seededRandom, gaussian } from '../random.js';
 import { Graph, type Attr, type Model, type Node, type Dim } from '../ir.js';
 import { Tensor, type DType } from '../tensor.js';
 
@@ -70,15 +71,9 @@ export class GraphBuilder {
 }
 
 /** Seeded normal / uniform numbers for tests and benchmarks. */
-export function seededRandom(seed: number): { normal(): number; uniform(): number; normals(n: number, scale?: number): Float32Array } {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const normal = () => Math.sqrt(-2 * Math.log(Math.max(uniform(), 1e-12))) * Math.cos(2 * Math.PI * uniform());
+/** Seeded draws for building test graphs: uniforms, normals, and arrays of scaled normals. */
+export function seededDraws(seed: number): { normal(): number; uniform(): number; normals(n: number, scale?: number): Float32Array } {
+  const uniform = seededRandom(seed);
+  const normal = () => gaussian(uniform);
   return { uniform, normal, normals: (n, scale = 1) => Float32Array.from({ length: n }, () => normal() * scale) };
 }

@@ -1,19 +1,20 @@
 // Helpers for the fold tests: small graphs built with the IR and seeded random weights, and a check that
 // runs a model before and after a rewrite in onnxruntime-node.
 import assert from 'node:assert/strict';
-import { Graph, type Model, type Attr } from '../src/import/ir.js';
-import { Tensor } from '../src/import/tensor.js';
-import { cloneModel } from '../src/export/graph-utils.js';
-import { passContext, type PassContext } from '../src/export/pass.js';
-import { staticShapes } from '../src/export/shapes.js';
-import { compareOutputs, randomFeeds, rng, randn, runModel } from '../src/export/verify.js';
+import { Graph, type Model, type Attr } from '../../src/import/ir.js';
+import { Tensor } from '../../src/import/tensor.js';
+import { cloneModel } from '../../src/export/graph-utils.js';
+import { passContext, type PassContext } from '../../src/export/pass.js';
+import { staticShapes } from '../../src/export/shapes.js';
+import { compareOutputs, randomFeeds, runModel } from '../../src/export/verify.js';
+import { seededRandom, gaussian } from '../../src/import/random.js';
 
 export class Builder {
   g = new Graph();
   private rand: () => number;
   private k = 0;
   constructor(seed = 7, readonly opset = 13) {
-    this.rand = rng(seed);
+    this.rand = seededRandom(seed);
   }
   input(name: string, shape: (number | string)[]): string {
     this.g.inputs.push({ name, dtype: 'float32', shape });
@@ -22,7 +23,7 @@ export class Builder {
   weight(dims: number[], scale = 0.3, around = 0): string {
     const name = `w${this.k++}`;
     const n = dims.reduce((a, b) => a * b, 1);
-    this.g.initializers.set(name, Tensor.f32(name, dims, Array.from({ length: n }, () => around + scale * randn(this.rand))));
+    this.g.initializers.set(name, Tensor.f32(name, dims, Array.from({ length: n }, () => around + scale * gaussian(this.rand))));
     return name;
   }
   constant(dims: number[], values: number[]): string {
