@@ -2,6 +2,7 @@
 // against fixtures/manifest.json (derived from the PyTorch modules, not from the ONNX files).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { GB } from './support/graph-builder.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Graph, Tensor, type Attr, type Model, type Shape } from '../src/import/ir.js';
@@ -12,48 +13,7 @@ import { pathLength } from '../src/analyze/path-length.js';
 import { audit } from '../src/analyze/audit.js';
 import { renderMarkdown, renderTable } from '../src/analyze/render.js';
 
-type AttrIn = Attr | number | number[] | string;
 
-/** Graph builder: shapes go to graph.valueInfo when given; Constant nodes for scalars, like torch exports. */
-class GB {
-  g = new Graph();
-  private k = 0;
-  input(name: string, shape: Shape): string {
-    this.g.inputs.push({ name, dtype: 'float32', shape });
-    return name;
-  }
-  w(dims: number[], values?: number[]): string {
-    const name = `w${this.k++}`;
-    const size = dims.reduce((a, b) => a * b, 1);
-    this.g.initializers.set(name, Tensor.f32(name, dims, values ?? Array.from({ length: size }, (_, i) => 0.01 * (i + 1))));
-    return name;
-  }
-  /** A scalar Constant node (how torch exports the 1.4142, 1, 0.5 of the GELU chain). */
-  c(v: number): string {
-    const out = `const${this.k++}`;
-    this.g.nodes.push({ name: `/${out}`, opType: 'Constant', domain: '', inputs: [], outputs: [out], attrs: { value: { type: 'tensor', value: Tensor.f32(out, [], [v]) } } });
-    return out;
-  }
-  op(opType: string, inputs: string[], shape?: Shape, attrs: Record<string, AttrIn> = {}, domain = ''): string {
-    const out = `${opType.toLowerCase()}${this.k++}`;
-    const a: Record<string, Attr> = {};
-    for (const [key, v] of Object.entries(attrs)) {
-      if (typeof v === 'object' && !Array.isArray(v)) a[key] = v;
-      else if (Array.isArray(v)) a[key] = { type: 'ints', value: v };
-      else if (typeof v === 'string') a[key] = { type: 'string', value: v };
-      else a[key] = Number.isInteger(v) ? { type: 'int', value: v } : { type: 'float', value: v };
-    }
-    this.g.nodes.push({ name: `/${out}`, opType, domain, inputs, outputs: [out], attrs: a });
-    if (shape) this.g.valueInfo.set(out, { name: out, dtype: 'float32', shape });
-    return out;
-  }
-  output(name: string): void {
-    this.g.outputs.push({ name, dtype: 'float32', shape: this.g.valueInfo.get(name)?.shape });
-  }
-  model(opset = 17): Model {
-    return { irVersion: 8, opsets: [{ domain: '', version: opset }], producerName: 'test', producerVersion: '', domain: '', modelVersion: 0, docString: '', graph: this.g, passthrough: {} };
-  }
-}
 
 const f = (value: number): Attr => ({ type: 'float', value });
 

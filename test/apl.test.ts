@@ -1,6 +1,7 @@
 // APL / NAPL on hand-built graphs; every expected value is worked out by hand in the comments.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { GB } from './support/graph-builder.js';
 import { Graph, Tensor, type Attr, type Shape } from '../src/import/ir.js';
 import { type PathLengthOptions, type PathLengthResult, pathLength as pathLengthOnly } from '../src/analyze/path-length.js';
 import { census } from '../src/analyze/census.js';
@@ -31,40 +32,6 @@ function pathLength(g: Graph, opts?: PathLengthOptions): PathLengthResult {
   return r;
 }
 
-/** Minimal graph builder: every node output gets its shape in graph.valueInfo (no shape inference). */
-class GB {
-  g = new Graph();
-  private k = 0;
-  input(name: string, shape: Shape): string {
-    this.g.inputs.push({ name, dtype: 'float32', shape });
-    return name;
-  }
-  w(dims: number[], values?: number[]): string {
-    const name = `w${this.k++}`;
-    const size = dims.reduce((a, b) => a * b, 1);
-    this.g.initializers.set(name, Tensor.f32(name, dims, values ?? Array.from({ length: size }, (_, i) => 0.01 * (i + 1))));
-    return name;
-  }
-  i64(values: number[]): string {
-    const name = `i${this.k++}`;
-    this.g.initializers.set(name, Tensor.i64(name, [values.length], values));
-    return name;
-  }
-  op(opType: string, inputs: string[], shape: Shape, attrs: Record<string, number | number[]> = {}): string {
-    const out = `${opType.toLowerCase()}${this.k++}`;
-    const a: Record<string, Attr> = {};
-    for (const [key, v] of Object.entries(attrs)) a[key] = Array.isArray(v) ? { type: 'ints', value: v } : { type: 'int', value: v };
-    this.g.nodes.push({ name: `/${out}`, opType, domain: '', inputs, outputs: [out], attrs: a });
-    this.g.valueInfo.set(out, { name: out, dtype: 'float32', shape });
-    return out;
-  }
-  conv(x: string, cin: number, cout: number, hw: number, group = 1): string {
-    return this.op('Conv', [x, this.w([cout, cin / group, 3, 3]), this.w([cout])], [1, cout, hw, hw], { group, pads: [1, 1, 1, 1], kernel_shape: [3, 3] });
-  }
-  output(name: string): void {
-    this.g.outputs.push({ name, dtype: 'float32', shape: this.g.valueInfo.get(name)?.shape ?? this.g.inputs.find((i) => i.name === name)?.shape });
-  }
-}
 
 const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} ≠ ${b}`);
 const closeAll = (a: number[], b: number[], tol = 1e-12) => {
