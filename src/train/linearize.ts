@@ -43,6 +43,9 @@ export interface LinearizeOptions {
   gamma?: number;
   batchSize?: number;
   epochs?: number;
+  /** Epochs after the prior phase with the slopes fixed and no prior: the weights adapt to the linearized
+   *  activations and recover accuracy (default 0). */
+  finetuneEpochs?: number;
   /** Stop after this many steps in total (for quick runs). */
   maxSteps?: number;
   clipNorm?: number;
@@ -103,7 +106,7 @@ interface LoopState {
 const defaults = {
   loss: 'ce' as TaskLoss, ceWeight: 1, distillWeight: 1, distillKind: 'kl' as const, temperature: 2, prior: 'l1' as PriorKind,
   lambda: 1e-3, lambdaWarmup: 0, freezeEps: 0.01, optimizer: 'adam' as const, lr: 1e-4, momentum: 0.9,
-  schedule: 'cosine' as const, stepEvery: 1, gamma: 0.5, batchSize: 64, epochs: 3, seed: 0,
+  schedule: 'cosine' as const, stepEvery: 1, gamma: 0.5, batchSize: 64, epochs: 3, finetuneEpochs: 0, seed: 0,
 };
 
 export async function linearize(source: Model, options: LinearizeOptions): Promise<LinearizeResult> {
@@ -126,8 +129,9 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   const optW = makeOpt(o.lr);
   const optS = makeOpt(slopeLr);
   const stepsPerEpoch = Math.ceil(o.data.train.size / o.batchSize);
-  const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * o.epochs);
-  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, seed: o.seed, optimizer: o.optimizer };
+  const allEpochs = o.epochs + o.finetuneEpochs;
+  const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * allEpochs);
+  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, seed: o.seed, optimizer: o.optimizer };
 
   let state: LoopState = { epoch: 0, step: 0, history: [], config };
   if (o.resume && o.checkpointDir && hasCheckpoint(o.checkpointDir)) {
@@ -175,12 +179,16 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
     o.schedule === 'cosine' ? base * 0.5 * (1 + Math.cos((Math.PI * step) / Math.max(1, totalSteps)))
     : o.schedule === 'step' ? base * o.gamma ** Math.floor(step / (stepsPerEpoch * o.stepEvery)) : base;
 
-  for (let epoch = state.epoch; epoch < o.epochs && state.step < totalSteps; epoch++) {
+  for (let epoch = state.epoch; epoch < allEpochs && state.step < totalSteps; epoch++) {
     const t0 = Date.now();
+    // fine-tuning phase: slopes fixed, no prior
+    const slopesTrain = epoch < o.epochs;
+    const trained = slopesTrain ? [...weightVars, ...slopeVars] : weightVars;
+    if (!trained.length) break;
     let sumLoss = 0, sumTask = 0, sumPrior = 0, count = 0;
     for (const b of o.data.train.batches(o.batchSize, { shuffle: true, seed: o.seed, epoch })) {
       if (state.step >= totalSteps) break;
-      const lambda = lambdaAt(state.step, o.lambda, o.lambdaWarmup);
+      const lambda = slopesTrain ? lambdaAt(state.step, o.lambda, o.lambdaWarmup) : 0;
       setLr(optW, lrAt(state.step, o.lr));
       setLr(optS, lrAt(state.step, slopeLr));
       const tLogits = teacher && o.loss !== 'ce' ? await teacherLogits(teacher, input.name, b, o.data) : undefined;
@@ -199,11 +207,11 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
           priorVal = tf.keep(priorTerm(slopeVars, o.prior, lambda));
           return tf.add(taskVal, priorVal) as tf.Scalar;
         };
-        const { value, grads } = tf.variableGrads(f, [...weightVars, ...slopeVars]);
+        const { value, grads } = tf.variableGrads(f, trained);
         const clipped = o.clipNorm ? clipByGlobalNorm(grads, o.clipNorm) : grads;
         const named = (vs: tf.Variable[]) => vs.map((v) => ({ name: v.name, tensor: clipped[v.name] }));
         if (weightVars.length) optW.applyGradients(named(weightVars));
-        optS.applyGradients(named(slopeVars));
+        if (slopesTrain) optS.applyGradients(named(slopeVars));
         const values = [value, taskVal, priorVal].map((t) => t.dataSync()[0]);
         taskVal.dispose();
         priorVal.dispose();
