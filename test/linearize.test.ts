@@ -151,3 +151,15 @@ test('resume after SIGKILL gives the same model as an unbroken run', { timeout: 
   const logs = readFileSync(`${resumed}.log.jsonl`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(logs.map((l) => l.epoch), [1, 2]);
 });
+
+test('fine-tuning epochs keep the slopes fixed and drop the prior; the weights still train', { timeout: 300_000 }, async () => {
+  const { x, y } = mnistNpy(192);
+  const m = loadModel('fixtures/mnist_cnn.onnx');
+  const r = await linearize(m, { data: arrays(x, { labels: y }), lambda: 0.5, epochs: 0, finetuneEpochs: 1, quiet: true, backend: 'wasm' });
+  assert.equal(r.history.length, 1);
+  assert.equal(r.after.priorLoss, 0, 'no prior while fine-tuning');
+  for (const s of r.slopes) assert.ok(r.model.graph.initializers.get(s.name)!.numbers().every((v) => v === 0), `${s.layer}: slopes stay at 0`);
+  const conv = m.graph.nodes.find((n) => n.opType === 'Conv')!.inputs[1];
+  const before = m.graph.initializers.get(conv)!.numbers(), after = r.model.graph.initializers.get(conv)!.numbers();
+  assert.ok(before.some((v, i) => v !== after[i]), 'weights changed');
+});
