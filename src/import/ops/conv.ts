@@ -44,13 +44,18 @@ function nchw(ctx: OpContext, rank?: number): Shape | undefined {
   return rank === undefined ? undefined : Array.from({ length: rank }, () => fresh(ctx));
 }
 
-function convInfer(ctx: OpContext): OutputType[] {
+/** Input, weight, spatial rank and groups of a Conv/ConvTranspose; x undefined when its rank is unknown. */
+function convOperands(ctx: OpContext) {
   const dtype = dtypeOf(ctx, 0) ?? dtypeOf(ctx, 1);
   const w = shapeOf(ctx, 1);
   const x = nchw(ctx, w?.length);
+  if (x && w && w.length !== x.length) bad(ctx, `weight rank ${w.length} does not match input rank ${x.length}`);
+  return { dtype, w, x, n: x ? x.length - 2 : 0, group: attrInt(ctx.node, 'group', 1) };
+}
+
+function convInfer(ctx: OpContext): OutputType[] {
+  const { dtype, w, x, n, group } = convOperands(ctx);
   if (!x) return [{ dtype }];
-  const n = x.length - 2, group = attrInt(ctx.node, 'group', 1);
-  if (w && w.length !== x.length) bad(ctx, `weight rank ${w.length} does not match input rank ${x.length}`);
   if (w && isNum(x[1]) && isNum(w[1]) && x[1] !== w[1] * group)
     bad(ctx, `input has ${x[1]} channels but the weight expects ${w[1]}${group > 1 ? ` × ${group} groups` : ''}`);
   const b = shapeOf(ctx, 2);
@@ -61,12 +66,8 @@ function convInfer(ctx: OpContext): OutputType[] {
 }
 
 function convTransposeInfer(ctx: OpContext): OutputType[] {
-  const dtype = dtypeOf(ctx, 0) ?? dtypeOf(ctx, 1);
-  const w = shapeOf(ctx, 1);
-  const x = nchw(ctx, w?.length);
+  const { dtype, w, x, n, group } = convOperands(ctx);
   if (!x) return [{ dtype }];
-  const n = x.length - 2, group = attrInt(ctx.node, 'group', 1);
-  if (w && w.length !== x.length) bad(ctx, `weight rank ${w.length} does not match input rank ${x.length}`);
   if (w && isNum(x[1]) && isNum(w[0]) && x[1] !== w[0]) bad(ctx, `input has ${x[1]} channels but the weight expects ${w[0]}`);
   const channels: Dim = w && isNum(w[1]) ? w[1] * group : fresh(ctx);
   const kernel = attrInts(ctx.node, 'kernel_shape') ?? (w?.slice(2).every(isNum) ? (w.slice(2) as number[]) : undefined);
