@@ -13,7 +13,7 @@ let verbose = false;
 
 export function buildProgram(): Command {
   const program = new Command('linfold')
-    .description('Audit, linearize and fold neural networks through ONNX.\n\nEvery activation becomes a channel-wise blend between itself and the identity; a sparsity prior\npushes channels to the identity; linear layers then fold together. The average path length (APL)\nmeasures how deep the network still is.')
+    .description('Audit, linearize and fold neural networks through ONNX. Every activation becomes a channel-wise blend between itself and the identity; a sparsity prior pushes channels to the identity; linear layers then fold together. The average path length (APL) measures how deep the network still is.')
     .version('0.1.0')
     .option('--verbose', 'print stack traces on errors')
     .hook('preAction', (cmd) => {

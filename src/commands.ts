@@ -49,9 +49,9 @@ const regex = (name: string) => (v: string) => {
 const inputShapeOption = () => new Option('--input-shape <name:DxD...>', 'concrete input shape, e.g. input:1x3x224x224 (repeatable; name optional for one input)').argParser(parseInputShape);
 
 export function register(program: Command): void {
-  registerPipeline(program);
   program
     .command('audit')
+    .summary('path-length report of any ONNX model (APL/NAPL, effective depth and width, cost)')
     .description('path-length report of any ONNX model: activation census, APL/NAPL, effective depth and width, params and MACs')
     .argument('<model.onnx>', 'the model to audit')
     .addOption(inputShapeOption())
@@ -71,7 +71,8 @@ export function register(program: Command): void {
 
   program
     .command('check')
-    .description('can linfold train this model? Lists its ops (supported or not), runs the TensorFlow.js import and\nonnxruntime on the same random inputs and prints the max relative error per output.\nExit code 1 when an op is unsupported or an error exceeds --tolerance.')
+    .summary('can this model be trained? op support and tfjs-vs-onnxruntime error')
+    .description('can linfold train this model? Lists its ops (supported or not), runs the TensorFlow.js import and onnxruntime on the same random inputs and prints the max relative error per output. Exit code 1 when an op is unsupported or an error exceeds --tolerance.')
     .argument('<model.onnx>')
     .addOption(inputShapeOption())
     .option('--tolerance <x>', 'largest accepted relative error', num('--tolerance'), 1e-4)
@@ -95,6 +96,7 @@ export function register(program: Command): void {
 
   program
     .command('backends')
+    .summary('TensorFlow.js backends available here')
     .description('list the TensorFlow.js backends available here and the one that would be chosen')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
@@ -111,7 +113,8 @@ export function register(program: Command): void {
 
   program
     .command('linearize')
-    .description('fine-tune with learnable PReLUs/blends and a sparsity prior pushing channels to the identity,\nthen write the linearized model as standard ONNX')
+    .summary('fine-tune with learnable slopes and a prior pushing channels to the identity')
+    .description('fine-tune with learnable PReLUs/blends and a sparsity prior pushing channels to the identity, then write the linearized model as standard ONNX')
     .argument('<model.onnx>')
     .option('-o, --output <file>', 'linearized model (default: <model>.linear.onnx)')
     .option('--data <source>', "training data: 'mnist' (bundled digits), a .npy/.npz file, or an image folder", 'mnist')
@@ -175,6 +178,7 @@ export function register(program: Command): void {
 
   program
     .command('fold')
+    .summary('fold linear layers together and write a shallower, verified ONNX')
     .description('fold linear paths into adjacent layers and write a shallower ONNX, verified with onnxruntime')
     .argument('<model.onnx>')
     .option('-o, --output <file>', 'folded model (default: <model>.folded.onnx)')
@@ -209,12 +213,14 @@ export function register(program: Command): void {
         console.log(`folds taken: ${r.report.taken.length}, rejected: ${r.report.rejected.length}; verified max relative error ${r.report.verification.maxRelError.toExponential(2)}`);
       }
     });
+  registerPipeline(program);
 }
 
 function registerPipeline(program: Command): void {
   program
     .command('demo')
-    .description('the whole pipeline on the embedded default (bundled MNIST CNN + the mnist package digits):\naudit → linearize → fold → verify → report. Takes a few minutes on 2 CPU cores.')
+    .summary('the whole pipeline on the bundled MNIST CNN (audit → linearize → fold → report)')
+    .description('the whole pipeline on the embedded default (bundled MNIST CNN + the mnist package digits): audit → linearize → fold → verify → report. Takes a few minutes on 2 CPU cores.')
     .option('-o, --out <dir>', 'where the models and the report go', 'linfold-demo')
     .option('--epochs <n>', 'training epochs', int('--epochs'))
     .option('--lambda <x>', 'prior strength', num('--lambda'))
@@ -237,7 +243,8 @@ function registerPipeline(program: Command): void {
 
   program
     .command('report')
-    .description('one self-contained HTML page: nonlinear vs linear channels per layer, path-length distribution,\ncore-network map, params/MACs, before/after columns with --compare, the accuracy-vs-NAPL curve with --sweep')
+    .summary('self-contained HTML report (channels, path lengths, core network, cost, sweep curve)')
+    .description('one self-contained HTML page: nonlinear vs linear channels per layer, path-length distribution, core-network map, params/MACs, before/after columns with --compare, the accuracy-vs-NAPL curve with --sweep')
     .argument('[model.onnx]', 'the model to report on')
     .option('--compare <other.onnx>', 'a second version of the model (linearized, folded) for before/after columns')
     .option('--fold-report <file.json>', 'a fold report (linfold fold --report) to include')
@@ -275,7 +282,8 @@ function registerPipeline(program: Command): void {
 
   program
     .command('sweep')
-    .description('linearize (+ fold) once per λ and collect validation accuracy, NAPL, MACs and latency per point:\nthe accuracy-vs-depth curve. --point i runs one point, so points can be spread over machines\nand merged with `linfold report --merge`.')
+    .summary('linearize (+ fold) per λ: the accuracy-vs-effective-depth curve')
+    .description('linearize (+ fold) once per λ and collect validation accuracy, NAPL, MACs and latency per point: the accuracy-vs-depth curve. --point i runs one point, so points can be spread over machines and merged with `linfold report --merge`.')
     .argument('<model.onnx>')
     .requiredOption('--lambdas <list>', 'comma-separated λ values, e.g. 0.001,0.003,0.01,0.03,0.1,0.3', (v: string) => v.split(',').map((x) => num('--lambdas')(x)))
     .option('--data <source>', "'mnist', .npy/.npz or an image folder", 'mnist')
