@@ -1,5 +1,5 @@
 // Subcommands: each parses its options and calls the library API; no logic of its own beyond formatting.
-import { writeFileSync, mkdirSync, renameSync } from 'node:fs';
+import { writeFileAtomic as writeText } from './files.js';
 import { dirname, basename, join } from 'node:path';
 import { type Command, Option, InvalidArgumentError } from 'commander';
 import { LinfoldError } from './errors.js';
@@ -21,13 +21,6 @@ async function loadWithShapes(path: string, shapes?: Shapes) {
   return { model, shapes: resolved };
 }
 
-/** Writes text atomically (temp file, then rename). */
-function writeText(path: string, text: string): void {
-  mkdirSync(dirname(path) || '.', { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
 
 const num = (name: string) => (v: string) => {
   const x = Number(v);

@@ -1,6 +1,7 @@
 // linfold demo: the whole pipeline on the embedded default — the bundled MNIST CNN and the `mnist`
 // package's digits: audit → linearize → fold → verify → report.
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { writeFileAtomic as writeAtomic } from './files.js';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadModel, saveModel } from './import/onnx-io.js';
@@ -79,9 +80,4 @@ export function renderDemoSummary(s: DemoSummary): string {
     `MACs       ${m(s.macs.before)} → ${m(s.macs.after)} per image`,
     `latency    ${ms(s.latencyMs.before)} → ${ms(s.latencyMs.after)} (onnxruntime-node, batch 1, median)`,
   ].join('\n');
-}
-
-function writeAtomic(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
 }

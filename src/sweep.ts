@@ -1,7 +1,8 @@
 // linfold sweep: linearize (+ fold) once per λ and collect accuracy, NAPL, MACs and latency per point —
 // the accuracy-vs-depth curve of the paper. Points are independent: `point` runs one of them, so a sweep
 // can be spread over processes or machines and merged afterwards (mergeSweep).
-import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from './files.js';
 import { join } from 'node:path';
 import { LinfoldError } from './errors.js';
 import type { Model } from './import/ir.js';
@@ -78,7 +79,5 @@ export function mergeSweep(files: string[]): SweepResult {
 }
 
 function writeJson(path: string, v: unknown): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(v, null, 2) + '\n');
-  renameSync(tmp, path);
+  writeFileAtomic(path, JSON.stringify(v, null, 2) + '\n');
 }

@@ -163,3 +163,13 @@ test('fine-tuning epochs keep the slopes fixed and drop the prior; the weights s
   const before = m.graph.initializers.get(conv)!.numbers(), after = r.model.graph.initializers.get(conv)!.numbers();
   assert.ok(before.some((v, i) => v !== after[i]), 'weights changed');
 });
+
+test('resume refuses a checkpoint made with other settings, naming them', { timeout: 300_000 }, () => {
+  const { x, y } = mnistNpy(128);
+  const out = join(tmp, 'mismatch.onnx');
+  const args = ['linearize', 'fixtures/mnist_cnn.onnx', '--data', x, '--labels', y, '--epochs', '1', '--quiet', '--backend', 'wasm', '-o', out];
+  assert.equal(linfold([...args, '--lambda', '0.01']).code, 0);
+  const r = linfold([...args, '--lambda', '0.02', '--resume']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /other settings \(lambda: 0\.01 then, 0\.02 now\)/);
+});

@@ -314,7 +314,7 @@ class Engine {
   }
 
   /** Reduces unit axes outside `axes` (averaging positions) and broadcasts to exactly `axes`/`dims`. */
-  private fit(s: UnitState, rank: number | undefined, axes: number[], dims: number[]): UnitState {
+  private fitState(s: UnitState, rank: number | undefined, axes: number[], dims: number[]): UnitState {
     let t = this.toRank(s, rank);
     const extra = t.axes.filter((a) => !axes.includes(a));
     if (extra.length) t = reduceUnits(t, extra, true);
@@ -597,7 +597,7 @@ class Engine {
     const M = this.dim(out, 1) ?? (isNum(wShape?.[transposed ? 1 : 0]) ? (wShape![transposed ? 1 : 0] as number) * (transposed ? g : 1) : undefined);
     let s: UnitState | undefined;
     if (x && R !== undefined && C !== undefined && M !== undefined && C % g === 0 && M % g === 0) {
-      const xs = this.fit(x, R, [1], [C]);
+      const xs = this.fitState(x, R, [1], [C]);
       s = groupedDense(xs, g, M / g);
     } else if (x) {
       this.warn(`${nodeLabel(n)}: channel counts unknown; treated as one dense unit`);
@@ -849,7 +849,7 @@ class Engine {
     const axes = [...lay.axes, axis].sort((a, b) => a - b);
     const full = parts.map((p, k) => {
       const dims = axes.map((a) => (a === axis ? sizes[k]! : lay.dims[lay.axes.indexOf(a)]));
-      return p.s ? this.fit(p.s, R, axes, dims) : emptyState(R, axes, dims);
+      return p.s ? this.fitState(p.s, R, axes, dims) : emptyState(R, axes, dims);
     });
     this.set(out, concatUnits(full, axis));
   }
@@ -906,7 +906,7 @@ class Engine {
     const b = attrInt(n, 'blocksize', 1);
     const C = this.dim(n.inputs[0], 1) ?? (x.axes[0] === 1 ? x.dims[0] : undefined);
     if (C === undefined) return this.set(n.outputs[0], collapseState(x));
-    const s = this.fit(x, R, [1], [C]);
+    const s = this.fitState(x, R, [1], [C]);
     if (n.opType === 'SpaceToDepth') {
       const ids = Array.from({ length: C * b * b }, (_, o) => o % C);
       return this.set(n.outputs[0], selectUnits(s, 1, ids));

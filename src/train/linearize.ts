@@ -64,7 +64,7 @@ export interface LinearizeOptions {
   /** JSONL, one line per epoch. */
   logFile?: string;
   quiet?: boolean;
-  /** Abort (simulated crash) after this many epochs — for tests. */
+  /** Called after every epoch with its log line. */
   onEpoch?: (log: EpochLog) => void;
 }
 
@@ -136,6 +136,9 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   let state: LoopState = { epoch: 0, step: 0, history: [], config };
   if (o.resume && o.checkpointDir && hasCheckpoint(o.checkpointDir)) {
     const ck = loadCheckpoint<LoopState>(o.checkpointDir);
+    const changed = Object.keys(config).filter((k) => JSON.stringify(ck.state.config[k]) !== JSON.stringify((config as Record<string, unknown>)[k]));
+    if (changed.length)
+      throw new LinfoldError(`${o.checkpointDir}: the checkpoint was made with other settings (${changed.map((k) => `${k}: ${JSON.stringify(ck.state.config[k])} then, ${JSON.stringify((config as Record<string, unknown>)[k])} now`).join('; ')}); resume with the same options or start over without --resume`);
     for (const [name, v] of exe.variables) {
       const t = ck.model.graph.initializers.get(name);
       if (!t) throw new LinfoldError(`${o.checkpointDir}: checkpoint has no value for '${name}' (was it made from another model?)`);
