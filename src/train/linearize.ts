@@ -14,6 +14,7 @@ import { tf, useBackend, type BackendName } from './backends.js';
 import type { Batch, Dataset } from './data.js';
 import { seededRandom } from './data.js';
 import { makeLinearizable, type Slope } from './linearizable.js';
+import { augmentBatch, NO_AUGMENTATION, type Augmentation } from './augment.js';
 import { crossEntropy, distillKL, distillMSE, lambdaAt, priorTerm, type PriorKind } from './objective.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type NamedArray } from './checkpoint.js';
 
@@ -49,6 +50,8 @@ export interface LinearizeOptions {
   /** Stop after this many steps in total (for quick runs). */
   maxSteps?: number;
   clipNorm?: number;
+  /** Random translations / flips of training images (default none). */
+  augment?: Augmentation;
   seed?: number;
   backend?: BackendName | 'auto';
   /** Train only the slopes, keep the weights fixed. */
@@ -107,6 +110,7 @@ const defaults = {
   loss: 'ce' as TaskLoss, ceWeight: 1, distillWeight: 1, distillKind: 'kl' as const, temperature: 2, prior: 'l1' as PriorKind,
   lambda: 1e-3, lambdaWarmup: 0, freezeEps: 0.01, optimizer: 'adam' as const, lr: 1e-4, momentum: 0.9,
   schedule: 'cosine' as const, stepEvery: 1, gamma: 0.5, batchSize: 64, epochs: 3, finetuneEpochs: 0, seed: 0,
+  augment: NO_AUGMENTATION,
 };
 
 export async function linearize(source: Model, options: LinearizeOptions): Promise<LinearizeResult> {
@@ -131,7 +135,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   const stepsPerEpoch = Math.ceil(o.data.train.size / o.batchSize);
   const allEpochs = o.epochs + o.finetuneEpochs;
   const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * allEpochs);
-  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, seed: o.seed, optimizer: o.optimizer };
+  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, seed: o.seed, optimizer: o.optimizer, augment: o.augment };
 
   let state: LoopState = { epoch: 0, step: 0, history: [], config };
   if (o.resume && o.checkpointDir && hasCheckpoint(o.checkpointDir)) {
@@ -189,8 +193,9 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
     const trained = slopesTrain ? [...weightVars, ...slopeVars] : weightVars;
     if (!trained.length) break;
     let sumLoss = 0, sumTask = 0, sumPrior = 0, count = 0;
-    for (const b of o.data.train.batches(o.batchSize, { shuffle: true, seed: o.seed, epoch })) {
+    for (const plain of o.data.train.batches(o.batchSize, { shuffle: true, seed: o.seed, epoch })) {
       if (state.step >= totalSteps) break;
+      const b = augmentBatch(plain, o.augment, o.seed * 1_000_003 + state.step);
       const lambda = slopesTrain ? lambdaAt(state.step, o.lambda, o.lambdaWarmup) : 0;
       setLr(optW, lrAt(state.step, o.lr));
       setLr(optS, lrAt(state.step, slopeLr));
