@@ -132,6 +132,7 @@ export function register(program: Command): void {
     .option('--clip-norm <x>', 'clip gradients to this global norm', num('--clip-norm'))
     .option('--augment <list>', "random augmentation of training images: 'shift:<pixels>', 'flip', comma-separated", 'none')
     .option('--seed <n>', 'seed of shuffling and initialisation', int('--seed'), 0)
+    .addOption(new Option('--granularity <kind>', 'one learnable slope per channel, or one per layer (a layer ends linear or as a LeakyRelu that onnxruntime fuses into its conv)').choices(['channel', 'layer']).default('channel'))
     .option('--as-prelu', 'replace smooth activations by a plain PReLU (changes the function) instead of the blend')
     .option('--only <regex>', 'only layers whose name matches', regex('--only'))
     .option('--skip <regex>', 'skip layers whose name matches', regex('--skip'))
@@ -154,7 +155,7 @@ export function register(program: Command): void {
         prior: opts.prior as never, lambda: opts.lambda as number, lambdaWarmup: opts.lambdaWarmup as number, freezeEps: opts.freezeEps as number,
         optimizer: opts.optimizer as never, lr: opts.lr as number, slopeLr: opts.slopeLr as number, schedule: opts.schedule as never,
         batchSize: opts.batchSize as number, epochs: opts.epochs as number, finetuneEpochs: opts.finetuneEpochs as number, maxSteps: opts.steps as number | undefined, clipNorm: opts.clipNorm as number | undefined,
-        augment: parseAugmentation(String(opts.augment)), seed: opts.seed as number, asPrelu: Boolean(opts.asPrelu), only: opts.only as RegExp | undefined, skip: opts.skip as RegExp | undefined,
+        augment: parseAugmentation(String(opts.augment)), seed: opts.seed as number, asPrelu: Boolean(opts.asPrelu), granularity: opts.granularity as never, only: opts.only as RegExp | undefined, skip: opts.skip as RegExp | undefined,
         slopesOnly: Boolean(opts.slopesOnly), fromScratch: Boolean(opts.fromScratch), backend: opts.backend as never,
         checkpointDir: (opts.checkpoint as string) ?? `${out}.ckpt`, resume: Boolean(opts.resume), logFile: (opts.log as string) ?? `${out}.log.jsonl`,
         quiet: Boolean(opts.quiet) || Boolean(opts.json),

@@ -18,6 +18,8 @@ import { randomFeeds } from '../src/import/random.js';
 import { useBackend, tf } from '../src/train/backends.js';
 import { census } from '../src/analyze/census.js';
 import { LinfoldError } from '../src/errors.js';
+import { audit } from '../src/analyze/audit.js';
+import { fold } from '../src/export/pipeline.js';
 import { writeNpy } from './support/npy.js';
 import { linfold } from './support/cli.js';
 
@@ -53,6 +55,31 @@ test('step 0: the linearizable model computes the original function (every fixtu
     const ops = new Set(model.graph.nodes.map((n) => n.opType));
     if (census(m).layers.some((l) => l.kind === 'relu')) assert.ok(ops.has('PRelu'));
   }
+});
+
+test('layer granularity: one slope per layer, same function at step 0, counted per channel, folds to fused LeakyRelu/identity', async () => {
+  const m = loadModel('fixtures/mnist_cnn.onnx');
+  const { model, slopes } = makeLinearizable(m, { granularity: 'layer' });
+  assert.equal(slopes.length, 5);
+  for (const s of slopes) {
+    assert.equal(s.size, 1);
+    assert.equal(model.graph.initializers.get(s.name)!.numbers().length, 1);
+  }
+  const feeds = randomFeeds(m.graph, { inputShapes: { input: [2, 1, 28, 28] }, seed: 3 });
+  const ref = (await runOrt(await ortSession(m), feeds)).logits;
+  assert.ok(compareTensors((await runOrt(await ortSession(encodeModel(model)), feeds)).logits, ref).maxRelError < 1e-5);
+  // first layer linear (a = 1), the others at a shared 0.3: the audit counts channels, fold leaves no PRelu
+  const set = (k: number, a: number) => model.graph.initializers.set(slopes[k].name, Tensor.f32(slopes[k].name, model.graph.initializers.get(slopes[k].name)!.dims, [a]));
+  slopes.forEach((_, k) => set(k, k === 0 ? 1 : 0.3));
+  const r = audit(model);
+  assert.equal(r.summary.channels, 168);
+  assert.equal(r.summary.linearChannels, slopes[0].channels);
+  const { model: folded } = await fold(model, { objective: 'depth', latencyRuns: 0 });
+  const ops = folded.graph.nodes.map((n) => n.opType);
+  assert.equal(ops.filter((o) => o === 'PRelu').length, 0, ops.join(' '));
+  assert.equal(ops.filter((o) => o === 'LeakyRelu').length, 4, ops.join(' '));
+  const unfolded = (await runOrt(await ortSession(encodeModel(model)), feeds)).logits;
+  assert.ok(compareTensors((await runOrt(await ortSession(encodeModel(folded)), feeds)).logits, unfolded).maxRelError < 1e-4);
 });
 
 test('training moves slopes to 1; the exported ONNX matches the trained tfjs model under onnxruntime', { timeout: 600_000 }, async () => {

@@ -19,10 +19,15 @@ export interface LinearizableOptions {
   skip?: RegExp;
   /** Also replace squeeze-excite gates (off by default: a gate stays multiplicative even when linear). */
   includeGates?: boolean;
+  /** One slope per channel (default) or one per layer, shared by its channels: a layer then ends either
+   *  linear or as a LeakyRelu, which onnxruntime fuses into the preceding Conv/Gemm (no PRelu left). */
+  granularity?: Granularity;
   inputShapes?: Record<string, number[]>;
 }
 
-/** One learnable slope tensor: a ∈ ℝ^C, 0 = the original activation, 1 = the identity. */
+export type Granularity = 'channel' | 'layer';
+
+/** One learnable slope tensor: a ∈ ℝ^C (or one a for the layer), 0 = the original activation, 1 = the identity. */
 export interface Slope {
   /** Initializer name of the slope tensor. */
   name: string;
@@ -30,6 +35,8 @@ export interface Slope {
   kind: ActivationLayer['kind'];
   form: 'prelu' | 'blend';
   channels: number;
+  /** Values in the slope tensor: `channels`, or 1 when the layer shares one slope. */
+  size: number;
   channelAxis: number;
 }
 
@@ -54,9 +61,10 @@ export function makeLinearizable(source: Model, opts: LinearizableOptions = {}):
       skipped.push({ layer: layer.name, reason: 'rank of its input is unknown (give --input-shape)' });
       continue;
     }
-    const slopeDims = [layer.channels, ...new Array(rank - 1 - layer.channelAxis).fill(1)];
+    const size = opts.granularity === 'layer' ? 1 : layer.channels;
+    const slopeDims = [size, ...new Array(rank - 1 - layer.channelAxis).fill(1)];
     const slopeName = g.uniqueName(`${layer.name.replace(/^\//, '').replace(/[/.]/g, '_')}_slope`);
-    const base = { layer: layer.name, kind: layer.kind, channels: layer.channels, channelAxis: layer.channelAxis };
+    const base = { layer: layer.name, kind: layer.kind, channels: layer.channels, size, channelAxis: layer.channelAxis };
     const last = findNode(g, layer.output);
     if (layer.form === 'blend' || (layer.form === 'op' && layer.kind === 'prelu')) {
       // already linearizable: make sure the slope is per channel and owned by this layer alone
@@ -65,12 +73,14 @@ export function makeLinearizable(source: Model, opts: LinearizableOptions = {}):
       const current = g.initializers.get(node.inputs[k]);
       if (!current) throw new LinfoldError(`${nodeLabel(node)}: its slope is not a constant, cannot train it`);
       const values = broadcastChannels(current, layer.channels);
-      g.initializers.set(slopeName, Tensor.f32(slopeName, slopeDims, values));
+      if (size === 1 && values.some((v) => v !== values[0]))
+        throw new LinfoldError(`${layer.name}: its slopes differ between channels, so it cannot share one slope (use --granularity channel, or --skip it)`);
+      g.initializers.set(slopeName, Tensor.f32(slopeName, slopeDims, values.slice(0, size)));
       node.inputs[k] = slopeName;
       slopes.push({ ...base, name: slopeName, form: layer.form === 'blend' ? 'blend' : 'prelu' });
     } else if ((layer.form === 'op' && (layer.kind === 'relu' || layer.kind === 'leakyrelu')) || opts.asPrelu) {
       const start = layer.kind === 'leakyrelu' ? Number(layer.params.alpha ?? 0.01) : 0;
-      g.initializers.set(slopeName, Tensor.f32(slopeName, slopeDims, new Array(layer.channels).fill(start)));
+      g.initializers.set(slopeName, Tensor.f32(slopeName, slopeDims, new Array(size).fill(start)));
       const prelu: Node = { name: g.uniqueName(`${layer.name}_prelu`), opType: 'PRelu', domain: '', inputs: [layer.input, slopeName], outputs: [layer.output], attrs: {} };
       last.outputs = last.outputs.map((o) => (o === layer.output ? g.uniqueName(`${layer.output}_replaced`) : o));
       g.nodes.splice(g.nodes.indexOf(last) + 1, 0, prelu);
@@ -80,7 +90,7 @@ export function makeLinearizable(source: Model, opts: LinearizableOptions = {}):
       const s = g.uniqueName(`${layer.output}_act`);
       last.outputs = last.outputs.map((o) => (o === layer.output ? s : o));
       const d = g.uniqueName(`${layer.output}_diff`), m = g.uniqueName(`${layer.output}_scaled`);
-      g.initializers.set(slopeName, Tensor.f32(slopeName, slopeDims, new Array(layer.channels).fill(0)));
+      g.initializers.set(slopeName, Tensor.f32(slopeName, slopeDims, new Array(size).fill(0)));
       const at = g.nodes.indexOf(last) + 1;
       g.nodes.splice(at, 0,
         { name: g.uniqueName(`${layer.name}_blend_sub`), opType: 'Sub', domain: '', inputs: [layer.input, s], outputs: [d], attrs: {} },

@@ -13,7 +13,7 @@ import { Progress } from '../progress.js';
 import { tf, useBackend, type BackendName } from './backends.js';
 import type { Batch, Dataset } from './data.js';
 import { seededRandom } from './data.js';
-import { makeLinearizable, type Slope } from './linearizable.js';
+import { makeLinearizable, type Granularity, type Slope } from './linearizable.js';
 import { augmentBatch, NO_AUGMENTATION, type Augmentation } from './augment.js';
 import { crossEntropy, distillKL, distillMSE, lambdaAt, priorTerm, type PriorKind } from './objective.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type NamedArray } from './checkpoint.js';
@@ -59,6 +59,8 @@ export interface LinearizeOptions {
   /** Start from random weights instead of the pretrained ones (the prior applied from scratch). */
   fromScratch?: boolean;
   asPrelu?: boolean;
+  /** One slope per channel (default) or per layer. */
+  granularity?: Granularity;
   only?: RegExp;
   skip?: RegExp;
   includeGates?: boolean;
@@ -118,7 +120,9 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   const slopeLr = o.slopeLr ?? 1e-2;
   if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
   const backend = await useBackend(o.backend ?? 'auto');
-  const { model: lmodel, slopes } = makeLinearizable(source, { asPrelu: o.asPrelu, only: o.only, skip: o.skip, includeGates: o.includeGates });
+  const { model: lmodel, slopes } = makeLinearizable(source, { asPrelu: o.asPrelu, only: o.only, skip: o.skip, includeGates: o.includeGates, granularity: o.granularity });
+  // channels each slope value stands for (prior and frozen counts are per channel at either granularity)
+  const slopeWeights = slopes.map((s) => s.channels / s.size);
   if (!slopes.length) throw new LinfoldError(`${source.path ?? 'model'}: no activation to linearize${o.only || o.skip ? ' (check --only/--skip)' : ''}`);
   const input = lmodel.graph.feeds[0];
   checkInput(source, o.data);
@@ -135,7 +139,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   const stepsPerEpoch = Math.ceil(o.data.train.size / o.batchSize);
   const allEpochs = o.epochs + o.finetuneEpochs;
   const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * allEpochs);
-  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, seed: o.seed, optimizer: o.optimizer, augment: o.augment };
+  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, seed: o.seed, optimizer: o.optimizer, augment: o.augment, granularity: o.granularity ?? 'channel' };
 
   let state: LoopState = { epoch: 0, step: 0, history: [], config };
   if (o.resume && o.checkpointDir && hasCheckpoint(o.checkpointDir)) {
@@ -212,7 +216,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
           if (teach) parts.push(tf.mul(o.loss === 'both' ? o.distillWeight : 1, o.distillKind === 'mse' ? distillMSE(out, teach) : distillKL(out, teach, o.temperature)) as tf.Scalar);
           // kept past variableGrads' own tidy so the parts can be logged; disposed below
           taskVal = tf.keep(tf.addN(parts) as tf.Scalar);
-          priorVal = tf.keep(priorTerm(slopeVars, o.prior, lambda));
+          priorVal = tf.keep(priorTerm(slopeVars, o.prior, lambda, slopeWeights));
           return tf.add(taskVal, priorVal) as tf.Scalar;
         };
         const { value, grads } = tf.variableGrads(f, trained);
@@ -229,7 +233,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
         progress.finish();
         throw new LinfoldError(`loss became ${loss} at step ${state.step + 1} (epoch ${epoch + 1}); lower --lr or --lambda${o.checkpointDir ? `; the last good checkpoint is ${o.checkpointDir}` : ''}`, 3);
       }
-      const frozen = freezeSlopes(slopeVars, o.freezeEps);
+      const frozen = freezeSlopes(slopeVars, o.freezeEps, slopeWeights);
       state.step++;
       sumLoss += loss * b.size; sumTask += task * b.size; sumPrior += prior * b.size; count += b.size;
       progress.tick(1, { loss, prior, frozen });
@@ -238,7 +242,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
     const log: EpochLog = {
       epoch: epoch + 1, step: state.step, loss: sumLoss / count, taskLoss: sumTask / count, priorLoss: sumPrior / count,
       lambda: lambdaAt(state.step, o.lambda, o.lambdaWarmup), lr: lrAt(state.step, o.lr), ...ev,
-      frozenChannels: frozenCount(slopeVars, o.freezeEps), seconds: (Date.now() - t0) / 1000,
+      frozenChannels: frozenCount(slopeVars, o.freezeEps, slopeWeights), seconds: (Date.now() - t0) / 1000,
     };
     state = { epoch: epoch + 1, step: state.step, history: [...state.history, log], config };
     if (o.logFile) {
@@ -304,14 +308,14 @@ function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): tf.NamedTe
 }
 
 /** Channels within eps of 1 become exactly 1 (and stay there: they are reset after every step). */
-function freezeSlopes(vars: tf.Variable[], eps: number): number {
+function freezeSlopes(vars: tf.Variable[], eps: number, weights: number[]): number {
   let frozen = 0;
-  for (const v of vars) {
+  for (const [k, v] of vars.entries()) {
     const a = v.dataSync() as Float32Array;
     let changed = false;
     const next = Float32Array.from(a, (x) => {
       if (Math.abs(1 - x) < eps) {
-        frozen++;
+        frozen += weights[k];
         if (x !== 1) changed = true;
         return 1;
       }
@@ -322,8 +326,8 @@ function freezeSlopes(vars: tf.Variable[], eps: number): number {
   return frozen;
 }
 
-function frozenCount(vars: tf.Variable[], eps: number): number {
-  return vars.reduce((s, v) => s + Array.from(v.dataSync()).filter((x) => Math.abs(1 - x) < eps).length, 0);
+function frozenCount(vars: tf.Variable[], eps: number, weights: number[]): number {
+  return vars.reduce((s, v, k) => s + weights[k] * Array.from(v.dataSync()).filter((x) => Math.abs(1 - x) < eps).length, 0);
 }
 
 function setLr(opt: tf.Optimizer, lr: number): void {

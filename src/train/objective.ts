@@ -5,12 +5,14 @@ import { tf } from './backends.js';
 export type PriorKind = 'l1' | 'l0.5';
 
 /** λ · Σ |1 − a|^p over all slope tensors; p = 0.5 uses √(|1−a| + δ) so the gradient stays finite at a = 1. */
-export function priorTerm(slopes: tf.Tensor[], kind: PriorKind, lambda: number): tf.Scalar {
+/** `weights[k]` counts each value of slope k that many times (a layer-wide slope stands for all its channels). */
+export function priorTerm(slopes: tf.Tensor[], kind: PriorKind, lambda: number, weights?: number[]): tf.Scalar {
   return tf.tidy(() => {
     if (!slopes.length || lambda === 0) return tf.scalar(0);
-    const terms = slopes.map((a) => {
+    const terms = slopes.map((a, k) => {
       const d = tf.abs(tf.sub(1, a));
-      return tf.sum(kind === 'l1' ? d : tf.sqrt(tf.add(d, 1e-8)));
+      const sum = tf.sum(kind === 'l1' ? d : tf.sqrt(tf.add(d, 1e-8)));
+      return weights && weights[k] !== 1 ? tf.mul(weights[k], sum) : sum;
     });
     return tf.mul(lambda, tf.addN(terms)) as tf.Scalar;
   });
