@@ -1,5 +1,8 @@
 // bench/fold: onnxruntime-node latency before and after `fold` on linearized ResNet-style models, as a ratio.
-//   node --import tsx bench/fold.ts [--runs 50] [--size 56]
+//   node --import tsx bench/fold.ts [--runs 50] [--size 56] [--linearized file.onnx ...] [--recipe channel|layer] [--only-real]
+// Real models (the issue's measure): each `--linearized` file, or with `--recipe` the mnist_cnn fixture linearized
+// here by `linearize` with the recipe below (cached in bench/out/), is folded (objective latency) and timed next to
+// its unfolded self and the original ReLU fixture, with onnxruntime's validation accuracy on the MNIST split.
 // Models (random weights, every activation a PRelu; slope 1 = linearized):
 //  - inverted-residual (MobileNetV2-style) net, fully linear: stem 3×3, 6 blocks x + project(dw3×3(expand(x))),
 //    C = 32, expansion 4 → each block folds to one dense 3×3 conv with the residual absorbed;
@@ -35,7 +38,13 @@ import { fold, PASSES, type Objective } from '../src/export/pipeline.js';
 import { randomFeeds, median, TIMING_OPTIONS } from '../src/export/verify.js';
 import { seededRandom, gaussian } from '../src/import/random.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
-import { encodeModel, loadModel } from '../src/import/onnx-io.js';
+import { encodeModel, loadModel, saveModel } from '../src/import/onnx-io.js';
+import { ortAccuracy } from '../src/train/evaluate.js';
+import { audit } from '../src/analyze/audit.js';
+import { mnist } from '../src/train/data.js';
+import { linearize } from '../src/train/linearize.js';
+import { parseAugmentation } from '../src/train/augment.js';
+import { existsSync, mkdirSync } from 'node:fs';
 
 const args = process.argv.slice(2);
 const opt = (k: string, d: number) => (args.includes(k) ? Number(args[args.indexOf(k) + 1]) : d);
@@ -174,6 +183,50 @@ async function run(name: string, make: () => Model, objectives: Objective[]): Pr
     );
   }
 }
+
+/** The linearize recipes of the README (mnist_cnn, labels + distillation, shifts of 2 px). */
+const RECIPES = {
+  channel: { granularity: 'channel', lambda: 0.05, epochs: 8, finetuneEpochs: 6 },
+  layer: { granularity: 'layer', lambda: 0.02, epochs: 6, finetuneEpochs: 4 },
+} as const;
+
+async function linearizedFixture(recipe: keyof typeof RECIPES): Promise<string> {
+  const file = `bench/out/mnist_cnn.${recipe}.onnx`;
+  if (existsSync(file)) return file;
+  mkdirSync('bench/out', { recursive: true });
+  console.log(`linearizing fixtures/mnist_cnn.onnx with the ${recipe} recipe (${JSON.stringify(RECIPES[recipe])}) → ${file}`);
+  const r = await linearize(loadModel('fixtures/mnist_cnn.onnx'), {
+    data: mnist(), loss: 'both', lambdaWarmup: 250, lr: 3e-4, slopeLr: recipe === 'layer' ? 1e-2 : 2e-2,
+    augment: parseAugmentation('shift:2'), ...RECIPES[recipe], backend: 'wasm',
+  });
+  saveModel(r.model, file);
+  return file;
+}
+
+/** A model from `linearize`: latency unfolded vs folded (and the original ReLU fixture), accuracy of all three. */
+async function real(file: string): Promise<void> {
+  const original = loadModel('fixtures/mnist_cnn.onnx');
+  const linear = loadModel(file);
+  const { model: folded, report: r } = await fold(linear, { objective: 'latency', latencyRuns: 20 });
+  const data = mnist();
+  const [accO, accL, accF] = [await ortAccuracy(original, data), await ortAccuracy(linear, data), await ortAccuracy(folded, data)];
+  const [tO, tL, tF] = await latencies([original, linear, folded], RUNS);
+  const pct = (a: number) => `${(100 * a).toFixed(2)} %`;
+  const ops = (m: Model) => Object.entries(m.graph.nodes.reduce((c, n) => ({ ...c, [n.opType]: (c[n.opType] ?? 0) + 1 }), {} as Record<string, number>)).map(([k, v]) => `${k}×${v}`).join(' ');
+  const { summary } = audit(linear);
+  console.log(`${file}: linear channels ${summary.linearChannels} of ${summary.channels}, NAPL ${summary.napl.toFixed(3)}`);
+  console.log(`  val. accuracy (onnxruntime)  original ${pct(accO)}   linearized ${pct(accL)}   folded ${pct(accF)}   (loss ${(100 * (accO - accF)).toFixed(2)} points)`);
+  console.log(`  latency, batch 1            original ${tO.toFixed(3)} ms   linearized ${tL.toFixed(3)} ms   folded ${tF.toFixed(3)} ms`);
+  console.log(`  fold speed-up ${(tL / tF).toFixed(2)}× (linearized → folded); folded vs original ReLU model ${(tO / tF).toFixed(2)}×; max rel. error ${r.verification.maxRelError.toExponential(1)}`);
+  console.log(`  ops: ${ops(linear)}  →  ${ops(folded)}`);
+}
+
+const files = args.flatMap((a, k) => (args[k - 1] === '--linearized' ? [a] : []));
+const recipe = args.includes('--recipe') ? (args[args.indexOf('--recipe') + 1] as keyof typeof RECIPES) : undefined;
+if (recipe && !(recipe in RECIPES)) throw new Error(`--recipe ${recipe}: choose ${Object.keys(RECIPES).join(' or ')}`);
+if (recipe) files.push(await linearizedFixture(recipe));
+for (const f of files) await real(f);
+if (args.includes('--only-real')) process.exit(0);
 
 console.log(`onnxruntime-node, batch 1, input ${SIZE}×${SIZE} (mnist 28×28), medians of ${RUNS} alternating runs; ` +
   'latency = original / PRelus removed / folded by the old passes / folded by all passes');
