@@ -57,7 +57,7 @@ test('step 0: the linearizable model computes the original function (every fixtu
   }
 });
 
-test('layer granularity: one slope per layer, same function at step 0, counted per channel, folds to fused LeakyRelu/identity', async () => {
+test('layer granularity: one slope per layer, same function at step 0, counted per channel, folds to fused LeakyRelu/identity, trains', { timeout: 300_000 }, async () => {
   const m = loadModel('fixtures/mnist_cnn.onnx');
   const { model, slopes } = makeLinearizable(m, { granularity: 'layer' });
   assert.equal(slopes.length, 5);
@@ -80,6 +80,14 @@ test('layer granularity: one slope per layer, same function at step 0, counted p
   assert.equal(ops.filter((o) => o === 'LeakyRelu').length, 4, ops.join(' '));
   const unfolded = (await runOrt(await ortSession(encodeModel(model)), feeds)).logits;
   assert.ok(compareTensors((await runOrt(await ortSession(encodeModel(folded)), feeds)).logits, unfolded).maxRelError < 1e-4);
+  // training moves the shared slopes (one value per layer, counted per channel in the frozen count)
+  const { x, y } = mnistNpy(128);
+  const r2 = await linearize(m, { data: arrays(x, { labels: y }), granularity: 'layer', lambda: 0.5, slopeLr: 0.05, epochs: 1, maxSteps: 4, batchSize: 32, quiet: true, backend: 'wasm' });
+  for (const s of r2.slopes) {
+    const v = r2.model.graph.initializers.get(s.name)!.numbers();
+    assert.equal(v.length, 1);
+    assert.ok(v[0] > 0.1, `${s.layer}: shared slope ${v[0]} should have moved toward 1`);
+  }
 });
 
 test('training moves slopes to 1; the exported ONNX matches the trained tfjs model under onnxruntime', { timeout: 600_000 }, async () => {

@@ -127,7 +127,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   const input = lmodel.graph.feeds[0];
   checkInput(source, o.data);
   if (o.fromScratch) reinitialize(lmodel, slopes, o.seed);
-  const exe = compile(lmodel);
+  const exe = compile(lmodel, { alsoTrainable: slopes.map((s) => s.name) });
   const teacher = o.loss !== 'ce' || !o.data.hasLabels ? await ortSession(source, source.path) : undefined;
   const outName = exe.outputs[0].name;
   const slopeVars = slopes.map((s) => exe.variables.get(s.name)!);

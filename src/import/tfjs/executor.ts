@@ -30,6 +30,9 @@ export interface CompileOptions {
   foldConstants?: boolean;
   /** Overrides which float initializers become trainable variables (default: weights, see above). */
   trainable?: (name: string, tensor: Tensor, uses: { node: Node; input: number }[]) => boolean;
+  /** Initializers that are trainable besides the default weights (e.g. a layer's single shared slope, which
+   *  the default rule takes for a scalar constant). */
+  alsoTrainable?: Iterable<string>;
 }
 
 export interface RunOptions {
@@ -138,7 +141,9 @@ export function compile(model: Model, opts: CompileOptions = {}): Executable {
   const variables = new Map<string, tf.Variable>();
   const trainableVariables: tf.Variable[] = [];
   const constants = new Map<string, TfTensor>();
+  const also = new Set(opts.alsoTrainable ?? []);
   const isWeight = (name: string, t: Tensor, u: { node: Node; input: number }[]) => {
+    if (also.has(name)) return true;
     if (opts.trainable) return opts.trainable(name, t, u);
     return u.some(({ node, input }) => {
       const k = kernelOf.get(node)!;
