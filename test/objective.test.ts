@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, useBackend } from '../src/train/backends.js';
+import { scheduledLr } from '../src/train/linearize.js';
 import { priorTerm, crossEntropy, distillKL, distillMSE, lambdaAt } from '../src/train/objective.js';
 
 await useBackend('cpu');
@@ -40,4 +41,17 @@ test('cross-entropy and distillation losses match hand computation', () => {
   close(distillKL(tf.tensor2d(logits), tf.tensor2d(teacher), T).arraySync() as number, (kl / 2) * T * T);
   close(distillKL(tf.tensor2d(teacher), tf.tensor2d(teacher), T).arraySync() as number, 0);
   close(distillMSE(tf.tensor2d(logits), tf.tensor2d(teacher)).arraySync() as number, (1 + 0 + 0 + 0 + 4 + 4) / 6);
+});
+
+test('learning-rate schedule restarts at the fine-tuning phase', () => {
+  const p = { schedule: 'cosine' as const, gamma: 0.5, stepEvery: 1, priorSteps: 100, totalSteps: 150, stepsPerEpoch: 10 };
+  assert.equal(scheduledLr(0, 1, p), 1);
+  assert.ok(Math.abs(scheduledLr(50, 1, p) - 0.5) < 1e-12);
+  assert.ok(scheduledLr(99, 1, p) < 1e-3);
+  assert.equal(scheduledLr(100, 0.3, p), 0.3);
+  assert.ok(Math.abs(scheduledLr(125, 1, p) - 0.5) < 1e-12);
+  const step = { ...p, schedule: 'step' as const };
+  assert.equal(scheduledLr(25, 1, step), 0.25);
+  assert.equal(scheduledLr(105, 1, step), 1);
+  assert.equal(scheduledLr(125, 1, step), 0.25);
 });

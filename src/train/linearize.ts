@@ -47,6 +47,8 @@ export interface LinearizeOptions {
   /** Epochs after the prior phase with the slopes fixed and no prior: the weights adapt to the linearized
    *  activations and recover accuracy (default 0). */
   finetuneEpochs?: number;
+  /** Learning rate of the weights in the fine-tuning phase (default: lr); its schedule restarts there. */
+  finetuneLr?: number;
   /** Stop after this many steps in total (for quick runs). */
   maxSteps?: number;
   clipNorm?: number;
@@ -139,7 +141,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   const stepsPerEpoch = Math.ceil(o.data.train.size / o.batchSize);
   const allEpochs = o.epochs + o.finetuneEpochs;
   const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * allEpochs);
-  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, seed: o.seed, optimizer: o.optimizer, augment: o.augment, granularity: o.granularity ?? 'channel' };
+  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr ?? o.lr, seed: o.seed, optimizer: o.optimizer, augment: o.augment, granularity: o.granularity ?? 'channel' };
 
   let state: LoopState = { epoch: 0, step: 0, history: [], config };
   if (o.resume && o.checkpointDir && hasCheckpoint(o.checkpointDir)) {
@@ -186,9 +188,9 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   const before = { valAccuracy: e0.valAccuracy, teacherAgreement: e0.teacherAgreement, apl: e0.apl, napl: e0.napl };
   const progress = new Progress({ total: totalSteps, label: 'linearize', quiet: o.quiet });
   progress.tick(state.step, {});
-  const lrAt = (step: number, base: number) =>
-    o.schedule === 'cosine' ? base * 0.5 * (1 + Math.cos((Math.PI * step) / Math.max(1, totalSteps)))
-    : o.schedule === 'step' ? base * o.gamma ** Math.floor(step / (stepsPerEpoch * o.stepEvery)) : base;
+  const priorSteps = Math.min(totalSteps, stepsPerEpoch * o.epochs);
+  const lrAt = (step: number, base: number) => scheduledLr(step, base, { ...o, priorSteps, totalSteps, stepsPerEpoch });
+  const weightLrAt = (step: number) => lrAt(step, step < priorSteps ? o.lr : o.finetuneLr ?? o.lr);
 
   for (let epoch = state.epoch; epoch < allEpochs && state.step < totalSteps; epoch++) {
     const t0 = Date.now();
@@ -201,7 +203,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
       if (state.step >= totalSteps) break;
       const b = augmentBatch(plain, o.augment, o.seed * 1_000_003 + state.step);
       const lambda = slopesTrain ? lambdaAt(state.step, o.lambda, o.lambdaWarmup) : 0;
-      setLr(optW, lrAt(state.step, o.lr));
+      setLr(optW, weightLrAt(state.step));
       setLr(optS, lrAt(state.step, slopeLr));
       const tLogits = teacher && o.loss !== 'ce' ? await teacherLogits(teacher, input.name, b, o.data) : undefined;
       const [loss, task, prior] = tf.tidy(() => {
@@ -241,7 +243,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
     const ev = await evaluate();
     const log: EpochLog = {
       epoch: epoch + 1, step: state.step, loss: sumLoss / count, taskLoss: sumTask / count, priorLoss: sumPrior / count,
-      lambda: lambdaAt(state.step, o.lambda, o.lambdaWarmup), lr: lrAt(state.step, o.lr), ...ev,
+      lambda: lambdaAt(state.step, o.lambda, o.lambdaWarmup), lr: weightLrAt(state.step - 1), ...ev,
       frozenChannels: frozenCount(slopeVars, o.freezeEps, slopeWeights), seconds: (Date.now() - t0) / 1000,
     };
     state = { epoch: epoch + 1, step: state.step, history: [...state.history, log], config };
@@ -298,6 +300,14 @@ function argmaxRows(v: Float32Array, rows: number): number[] {
     for (let j = 1; j < c; j++) if (v[r * c + j] > v[r * c + best]) best = j;
     return best;
   });
+}
+
+/** Learning rate at a step: the schedule runs once over the prior phase and again over the fine-tuning
+ *  phase (a warm restart: the weights adapt to the fixed slopes from a fresh learning rate). */
+export function scheduledLr(step: number, base: number, p: { schedule: 'constant' | 'cosine' | 'step'; gamma: number; stepEvery: number; priorSteps: number; totalSteps: number; stepsPerEpoch: number }): number {
+  const [local, length] = step < p.priorSteps ? [step, p.priorSteps] : [step - p.priorSteps, p.totalSteps - p.priorSteps];
+  return p.schedule === 'cosine' ? base * 0.5 * (1 + Math.cos((Math.PI * local) / Math.max(1, length)))
+    : p.schedule === 'step' ? base * p.gamma ** Math.floor(local / (p.stepsPerEpoch * p.stepEvery)) : base;
 }
 
 function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): tf.NamedTensorMap {
