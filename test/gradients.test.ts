@@ -286,9 +286,11 @@ async function checkFiniteDifferences(c: GradCase, backend: 'wasm' | 'cpu'): Pro
   await useBackend(backend);
   const exe = compile(c.model);
   const x = tf.variable(tf.tensor(c.x, c.shape), false);
-  const before = tf.memory().numTensors;
   try {
     const outShape = tf.tidy(() => Object.values(exe.run({ x }))[0].shape);
+    // counted after a first run: the executable keeps tensors derived from its weights (conv filters in tfjs
+    // layout) until a weight changes; the finite differences below change them (a stale one fails the check)
+    const before = tf.memory().numTensors;
     const R = tf.tensor(rnd.normals(outShape.reduce((a, b) => a * b, 1)), outShape);
     const L = () => tf.tidy(() => projectedLoss(exe, x, R).dataSync()[0]);
     // analytic: input gradient and variable gradients

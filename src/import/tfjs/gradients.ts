@@ -160,14 +160,17 @@ export function conv2dFilterGrad(x: TfTensor, filter: TfTensor, dy: TfTensor, at
       for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) parts.push(tf.matMul(dyT, tf.reshape(tap(xp, g, i, j), [rows, c])));
       return tf.transpose(tf.reshape(tf.stack(parts), [kh, kw, m, c]), [0, 1, 3, 2]);
     }
-    const { t: xc, pad } = cropForConv(x, xPads(x, g));
+    // rows/columns of x no output reads are left to the convs below (cropping x would cost a copy)
+    const [[top, bottom], [left, right]] = xPads(x, g);
+    const pad: ConvPad = [[0, 0], [top, Math.max(bottom, 0)], [left, Math.max(right, 0)], [0, 0]];
     if (kh * kw * c <= m) {
-      const patches = tf.conv2d(xc as tf.Tensor4D, patchFilter(kh, kw, c) as tf.Tensor4D, [g.sh, g.sw], pad, 'NHWC', [g.dh, g.dw]);
+      const patches = tf.conv2d(x as tf.Tensor4D, patchFilter(kh, kw, c) as tf.Tensor4D, [g.sh, g.sw], pad, 'NHWC', [g.dh, g.dw]);
       return tf.reshape(tf.matMul(tf.transpose(tf.reshape(patches, [rows, kh * kw * c])), tf.reshape(dy, [rows, m])), [kh, kw, c, m]);
     }
-    const xs = tf.transpose(xc, [3, 1, 2, 0]) as tf.Tensor4D; // [C, H, W, N]
+    const xs = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D; // [C, H, W, N]
     const ds = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [OH, OW, N, M]
-    const out = tf.conv2d(xs, ds, [g.dh, g.dw], pad, 'NHWC', [g.sh, g.sw]); // [C, kh, kw, M]
+    let out = tf.conv2d(xs, ds, [g.dh, g.dw], pad, 'NHWC', [g.sh, g.sw]); // [C, ≥kh, ≥kw, M]
+    if (dims(out)[1] !== kh || dims(out)[2] !== kw) out = tf.slice(out, [0, 0, 0, 0], [c, kh, kw, m]);
     return tf.transpose(out, [1, 2, 0, 3]);
   });
 }

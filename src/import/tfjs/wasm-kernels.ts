@@ -2,6 +2,8 @@
 // steps that wasm runs slowly (or wrongly) as a chain of its generic ops, done in one pass over the data.
 // - MaxPool's input gradient: dy routed to the first maximum of each window (wasm's MaxPoolGrad picks wrong
 //   positions for some geometries; the same through one-hot ops cost ~25 ms for a 64×28×28×24 input).
+// - Sum over leading axes (bias gradients: dy [N, H, W, C] → [C]): wasm's Sum reduces innermost axes only and
+//   transposes first (~4× the time of one pass).
 // - Identity without a copy (the dataId is shared, as the cpu backend does): tfjs clones every tensor it saves
 //   for the backward pass, and wasm's Identity copies each one.
 import { tf, dims, type TfTensor } from './registry.js';
@@ -65,19 +67,41 @@ function identity({ inputs, backend }: KernelArgs): TensorInfo {
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
+/** Sum over axes 0..k-1 of a float32 tensor, one pass in row order; undefined when the axes are not leading. */
+function sumLeading({ inputs, attrs, backend }: KernelArgs): TensorInfo | undefined {
+  const { x } = inputs;
+  const rank = x.shape.length;
+  const raw = attrs.axis as number | number[];
+  const axes = [...new Set((Array.isArray(raw) ? raw : [raw]).map((a) => (a < 0 ? a + rank : a)))].sort((a, b) => a - b);
+  const k = axes.length;
+  if (x.dtype !== 'float32' || k === 0 || k === rank || axes.some((a, i) => a !== i)) return undefined;
+  const b = backend as WasmBackend;
+  const rows = x.shape.slice(0, k).reduce((p, d) => p * d, 1);
+  const rest = x.shape.slice(k);
+  const cols = rest.reduce((p, d) => p * d, 1);
+  const out = b.makeOutput(attrs.keepDims ? [...Array(k).fill(1), ...rest] : rest, 'float32');
+  const xv = b.typedArrayFromHeap(x), o = b.typedArrayFromHeap(out);
+  const acc = new Float64Array(cols);
+  for (let r = 0, at = 0; r < rows; r++) for (let j = 0; j < cols; j++, at++) acc[j] += xv[at];
+  o.set(acc);
+  return out;
+}
+
 let registered = false;
 export function registerWasmKernels(): void {
   if (registered) return;
   registered = true;
   tf.registerKernel({ kernelName: MAX_POOL_GRAD, backendName: 'wasm', kernelFunc: maxPoolGrad as unknown as tf.KernelFunc });
-  const original = tf.getKernel('Identity', 'wasm');
-  if (original) {
-    tf.unregisterKernel('Identity', 'wasm');
-    tf.registerKernel({
-      ...original,
-      kernelFunc: ((args: KernelArgs) => (args.inputs.x.dtype === 'string' ? original.kernelFunc(args as never) : identity(args))) as unknown as tf.KernelFunc,
-    });
-  }
+  replace('Identity', (args) => (args.inputs.x.dtype === 'string' ? undefined : identity(args)));
+  replace('Sum', sumLeading);
+}
+
+/** Re-registers a wasm kernel so that `f` runs first; the original runs when `f` declines (undefined). */
+function replace(kernelName: string, f: (args: KernelArgs) => TensorInfo | undefined): void {
+  const original = tf.getKernel(kernelName, 'wasm');
+  if (!original) return;
+  tf.unregisterKernel(kernelName, 'wasm');
+  tf.registerKernel({ ...original, kernelFunc: ((args: KernelArgs) => f(args) ?? original.kernelFunc(args as never)) as unknown as tf.KernelFunc });
 }
 
 /** MaxPool's input gradient on wasm (NHWC), geometry as tfjs' MaxPool attributes give it. */
