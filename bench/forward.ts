@@ -59,28 +59,6 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** Median forward time of each compiled variant, runs interleaved (the machine's load drifts). */
-function timeVariants(model: Model, input: Float32Array, variants: { layout: boolean }[]): { ms: number; out: Float32Array }[] {
-  const exes = variants.map((v) => compile(model, v));
-  const x = tf.tensor4d(input, [BATCH, 3, SIZE, SIZE]);
-  const times: number[][] = variants.map(() => []);
-  const outs: Float32Array[] = variants.map(() => new Float32Array());
-  for (let r = 0; r < RUNS + 1; r++) {
-    exes.forEach((exe, k) => {
-      const t0 = performance.now();
-      const y = exe.run({ input: x });
-      const data = Object.values(y)[0].dataSync() as Float32Array;
-      const dt = performance.now() - t0;
-      if (r > 0) times[k].push(dt);
-      outs[k] = Float32Array.from(data);
-      tf.dispose(Object.values(y));
-    });
-  }
-  x.dispose();
-  exes.forEach((e) => e.dispose());
-  return variants.map((_, k) => ({ ms: median(times[k]), out: outs[k] }));
-}
-
 /** A plain chain of `depth` Conv 3×3 + Relu layers (the layout pass's best case). */
 function convChain(depth: number, c: number): Model {
   const { ints } = attr;
@@ -126,37 +104,64 @@ async function layoutOnChain(): Promise<void> {
   x.dispose();
 }
 
+function maxRelError(out: Float32Array, ref: Float32Array): number {
+  let err = 0, scale = 0;
+  for (let k = 0; k < ref.length; k++) {
+    err = Math.max(err, Math.abs(out[k] - ref[k]));
+    scale = Math.max(scale, Math.abs(ref[k]));
+  }
+  return err / scale;
+}
+
+/**
+ * onnxruntime with its default threads (all cores) and with one intra-op thread (the same thread count as
+ * tfjs wasm in Node), and the tfjs executor with the layout pass on and off: every round runs each once, so
+ * the machine's drifting load hits all alike; medians per variant.
+ */
 async function main(): Promise<void> {
   const model = resnet18();
   const input = seededDraws(1).normals(BATCH * 3 * SIZE * SIZE);
-  const session = await ortSession(model, 'resnet18');
   const feed = { input: Tensor.f32('input', [BATCH, 3, SIZE, SIZE], input) };
-  const ortTimes: number[] = [];
-  let ref = new Float32Array();
-  for (let r = 0; r < RUNS + 1; r++) {
-    const t0 = performance.now();
-    const out = await runOrt(session, feed);
-    const dt = performance.now() - t0;
-    if (r > 0) ortTimes.push(dt);
-    ref = Float32Array.from(out[Object.keys(out)[0]].data as Float32Array);
-  }
-  const ort = median(ortTimes);
-  console.log(`ResNet-18, batch ${BATCH}, ${SIZE}×${SIZE}, median of ${RUNS} runs`);
-  console.log(`  onnxruntime-node (cpu)           ${ort.toFixed(1).padStart(8)} ms`);
+  const orts = [
+    { label: 'onnxruntime-node (cpu, default threads)', session: await ortSession(model, 'resnet18') },
+    { label: 'onnxruntime-node (cpu, 1 thread)', session: await ortSession(model, 'resnet18', { intraOpNumThreads: 1, interOpNumThreads: 1 }) },
+  ];
   const backends: ('wasm' | 'cpu')[] = WITH_CPU ? ['wasm', 'cpu'] : ['wasm'];
+  const rows: { label: string; times: number[]; out?: Float32Array; ratio: boolean }[] = orts.map((o) => ({ label: o.label, times: [], ratio: false }));
+  let ref = new Float32Array();
   for (const b of backends) {
     await useBackend(b);
-    const variants = [{ layout: true }, { layout: false }];
-    const results = timeVariants(model, input, variants);
-    for (const [k, { layout }] of variants.entries()) {
-      const { ms, out } = results[k];
-      let err = 0, scale = 0;
-      for (let k = 0; k < ref.length; k++) {
-        err = Math.max(err, Math.abs(out[k] - ref[k]));
-        scale = Math.max(scale, Math.abs(ref[k]));
-      }
-      console.log(`  tfjs ${b.padEnd(4)} layout pass ${layout ? 'on ' : 'off'}    ${ms.toFixed(1).padStart(8)} ms   ${(ms / ort).toFixed(2)}× onnxruntime   (max rel error ${(err / scale).toExponential(1)})`);
+    const exes = [true, false].map((layout) => ({ layout, exe: compile(model, { layout }) }));
+    const tfRows = exes.map(({ layout }) => ({ label: `tfjs ${b} layout pass ${layout ? 'on' : 'off'}`, times: [] as number[], out: new Float32Array(), ratio: true }));
+    const x = tf.tensor4d(input, [BATCH, 3, SIZE, SIZE]);
+    const first = b === backends[0];
+    for (let r = 0; r < RUNS + 1; r++) {
+      if (first)
+        for (const [k, o] of orts.entries()) {
+          const t0 = performance.now();
+          const out = await runOrt(o.session, feed);
+          if (r > 0) rows[k].times.push(performance.now() - t0);
+          if (k === 0) ref = Float32Array.from(out[Object.keys(out)[0]].data as Float32Array);
+        }
+      exes.forEach(({ exe }, k) => {
+        const t0 = performance.now();
+        const y = exe.run({ input: x });
+        const data = Object.values(y)[0].dataSync() as Float32Array;
+        if (r > 0) tfRows[k].times.push(performance.now() - t0);
+        tfRows[k].out = Float32Array.from(data);
+        tf.dispose(Object.values(y));
+      });
     }
+    x.dispose();
+    exes.forEach(({ exe }) => exe.dispose());
+    rows.push(...tfRows);
+  }
+  const ort = median(rows[0].times), ort1 = median(rows[1].times);
+  console.log(`ResNet-18, batch ${BATCH}, ${SIZE}×${SIZE}, median of ${RUNS} interleaved runs`);
+  for (const row of rows) {
+    const ms = median(row.times);
+    const tail = row.ratio ? `   ${(ms / ort).toFixed(2)}× onnxruntime, ${(ms / ort1).toFixed(2)}× onnxruntime 1 thread   (max rel error ${maxRelError(row.out!, ref).toExponential(1)})` : '';
+    console.log(`  ${row.label.padEnd(40)} ${ms.toFixed(1).padStart(8)} ms${tail}`);
   }
 }
 

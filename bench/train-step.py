@@ -1,7 +1,8 @@
 """PyTorch CPU reference for bench/train-step.ts: one SGD step (forward, cross-entropy, backward, update) of the
 mnist_cnn architecture with BatchNormalization folded into the convs (the graph the ONNX eval export holds):
 stem Conv 3x3 1->24 + ReLU + MaxPool 2, BasicBlock 24->24, BasicBlock 24->48 stride 2 (1x1 downsample), GAP, FC.
-Prints one JSON line: {"threads": {"1": ms, "2": ms}, "torch": version}."""
+Prints one JSON line: {"threads": {"1": ms, "2": ms}, "torch": version}; with --serve, runs steps on request
+(see serve) so that the caller can interleave them with its own."""
 import json
 import sys
 import time
@@ -37,7 +38,35 @@ class Net(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+def serve(batch):
+    """Interleaving mode (bench/train-step.ts): per stdin line "threads steps", run that many steps with a model
+    kept per thread count and print their times (ms) as one JSON list."""
+    torch.manual_seed(0)
+    x = torch.randn(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
+    models = {}
+    print(json.dumps({"torch": torch.__version__}), flush=True)
+    for line in sys.stdin:
+        threads, steps = (int(v) for v in line.split())
+        torch.set_num_threads(threads)
+        if threads not in models:
+            model = Net()
+            models[threads] = (model, torch.optim.SGD(model.parameters(), lr=0.01))
+        model, opt = models[threads]
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            times.append((time.perf_counter() - t0) * 1000)
+        print(json.dumps(times), flush=True)
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        serve(int(sys.argv[2]) if len(sys.argv) > 2 else 64)
+        return
     batch = int(sys.argv[1]) if len(sys.argv) > 1 else 64
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     torch.manual_seed(0)

@@ -363,6 +363,35 @@ describe('executor API', () => {
     }
   });
 
+  test('weights changed by assign() are used by the next inference run (derived filters are refreshed)', { skip: !existsSync(fixturePath('resnet_small')) }, () => {
+    const exe = compile(loadModel(fixturePath('resnet_small')));
+    const x = tf.randomNormal([2, 1, 28, 28], 0, 1, 'float32', 3);
+    try {
+      const logits = () => tf.tidy(() => exe.run({ input: x }).logits.dataSync() as Float32Array);
+      logits();
+      const before = tf.memory().numTensors;
+      for (const v of exe.trainableVariables) {
+        const next = tf.mul(v, 1.5);
+        v.assign(next);
+        next.dispose();
+      }
+      const got = logits();
+      assert.equal(tf.memory().numTensors, before, 'one derived tensor per weight, replaced, not added');
+      const fresh = compile(exe.toModel());
+      try {
+        const want = tf.tidy(() => fresh.run({ input: x }).logits.dataSync() as Float32Array);
+        let err = 0;
+        want.forEach((w, k) => (err = Math.max(err, Math.abs(w - got[k]) / (1e-3 + Math.abs(w)))));
+        assert.ok(err < 1e-4, `after assign: rel error ${err} against a fresh compile`);
+      } finally {
+        fresh.dispose();
+      }
+    } finally {
+      x.dispose();
+      exe.dispose();
+    }
+  });
+
   test('missing feed: clear error', () => {
     const g = new GraphBuilder();
     g.output(g.op('Relu', [g.input('x', [2])]));

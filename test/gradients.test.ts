@@ -30,7 +30,8 @@ function randomCases(count: number, depthwise: boolean): ConvCase[] {
   while (out.length < count) {
     const kh = pick([1, 2, 3, 5]), kw = pick([1, 3, 4]);
     const dilated = r.uniform() < 0.35;
-    const stride: [number, number] = dilated ? [1, 1] : [pick([1, 2, 3]), pick([1, 2])];
+    // strides and dilations together in half of the dilated cases (tfjs' own convs take one or the other)
+    const stride: [number, number] = dilated && r.uniform() < 0.5 ? [1, 1] : [pick([1, 2, 3]), pick([1, 2])];
     const dil: [number, number] = dilated ? [pick([1, 2, 3]), pick([2, 3])] : [1, 1];
     const h = pick([5, 7, 9, 12]), w = pick([4, 6, 11]);
     const pad: Pad = pick<Pad>(['same', 'valid', [[0, 0], [pick([0, 1, 2]), pick([0, 1, 3])], [pick([0, 1]), pick([0, 2])], [0, 0]]]);
@@ -79,8 +80,12 @@ describe('conv gradients vs tfjs built-ins', () => {
         await useBackend('cpu');
         const x = tf.tensor4d(xv, [k.n, k.h, k.w, k.c]);
         const wt = tf.tensor4d(wv, [k.kh, k.kw, k.c, k.m]);
-        const fwd = (a: tf.Tensor4D, b: tf.Tensor4D) =>
-          k.depthwise ? tf.depthwiseConv2d(a, b, k.stride, k.pad, 'NHWC', k.dil) : tf.conv2d(a, b, k.stride, k.pad, 'NHWC', k.dil);
+        // with strides and dilations, the forward conv takes the zero-inserted kernel
+        const both = k.stride.some((v) => v > 1) && k.dil.some((v) => v > 1);
+        const fwd = (a: tf.Tensor4D, b: tf.Tensor4D) => {
+          const kb = (both ? dilateAxes(b, [0, 1], k.dil) : b) as tf.Tensor4D, d = both ? 1 : k.dil;
+          return k.depthwise ? tf.depthwiseConv2d(a, kb, k.stride, k.pad, 'NHWC', d) : tf.conv2d(a, kb, k.stride, k.pad, 'NHWC', d);
+        };
         const yShape = fwd(x, wt).shape;
         const dyv = rnd.normals(yShape.reduce((a, b) => a * b, 1));
         const dy = tf.tensor4d(dyv, yShape);
@@ -135,6 +140,30 @@ describe('pooling gradients: wasm vs cpu built-ins', () => {
         }
         x.dispose();
       }
+      // wasm routes each dy to the first maximum of its window (scan order), ties included
+      const firstMax = tf.tidy(() => {
+        const x = tf.tensor4d(xv, shape);
+        const info = tf.backend_util.computePool2DInfo(shape, fs, st, 1, pad);
+        const dy = dyOf(tf.maxPool(x, fs, st, pad)).dataSync();
+        const [n, h, w, c] = shape;
+        const out = new Float32Array(xv.length);
+        for (let b = 0; b < n; b++)
+          for (let p = 0; p < info.outHeight; p++)
+            for (let q = 0; q < info.outWidth; q++)
+              for (let ch = 0; ch < c; ch++) {
+                let best = -1;
+                for (let i = 0; i < info.filterHeight; i++)
+                  for (let j = 0; j < info.filterWidth; j++) {
+                    const row = p * info.strideHeight - info.padInfo.top + i, col = q * info.strideWidth - info.padInfo.left + j;
+                    if (row < 0 || row >= h || col < 0 || col >= w) continue;
+                    const at = ((b * h + row) * w + col) * c + ch;
+                    if (best < 0 || xv[at] > xv[best]) best = at;
+                  }
+                out[best] += dy[((b * info.outHeight + p) * info.outWidth + q) * c + ch];
+              }
+        return out;
+      });
+      assert.ok(maxRel(results.max[1], firstMax) < 1e-6, `wasm maxpool gradient ${shape} k${fs} s${st} ${pad}: first maxima`);
       for (const kind of ['max', 'avg']) {
         const [cpu, wasm] = results[kind];
         if (kind === 'max' && k % 2) {
@@ -257,9 +286,11 @@ async function checkFiniteDifferences(c: GradCase, backend: 'wasm' | 'cpu'): Pro
   await useBackend(backend);
   const exe = compile(c.model);
   const x = tf.variable(tf.tensor(c.x, c.shape), false);
-  const before = tf.memory().numTensors;
   try {
     const outShape = tf.tidy(() => Object.values(exe.run({ x }))[0].shape);
+    // counted after a first run: the executable keeps tensors derived from its weights (conv filters in tfjs
+    // layout) until a weight changes; the finite differences below change them (a stale one fails the check)
+    const before = tf.memory().numTensors;
     const R = tf.tensor(rnd.normals(outShape.reduce((a, b) => a * b, 1)), outShape);
     const L = () => tf.tidy(() => projectedLoss(exe, x, R).dataSync()[0]);
     // analytic: input gradient and variable gradients

@@ -1,7 +1,7 @@
 // Convolutions and pooling. tfjs computes these channels-last (NHWC) on wasm and cpu: the NCHW entry
 // points transpose in and out; the `nhwc` entry points let the executor keep a chain of conv-family ops
 // channels-last (the transposes between them cancel).
-import { registerKernels, tf, dims, type Kernel, type TfTensor, kernelError } from './registry.js';
+import { registerKernels, tf, dims, derived, type Kernel, type KernelContext, type TfTensor, kernelError } from './registry.js';
 import { attrInt, attrInts, type Node } from '../ir.js';
 import { onnxPads, spatialAttr, padCrop, dilateAxes, stridedTake, taping } from './conv-util.js';
 import { maxPoolTaps, LOWEST } from './gradients.js';
@@ -37,12 +37,12 @@ function as2d(p: { strides: number[]; dilations: number[]; begin: number[]; end:
  * Conv2D channels-last: x [N,H,W,C], w in ONNX layout [M, C/group, kh, kw], bias [M]. Grouped convolutions
  * other than depthwise are split into `group` convolutions.
  */
-export function conv2dNHWC(x: TfTensor, w: TfTensor, bias: TfTensor | undefined, p: Conv2DParams): TfTensor {
+export function conv2dNHWC(x: TfTensor, w: TfTensor, bias: TfTensor | undefined, p: Conv2DParams, ctx?: KernelContext): TfTensor {
   const [sh, sw] = p.strides;
   const [dh, dw] = p.dilations;
   if ((sh > 1 || sw > 1) && (dh > 1 || dw > 1)) {
     // tfjs requires strides or dilations to be 1: convolve densely, then sub-sample
-    const dense = conv2dNHWC(x, w, bias, { ...p, strides: [1, 1] });
+    const dense = conv2dNHWC(x, w, bias, { ...p, strides: [1, 1] }, ctx);
     const oh = Math.floor((dims(x)[1] + p.pads[0][0] + p.pads[0][1] - ((dims(w)[2] - 1) * dh + 1)) / sh) + 1;
     const ow = Math.floor((dims(x)[2] + p.pads[1][0] + p.pads[1][1] - ((dims(w)[3] - 1) * dw + 1)) / sw) + 1;
     return stridedTake(stridedTake(dense, 1, 0, sh, oh), 2, 0, sw, ow);
@@ -53,14 +53,14 @@ export function conv2dNHWC(x: TfTensor, w: TfTensor, bias: TfTensor | undefined,
   const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], p.pads[0], p.pads[1], [0, 0]];
   const fused = !taping() && bias !== undefined;
   if (g === 1) {
-    const filter = tf.transpose(w, [2, 3, 1, 0]) as tf.Tensor4D;
+    const filter = derived(ctx, w, 'conv2d', () => tf.transpose(w, [2, 3, 1, 0])) as tf.Tensor4D;
     if (fused) return tf.fused.conv2d({ x: x as tf.Tensor4D, filter, strides: p.strides, pad: pad as unknown as number, dataFormat: "NHWC", dilations: p.dilations, bias });
     const y = tf.conv2d(x as tf.Tensor4D, filter, p.strides, pad, 'NHWC', p.dilations);
     return bias ? tf.add(y, bias) : y;
   }
   if (g === C && M % C === 0) {
     const mult = M / C;
-    const filter = tf.transpose(tf.reshape(w, [C, mult, dims(w)[2], dims(w)[3]]), [2, 3, 0, 1]) as tf.Tensor4D;
+    const filter = derived(ctx, w, 'depthwise', () => tf.transpose(tf.reshape(w, [C, mult, dims(w)[2], dims(w)[3]]), [2, 3, 0, 1])) as tf.Tensor4D;
     if (fused) return tf.fused.depthwiseConv2d({ x: x as tf.Tensor4D, filter, strides: p.strides, pad: pad as unknown as number, dataFormat: "NHWC", dilations: p.dilations, bias });
     const y = tf.depthwiseConv2d(x as tf.Tensor4D, filter, p.strides, pad, 'NHWC', p.dilations);
     return bias ? tf.add(y, bias) : y;
@@ -90,14 +90,14 @@ function checkConvShapes(node: Node, x: TfTensor, w: TfTensor, cAxis: number): v
     throw kernelError(node, `input has ${dims(x)[cAxis]} channels, weight [${w.shape}] with group ${g} expects ${dims(w)[1] * g}`);
 }
 
-function convNCHW(inputs: TfTensor[], node: Node): TfTensor {
+function convNCHW(inputs: TfTensor[], node: Node, ctx: KernelContext): TfTensor {
   const [x, w, b] = inputs;
   checkConvShapes(node, x, w, 1);
   if (x.rank === 3) {
     const y = conv2dNHWC(toNHWC(tf.expandDims(x, 2)), tf.expandDims(w, 2), b, convParams(node, x, w, false));
     return tf.squeeze(toNCHW(y), [2]);
   }
-  if (x.rank === 4) return toNCHW(conv2dNHWC(toNHWC(x), w, b, convParams(node, x, w, false)));
+  if (x.rank === 4) return toNCHW(conv2dNHWC(toNHWC(x), w, b, convParams(node, x, w, false), ctx));
   if (x.rank === 5) return conv3d(x, w, b, node);
   throw kernelError(node, `${x.rank - 2}-D convolution is not supported`);
 }
@@ -347,12 +347,12 @@ function globalPool(op: string, f: (x: TfTensor, axes: number[]) => TfTensor): K
 export const convKernels: Kernel[] = [
   {
     op: 'Conv', since: 1, weights: [1, 2],
-    run: (inputs, node) => [convNCHW(inputs, node)],
+    run: (inputs, node, ctx) => [convNCHW(inputs, node, ctx)],
     nhwc: {
       mode: 'required', accepts: rank4,
-      run: ([x, w, b], node) => {
+      run: ([x, w, b], node, ctx) => {
         checkConvShapes(node, x, w, 3);
-        return [conv2dNHWC(x, w, b, convParams(node, x, w, true))];
+        return [conv2dNHWC(x, w, b, convParams(node, x, w, true), ctx)];
       },
     },
   },

@@ -22,6 +22,7 @@ import { Tensor, isFloat } from '../tensor.js';
 import { LinfoldError } from '../../errors.js';
 import { toTf, fromTf } from './convert.js';
 import './gradients.js';
+import { taping } from './conv-util.js';
 
 export interface CompileOptions {
   /** Keep conv chains channels-last between ops (default true; false transposes around every conv). */
@@ -168,6 +169,23 @@ export function compile(model: Model, opts: CompileOptions = {}): Executable {
     constants.set(name, tf.keep(toTf(t)));
   }
 
+  // ---- tensors derived from weights and constants (conv filters in tfjs layout, ...), kept across runs ----
+  const derivedCache = new Map<TfTensor, Map<string, { dataId: object; t: TfTensor }>>();
+  let persistent: Set<TfTensor> | undefined;
+  const derivedOf = (src: TfTensor, tag: string, make: () => TfTensor): TfTensor => {
+    persistent ??= new Set<TfTensor>([...variables.values(), ...constants.values()]);
+    if (!persistent.has(src) || taping()) return make();
+    const byTag = derivedCache.get(src) ?? new Map<string, { dataId: object; t: TfTensor }>();
+    derivedCache.set(src, byTag);
+    const hit = byTag.get(tag);
+    // a variable keeps its object across assign() but gets a new dataId
+    if (hit && hit.dataId === src.dataId) return hit.t;
+    hit?.t.dispose();
+    const t = tf.keep(make());
+    byTag.set(tag, { dataId: src.dataId, t });
+    return t;
+  };
+
   // ---- compile-time evaluation of constant subgraphs ----
   const ctx: KernelContext & { opset: number } = {
     opset: 1,
@@ -249,6 +267,7 @@ export function compile(model: Model, opts: CompileOptions = {}): Executable {
         const pendingStats: [tf.Variable, TfTensor][] = [];
         const runCtx: KernelContext & { opset: number } = {
           ...ctx,
+          derived: derivedOf,
           training: runOpts.training,
           onStatUpdate: updateStats
             ? (name, value) => {
@@ -295,6 +314,8 @@ export function compile(model: Model, opts: CompileOptions = {}): Executable {
       disposed = true;
       for (const v of variables.values()) v.dispose();
       for (const t of constants.values()) t.dispose();
+      for (const byTag of derivedCache.values()) for (const { t } of byTag.values()) t.dispose();
+      derivedCache.clear();
       variables.clear();
       constants.clear();
       trainableVariables.length = 0;

@@ -11,6 +11,7 @@
 import { tf, dims, type TfTensor } from './registry.js';
 import { dilateAxes, padCrop } from './conv-util.js';
 import { matMul } from './matmul.js';
+import { wasmMaxPoolGrad } from './wasm-kernels.js';
 
 type Grads = Record<string, () => TfTensor>;
 type GradFunc = (dy: TfTensor | TfTensor[], saved: TfTensor[], attrs: Record<string, unknown>) => Grads;
@@ -52,43 +53,125 @@ function tap(xp: TfTensor, g: ConvGeom, i: number, j: number): TfTensor {
   return tf.stridedSlice(xp, begin, end, [1, g.sh, g.sw, 1]);
 }
 
-/** x padded as the forward conv saw it, cropped to the rows/columns some output reads. */
-function paddedX(x: TfTensor, g: ConvGeom): TfTensor {
+/** Padding of x as the forward conv saw it, cut to the rows/columns some output reads (negative = crop). */
+function xPads(x: TfTensor, g: ConvGeom): [number, number][] {
   const needH = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
   const needW = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-  return padCrop(x, [[0, 0], [g.top, needH - dims(x)[1] - g.top], [g.left, needW - dims(x)[2] - g.left], [0, 0]]);
+  return [[g.top, needH - dims(x)[1] - g.top], [g.left, needW - dims(x)[2] - g.left]];
 }
 
-export function conv2dInputGrad(x: TfTensor, filter: TfTensor, dy: TfTensor, attrs: Record<string, unknown>): TfTensor {
-  return tf.tidy(() => {
-    const g = geometry(x, filter, attrs, false);
-    const w = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
-    return tf.conv2d(paddedDy(dy, x, g) as tf.Tensor4D, w, 1, 'valid', 'NHWC', [g.dh, g.dw]);
-  });
+/** x padded as the forward conv saw it, cropped to the rows/columns some output reads. */
+function paddedX(x: TfTensor, g: ConvGeom): TfTensor {
+  return padCrop(x, [[0, 0], ...xPads(x, g), [0, 0]]);
+}
+
+type ConvPad = [[0, 0], [number, number], [number, number], [0, 0]];
+
+/** Spatial pads [before, after] of an NHWC tensor split into a crop (negative parts, applied) and conv padding. */
+function cropForConv(t: TfTensor, pads: [number, number][]): { t: TfTensor; pad: ConvPad } {
+  const crop = pads.map(([a, b]) => [Math.min(a, 0), Math.min(b, 0)] as [number, number]);
+  const pad = pads.map(([a, b]) => [Math.max(a, 0), Math.max(b, 0)] as [number, number]);
+  return { t: padCrop(t, [[0, 0], ...crop, [0, 0]]), pad: [[0, 0], pad[0], pad[1], [0, 0]] };
 }
 
 /**
- * dW[i,j,c,m] = Σ_{n,oh,ow} xpad[n, oh·s + i·d, ow·s + j·d, c] · dy[n, oh, ow, m]: a convolution in which the
- * channels play the batch, the batch plays the channels and dy is the filter (stride d, dilation s). One
- * conv2d on wasm beats im2col + matMul (~6×, mostly the patch copies). When both strides and dilations
- * exceed 1 (tfjs convs take one or the other) the patches are multiplied tap by tap.
+ * One spatial axis of a convolution's input gradient, split by output phase. Input position q·s + r (r < s)
+ * receives dy[q + o]·w[i] from every kernel tap i with (i·d − begin) ≡ r (mod s), o = (r + begin − i·d)/s.
+ * Every phase is thus a stride-1 correlation of dy with a sub-kernel: the taps are laid out at
+ * u = (o − omin)/cd in a kernel of size U, where cd = d for stride 1 (a dilated conv, no phases) and 1 otherwise.
+ */
+interface AxisPhases { phases: number; U: number; cd: number; omin: number; omax: number; tapAt: number[][] }
+
+function axisPhases(k: number, s: number, d: number, begin: number): AxisPhases {
+  const cd = s === 1 ? d : 1;
+  const taps = Array.from({ length: k }, (_, i) => {
+    const r = (((i * d - begin) % s) + s) % s;
+    return { i, r, o: (r + begin - i * d) / s };
+  });
+  const omin = Math.min(...taps.map((t) => t.o)), omax = Math.max(...taps.map((t) => t.o));
+  const U = (omax - omin) / cd + 1;
+  // tapAt[r][u]: the kernel tap at phase r, position u (-1: none)
+  const tapAt = Array.from({ length: s }, () => Array<number>(U).fill(-1));
+  for (const t of taps) tapAt[t.r][(t.o - omin) / cd] = t.i;
+  return { phases: s, U, cd, omin, omax, tapAt };
+}
+
+/**
+ * dx of a 2-D convolution as one stride-1 convolution of dy: strided convolutions are split into stride²
+ * phase sub-kernels stacked on the output channels, then interleaved (no zero-inserted dy: ~s² less work).
+ */
+export function conv2dInputGrad(x: TfTensor, filter: TfTensor, dy: TfTensor, attrs: Record<string, unknown>): TfTensor {
+  return tf.tidy(() => {
+    const g = geometry(x, filter, attrs, false);
+    const [n, h, w, c] = dims(x);
+    const [kh, kw, , m] = dims(filter);
+    const ph = axisPhases(kh, g.sh, g.dh, g.top), pw = axisPhases(kw, g.sw, g.dw, g.left);
+    const Q = Math.ceil(h / g.sh), P = Math.ceil(w / g.sw);
+    const S = g.sh * g.sw;
+    // sub-kernels [U_h, U_w, M, (r_h, r_w, C)]: the taps of [kh·kw, M·C] picked by a one-hot matrix (wasm's
+    // Gather and Reverse cost ~0.5 ms even on a small filter; a one-hot matMul is exact and ~10× faster)
+    const R = ph.U * pw.U * S;
+    const pick = new Float32Array(R * kh * kw);
+    for (let uh = 0, row = 0; uh < ph.U; uh++)
+      for (let uw = 0; uw < pw.U; uw++)
+        for (let rh = 0; rh < g.sh; rh++)
+          for (let rw = 0; rw < g.sw; rw++, row++) {
+            const i = ph.tapAt[rh][uh], j = pw.tapAt[rw][uw];
+            if (i >= 0 && j >= 0) pick[row * kh * kw + i * kw + j] = 1;
+          }
+    const taps = tf.reshape(tf.transpose(filter, [0, 1, 3, 2]), [kh * kw, m * c]);
+    let sub = tf.matMul(tf.tensor2d(pick, [R, kh * kw]), taps);
+    if (S > 1) sub = tf.transpose(tf.reshape(sub, [ph.U * pw.U, S, m, c]), [0, 2, 1, 3]);
+    const f = tf.reshape(sub, [ph.U, pw.U, m, S * c]) as tf.Tensor4D;
+    // rows q + omin .. q + omax of dy for q < Q: pad (in the conv) or crop
+    const [, oh, ow] = dims(dy);
+    const { t: dyc, pad } = cropForConv(dy, [[-ph.omin, Q + ph.omax - oh], [-pw.omin, P + pw.omax - ow]]);
+    let dx = tf.conv2d(dyc as tf.Tensor4D, f, 1, pad, 'NHWC', [ph.cd, pw.cd]);
+    if (S > 1) dx = tf.reshape(tf.transpose(tf.reshape(dx, [n * Q, P, g.sh, g.sw * c]), [0, 2, 1, 3]), [n, Q * g.sh, P * g.sw, c]);
+    return Q * g.sh === h && P * g.sw === w ? dx : tf.slice(dx, [0, 0, 0, 0], [n, h, w, c]);
+  });
+}
+
+/** One-hot filter [kh, kw, C, kh·kw·C] whose conv gives the im2col patches (column (i·kw + j)·C + c). */
+function patchFilter(kh: number, kw: number, c: number): TfTensor {
+  const K = kh * kw * c;
+  const v = new Float32Array(K * K);
+  for (let t = 0; t < K; t++) v[t * K + t] = 1;
+  return tf.tensor4d(v, [kh, kw, c, K]);
+}
+
+/**
+ * dW[i,j,c,m] = Σ_{n,oh,ow} xpad[n, oh·s + i·d, ow·s + j·d, c] · dy[n, oh, ow, m].
+ * - Few patch columns (kh·kw·C ≤ M: a stem on 1-3 channels, 1×1 convs): the patches [N·OH·OW, kh·kw·C] come
+ *   from one conv with a one-hot filter (cheaper than the matMul that follows), then one matMul.
+ * - Otherwise a convolution in which the channels play the batch, the batch plays the channels and dy is the
+ *   filter (stride d, dilation s); on wasm this beats im2col + matMul (~6×, mostly the patch copies).
+ * - When both strides and dilations exceed 1 (tfjs convs take one or the other), patches tap by tap.
  */
 export function conv2dFilterGrad(x: TfTensor, filter: TfTensor, dy: TfTensor, attrs: Record<string, unknown>): TfTensor {
   return tf.tidy(() => {
     const g = geometry(x, filter, attrs, false);
     const [kh, kw, c, m] = dims(filter);
-    const xp = paddedX(x, g);
-    if ((g.sh === 1 && g.sw === 1) || (g.dh === 1 && g.dw === 1)) {
-      const xs = tf.transpose(xp, [3, 1, 2, 0]) as tf.Tensor4D; // [C, Hp, Wp, N]
-      const ds = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [OH, OW, N, M]
-      const out = tf.conv2d(xs, ds, [g.dh, g.dw], 'valid', 'NHWC', [g.sh, g.sw]); // [C, kh, kw, M]
-      return tf.transpose(out, [1, 2, 0, 3]);
-    }
     const rows = dims(x)[0] * g.oh * g.ow;
-    const dyT = tf.transpose(tf.reshape(dy, [rows, m]));
-    const parts: TfTensor[] = [];
-    for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) parts.push(tf.matMul(dyT, tf.reshape(tap(xp, g, i, j), [rows, c])));
-    return tf.transpose(tf.reshape(tf.stack(parts), [kh, kw, m, c]), [0, 1, 3, 2]);
+    if ((g.sh > 1 || g.sw > 1) && (g.dh > 1 || g.dw > 1)) {
+      const xp = paddedX(x, g);
+      const dyT = tf.transpose(tf.reshape(dy, [rows, m]));
+      const parts: TfTensor[] = [];
+      for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) parts.push(tf.matMul(dyT, tf.reshape(tap(xp, g, i, j), [rows, c])));
+      return tf.transpose(tf.reshape(tf.stack(parts), [kh, kw, m, c]), [0, 1, 3, 2]);
+    }
+    // rows/columns of x no output reads are left to the convs below (cropping x would cost a copy)
+    const [[top, bottom], [left, right]] = xPads(x, g);
+    const pad: ConvPad = [[0, 0], [top, Math.max(bottom, 0)], [left, Math.max(right, 0)], [0, 0]];
+    if (kh * kw * c <= m) {
+      const patches = tf.conv2d(x as tf.Tensor4D, patchFilter(kh, kw, c) as tf.Tensor4D, [g.sh, g.sw], pad, 'NHWC', [g.dh, g.dw]);
+      return tf.reshape(tf.matMul(tf.transpose(tf.reshape(patches, [rows, kh * kw * c])), tf.reshape(dy, [rows, m])), [kh, kw, c, m]);
+    }
+    const xs = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D; // [C, H, W, N]
+    const ds = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [OH, OW, N, M]
+    let out = tf.conv2d(xs, ds, [g.dh, g.dw], pad, 'NHWC', [g.sh, g.sw]); // [C, ≥kh, ≥kw, M]
+    if (dims(out)[1] !== kh || dims(out)[2] !== kw) out = tf.slice(out, [0, 0, 0, 0], [c, kh, kw, m]);
+    return tf.transpose(out, [1, 2, 0, 3]);
   });
 }
 
@@ -162,8 +245,8 @@ function tapFilter(kh: number, kw: number, c: number): TfTensor {
 
 /**
  * The windows of a 2-D max pool (NHWC) and, per output, the tap of its first maximum. tfjs-backend-wasm's
- * MaxPoolGrad and MaxPoolWithArgmax pick wrong positions for some geometries (2×2 / stride 2 over several
- * channels), so the gradient and MaxPool's Indices output are built on this. Windows come from a reshape
+ * MaxPoolWithArgmax picks wrong positions for some geometries (2×2 / stride 2 over several channels), so
+ * MaxPool's Indices output is built on this. Windows come from a reshape
  * when they tile the input (kernel = stride), else from one depthwise conv with a one-hot filter (strided
  * slices are slow on wasm).
  */
@@ -190,29 +273,6 @@ export function maxPoolTaps(x: TfTensor, filterSize: [number, number], strides: 
   return { xp, y, first, kh, kw, sh, sw, top, left, oh, ow, taps };
 }
 
-/** MaxPool's input gradient: dy routed to the first maximum of each window, then put back in place. */
-export function maxPoolGrad(x: TfTensor, dy: TfTensor, attrs: Record<string, unknown>): TfTensor {
-  return tf.tidy(() => {
-    const fs = attrs.filterSize as number | [number, number], st = attrs.strides as number | [number, number];
-    const p = maxPoolTaps(x, typeof fs === 'number' ? [fs, fs] : fs, typeof st === 'number' ? [st, st] : st, attrs.pad, attrs.dimRoundingMode);
-    const [n, hp, wp, c] = dims(p.xp);
-    const K = p.kh * p.kw;
-    const routed = tf.mul(tf.oneHot(tf.reshape(p.first, [-1]), K), tf.reshape(dy, [-1, 1])); // [N·OH·OW·C, K]
-    let back: TfTensor;
-    if (p.kh === p.sh && p.kw === p.sw) {
-      const r6 = tf.transpose(tf.reshape(routed, [n, p.oh, p.ow, c, p.kh, p.kw]), [0, 1, 4, 2, 5, 3]);
-      back = padCrop(tf.reshape(r6, [n, p.oh * p.kh, p.ow * p.kw, c]), [[0, 0], [0, hp - p.oh * p.kh], [0, wp - p.ow * p.kw], [0, 0]]);
-    } else {
-      const f = tapFilter(p.kh, p.kw, c);
-      const a = { strides: [p.sh, p.sw], pad: 'valid', dilations: [1, 1] };
-      back = depthwiseInputGrad(p.xp, f, tf.reshape(routed, [n, p.oh, p.ow, c * K]), a);
-    }
-    // back covers x rows [-top, hp - top): drop the padding, zero-fill rows no window read
-    const [, h, w] = dims(x);
-    return padCrop(back, [[0, 0], [-p.top, h - (hp - p.top)], [-p.left, w - (wp - p.left)], [0, 0]]);
-  });
-}
-
 // ---- choosing per backend ----
 const hasKernel = (name: string) => tf.getKernel(name, tf.getBackend()) !== undefined;
 const dilated = (attrs: Record<string, unknown>) => {
@@ -236,7 +296,7 @@ export const gradientPolicy = {
   depthwiseInput: { wasm: true, cpu: false } as Record<string, boolean>,
   depthwiseFilter: { wasm: true, cpu: true } as Record<string, boolean>,
   matMulExplicitTranspose: { wasm: true } as Record<string, boolean>,
-  /** wasm's MaxPoolGrad routes gradients to wrong positions for some geometries (see maxPoolTaps). */
+  /** wasm's MaxPoolGrad routes gradients to wrong positions for some geometries: linfold's kernel (wasm-kernels.ts). */
   maxPool: { wasm: true } as Record<string, boolean>,
 };
 
@@ -333,12 +393,9 @@ export function registerGradients(): void {
     outputsToSave: [true],
     gradFunc: (dy, saved, attrs) => {
       const a = attrs as Record<string, unknown>;
-      const fs = a.filterSize as number | [number, number];
-      const taps = typeof fs === 'number' ? fs * fs : fs[0] * fs[1];
-      // windows above 64 taps (dilated pooling's space-to-batch windows can be huge) keep tfjs' gradient
-      if (maxPool && (!gradientPolicy.maxPool[tf.getBackend()] || taps > 64)) return maxPool(dy, saved, a);
+      if (maxPool && !gradientPolicy.maxPool[tf.getBackend()]) return maxPool(dy, saved, a);
       const [x] = saved;
-      return { x: () => maxPoolGrad(x, dy as TfTensor, a) };
+      return { x: () => wasmMaxPoolGrad(x, dy as TfTensor, a) };
     },
   });
   // comparisons and logic have no gradient in tfjs; a Where mask computed from a differentiated tensor would

@@ -1,5 +1,5 @@
 // Gemm, MatMul (numpy semantics) and Einsum (lowered to transpose / reshape / matMul / sum).
-import { registerKernels, tf, dims, type Kernel, type TfTensor, kernelError } from './registry.js';
+import { registerKernels, tf, dims, derived, type Kernel, type KernelContext, type TfTensor, kernelError } from './registry.js';
 import { attrFloat, attrInt, attrString, type Node } from '../ir.js';
 
 /**
@@ -15,11 +15,13 @@ export function matMul(a: TfTensor, b: TfTensor, ta = false, tb = false): TfTens
   return tf.matMul(a, b, ta, tb);
 }
 
-function gemm([a, b, c]: TfTensor[], node: Node): TfTensor {
+function gemm([a, b, c]: TfTensor[], node: Node, ctx: KernelContext): TfTensor {
   const alpha = attrFloat(node, 'alpha', 1), beta = attrFloat(node, 'beta', 1);
   const ta = attrInt(node, 'transA', 0) === 1, tb = attrInt(node, 'transB', 0) === 1;
   if (a.rank !== 2 || b.rank !== 2) throw kernelError(node, `Gemm needs 2-D operands, got [${a.shape}] and [${b.shape}]`);
-  let y = matMul(a, b, ta, tb);
+  // a transposed weight (transB = 1, the usual export) is transposed once per weight value on wasm
+  const bt = tb && tf.getBackend() === 'wasm' ? derived(ctx, b, 'transposed', () => tf.transpose(b)) : undefined;
+  let y = bt ? matMul(a, bt, ta, false) : matMul(a, b, ta, tb);
   if (alpha !== 1) y = tf.mul(y, alpha);
   if (c && beta !== 0) y = tf.add(y, beta === 1 ? c : tf.mul(c, beta));
   return y;
@@ -156,7 +158,7 @@ function einsum(inputs: TfTensor[], node: Node): TfTensor {
 }
 
 export const matmulKernels: Kernel[] = [
-  { op: 'Gemm', since: 1, weights: [0, 1, 2], run: (inputs, node) => [gemm(inputs, node)] },
+  { op: 'Gemm', since: 1, weights: [0, 1, 2], run: (inputs, node, ctx) => [gemm(inputs, node, ctx)] },
   { op: 'MatMul', since: 1, weights: [0, 1], run: ([a, b], node) => [matmulNd(a, b, node)] },
   { op: 'Einsum', since: 12, weights: [0, 1, 2, 3], run: (inputs, node) => [einsum(inputs, node)] },
 ];

@@ -31,6 +31,18 @@ export interface KernelContext {
   training: boolean | undefined;
   /** Called by kernels that produce side values meant to update state (BatchNormalization running stats). */
   onStatUpdate?: (inputName: string, value: TfTensor) => void;
+  /**
+   * A tensor computed from `src` by `make` (a conv filter in tfjs layout, a transposed Gemm weight), kept
+   * across runs while `src` is a weight or constant whose value has not changed and no gradient is being
+   * recorded; otherwise `make()`. Saves the work, and on wasm lets XNNPACK reuse the operator it packed for
+   * that filter (a fresh filter tensor each run means packing the weights again).
+   */
+  derived?(src: TfTensor, tag: string, make: () => TfTensor): TfTensor;
+}
+
+/** ctx.derived when the context has it, else make(). The result belongs to the cache: never dispose it. */
+export function derived(ctx: KernelContext | undefined, src: TfTensor, tag: string, make: () => TfTensor): TfTensor {
+  return ctx?.derived ? ctx.derived(src, tag, make) : make();
 }
 
 export interface NhwcSupport {

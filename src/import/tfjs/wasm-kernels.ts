@@ -1,0 +1,116 @@
+// Kernels linfold adds to (or replaces in) tfjs-backend-wasm, written in JS over the wasm heap: memory-bound
+// steps that wasm runs slowly (or wrongly) as a chain of its generic ops, done in one pass over the data.
+// - MaxPool's input gradient: dy routed to the first maximum of each window (wasm's MaxPoolGrad picks wrong
+//   positions for some geometries; the same through one-hot ops cost ~25 ms for a 64×28×28×24 input).
+// - Sum over leading axes (bias gradients: dy [N, H, W, C] → [C]): wasm's Sum reduces innermost axes only and
+//   transposes first (~4× the time of one pass).
+// - Identity without a copy (the dataId is shared, as the cpu backend does): tfjs clones every tensor it saves
+//   for the backward pass, and wasm's Identity copies each one.
+import { tf, dims, type TfTensor } from './registry.js';
+
+interface TensorInfo { dataId: object; shape: number[]; dtype: string }
+interface WasmBackend {
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
+  incRef(dataId: object): void;
+}
+type KernelArgs = { inputs: Record<string, TensorInfo>; attrs: Record<string, unknown>; backend: unknown };
+
+export const MAX_POOL_GRAD = 'LinfoldMaxPoolGrad';
+
+/** NHWC x, dy → dx: each dy element added at the first maximum (scan order) of its window's valid positions. */
+function maxPoolGrad({ inputs, attrs, backend }: KernelArgs): TensorInfo {
+  const b = backend as WasmBackend;
+  const { x, dy } = inputs;
+  const [kh, kw] = attrs.filterSize as [number, number];
+  const [sh, sw] = attrs.strides as [number, number];
+  const top = attrs.top as number, left = attrs.left as number;
+  const [n, h, w, c] = x.shape, [, oh, ow] = dy.shape;
+  const out = b.makeOutput(x.shape, 'float32');
+  // views after the allocation (a heap growth detaches older views)
+  const xv = b.typedArrayFromHeap(x), dv = b.typedArrayFromHeap(dy), o = b.typedArrayFromHeap(out);
+  o.fill(0);
+  // per output position: the running maximum and its index for every channel (channels innermost: contiguous)
+  const bv = new Float32Array(c), bi = new Int32Array(c);
+  for (let img = 0; img < n; img++) {
+    const xBase = img * h * w * c;
+    for (let p = 0; p < oh; p++) {
+      const r0 = Math.max(0, p * sh - top), r1 = Math.min(h, p * sh - top + kh);
+      for (let q = 0; q < ow; q++) {
+        const c0 = Math.max(0, q * sw - left), c1 = Math.min(w, q * sw - left + kw);
+        if (r0 >= r1 || c0 >= c1) continue;
+        const first = xBase + (r0 * w + c0) * c;
+        for (let ch = 0; ch < c; ch++) {
+          bv[ch] = xv[first + ch];
+          bi[ch] = first + ch;
+        }
+        for (let r = r0; r < r1; r++)
+          for (let col = r === r0 ? c0 + 1 : c0; col < c1; col++) {
+            const at = xBase + (r * w + col) * c;
+            for (let ch = 0; ch < c; ch++)
+              if (xv[at + ch] > bv[ch]) {
+                bv[ch] = xv[at + ch];
+                bi[ch] = at + ch;
+              }
+          }
+        const dBase = ((img * oh + p) * ow + q) * c;
+        for (let ch = 0; ch < c; ch++) o[bi[ch]] += dv[dBase + ch];
+      }
+    }
+  }
+  return out;
+}
+
+function identity({ inputs, backend }: KernelArgs): TensorInfo {
+  const { x } = inputs;
+  (backend as WasmBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/** Sum over axes 0..k-1 of a float32 tensor, one pass in row order; undefined when the axes are not leading. */
+function sumLeading({ inputs, attrs, backend }: KernelArgs): TensorInfo | undefined {
+  const { x } = inputs;
+  const rank = x.shape.length;
+  const raw = attrs.axis as number | number[];
+  const axes = [...new Set((Array.isArray(raw) ? raw : [raw]).map((a) => (a < 0 ? a + rank : a)))].sort((a, b) => a - b);
+  const k = axes.length;
+  if (x.dtype !== 'float32' || k === 0 || k === rank || axes.some((a, i) => a !== i)) return undefined;
+  const b = backend as WasmBackend;
+  const rows = x.shape.slice(0, k).reduce((p, d) => p * d, 1);
+  const rest = x.shape.slice(k);
+  const cols = rest.reduce((p, d) => p * d, 1);
+  const out = b.makeOutput(attrs.keepDims ? [...Array(k).fill(1), ...rest] : rest, 'float32');
+  const xv = b.typedArrayFromHeap(x), o = b.typedArrayFromHeap(out);
+  const acc = new Float64Array(cols);
+  for (let r = 0, at = 0; r < rows; r++) for (let j = 0; j < cols; j++, at++) acc[j] += xv[at];
+  o.set(acc);
+  return out;
+}
+
+let registered = false;
+export function registerWasmKernels(): void {
+  if (registered) return;
+  registered = true;
+  tf.registerKernel({ kernelName: MAX_POOL_GRAD, backendName: 'wasm', kernelFunc: maxPoolGrad as unknown as tf.KernelFunc });
+  replace('Identity', (args) => (args.inputs.x.dtype === 'string' ? undefined : identity(args)));
+  replace('Sum', sumLeading);
+}
+
+/** Re-registers a wasm kernel so that `f` runs first; the original runs when `f` declines (undefined). */
+function replace(kernelName: string, f: (args: KernelArgs) => TensorInfo | undefined): void {
+  const original = tf.getKernel(kernelName, 'wasm');
+  if (!original) return;
+  tf.unregisterKernel(kernelName, 'wasm');
+  tf.registerKernel({ ...original, kernelFunc: ((args: KernelArgs) => f(args) ?? original.kernelFunc(args as never)) as unknown as tf.KernelFunc });
+}
+
+/** MaxPool's input gradient on wasm (NHWC), geometry as tfjs' MaxPool attributes give it. */
+export function wasmMaxPoolGrad(x: TfTensor, dy: TfTensor, attrs: Record<string, unknown>): TfTensor {
+  const fs = attrs.filterSize as number | [number, number], st = attrs.strides as number | [number, number];
+  const info = tf.backend_util.computePool2DInfo(dims(x) as [number, number, number, number], fs, st, 1, attrs.pad as 'valid', attrs.dimRoundingMode as 'floor' | undefined);
+  return tf.engine().runKernel(MAX_POOL_GRAD, { x, dy }, {
+    filterSize: [info.filterHeight, info.filterWidth], strides: [info.strideHeight, info.strideWidth], top: info.padInfo.top, left: info.padInfo.left,
+  } as unknown as tf.NamedAttrMap);
+}
+
+registerWasmKernels();
