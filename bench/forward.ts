@@ -5,7 +5,7 @@
 //   node --import tsx bench/forward.ts [--batch 1] [--size 224] [--runs 5] [--cpu] [--chain-only]
 import { tf, useBackend } from '../src/train/backends.js';
 import { compile } from '../src/import/tfjs/executor.js';
-import { GraphBuilder, attr, seededDraws } from '../src/import/tfjs/graph-builder.js';
+import { GraphBuilder, attr, seededDraws } from '../src/import/graph-builder.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { Tensor } from '../src/import/tensor.js';
 import type { Model } from '../src/import/ir.js';
@@ -23,11 +23,11 @@ const WITH_CPU = args.includes('--cpu');
 export function resnet18(classes = 1000, width = 64): Model {
   const { i, ints } = attr;
   const rnd = seededDraws(0);
-  const g = new GraphBuilder('resnet18');
+  const g = new GraphBuilder({ name: 'resnet18' });
   let n = 0;
   const conv = (x: string, cin: number, cout: number, k: number, stride: number): string => {
-    const W = g.init(`conv${n}.weight`, [cout, cin, k, k], rnd.normals(cout * cin * k * k, Math.sqrt(2 / (cin * k * k))));
-    const B = g.init(`conv${n}.bias`, [cout], rnd.normals(cout, 0.01));
+    const W = g.init([cout, cin, k, k], rnd.normals(cout * cin * k * k, Math.sqrt(2 / (cin * k * k))), `conv${n}.weight`);
+    const B = g.init([cout], rnd.normals(cout, 0.01), `conv${n}.bias`);
     n++;
     const p = (k - 1) >> 1;
     return g.op('Conv', [x, W, B], { kernel_shape: ints([k, k]), strides: ints([stride, stride]), pads: ints([p, p, p, p]) });
@@ -48,8 +48,8 @@ export function resnet18(classes = 1000, width = 64): Model {
     }
   });
   const flat = g.op('Flatten', [g.op('GlobalAveragePool', [x])], { axis: i(1) });
-  const fc = g.init('fc.weight', [classes, cin], rnd.normals(classes * cin, Math.sqrt(1 / cin)));
-  const fcb = g.init('fc.bias', [classes], rnd.normals(classes, 0.01));
+  const fc = g.init([classes, cin], rnd.normals(classes * cin, Math.sqrt(1 / cin)), 'fc.weight');
+  const fcb = g.init([classes], rnd.normals(classes, 0.01), 'fc.bias');
   g.output(g.op('Gemm', [flat, fc, fcb], { transB: i(1) }), 'float32', ['batch', classes]);
   return g.model(13);
 }
@@ -63,11 +63,11 @@ function median(xs: number[]): number {
 function convChain(depth: number, c: number): Model {
   const { ints } = attr;
   const rnd = seededDraws(2);
-  const g = new GraphBuilder('chain');
+  const g = new GraphBuilder({ name: 'chain' });
   let x = g.input('input', ['batch', c, 28, 28]);
   for (let k = 0; k < depth; k++) {
-    const W = g.init(`w${k}`, [c, c, 3, 3], rnd.normals(c * c * 9, Math.sqrt(2 / (c * 9))));
-    const B = g.init(`b${k}`, [c], rnd.normals(c, 0.01));
+    const W = g.init([c, c, 3, 3], rnd.normals(c * c * 9, Math.sqrt(2 / (c * 9))), `w${k}`);
+    const B = g.init([c], rnd.normals(c, 0.01), `b${k}`);
     x = g.op('Relu', [g.op('Conv', [x, W, B], { pads: ints([1, 1, 1, 1]) })]);
   }
   g.output(x);

@@ -12,7 +12,7 @@ import { tf, useBackend, listBackends } from '../src/train/backends.js';
 import { compile, unsupportedOps, feedsToTf, outputsToIR, type CompileOptions } from '../src/import/tfjs/executor.js';
 import { checkModel, compareTensors } from '../src/import/tfjs/check.js';
 import { randomFeeds } from '../src/import/random.js';
-import { GraphBuilder, attr, seededDraws } from '../src/import/tfjs/graph-builder.js';
+import { GraphBuilder, attr, seededDraws } from '../src/import/graph-builder.js';
 
 const FIXTURES = ['resnet_small', 'mobilenetv2_small', 'mobilenetv3_small', 'transformer_gelu', 'bn_training', 'mnist_cnn'];
 const fixturePath = (n: string) => new URL(`../fixtures/${n}.onnx`, import.meta.url).pathname;
@@ -56,7 +56,7 @@ function single(opset: number, inShape: number[], build: (g: GraphBuilder, x: st
   return { model: g.model(opset), feeds: { x: randT('x', inShape) } };
 }
 
-const w = (g: GraphBuilder, name: string, dims: number[], scale = 0.3) => g.init(name, dims, rnd.normals(dims.reduce((a, b) => a * b, 1), scale));
+const w = (g: GraphBuilder, name: string, dims: number[], scale = 0.3) => g.init(dims, rnd.normals(dims.reduce((a, b) => a * b, 1), scale), name);
 
 /** Hand-built graphs: name → model + feeds. */
 function cases(): [string, () => { model: Model; feeds: Record<string, Tensor> }][] {
@@ -86,7 +86,7 @@ function cases(): [string, () => { model: Model; feeds: Record<string, Tensor> }
       g.op('ConvTranspose', [x, w(g, 'W', [3, 2, 4])], { strides: ints([3]), pads: ints([1, 2]) }))],
     ['Conv → BatchNormalization → PRelu → MaxPool ceil → Conv (NHWC chain)', () => single(15, [2, 3, 15, 15], (g, x) => {
       const c = g.op('Conv', [x, w(g, 'W', [6, 3, 3, 3]), w(g, 'B', [6])], { pads: ints([1, 1, 1, 1]) });
-      const var_ = g.init('var', [6], Array.from({ length: 6 }, () => 0.5 + rnd.uniform()));
+      const var_ = g.init([6], Array.from({ length: 6 }, () => 0.5 + rnd.uniform()), 'var');
       const bn = g.op('BatchNormalization', [c, w(g, 'sc', [6]), w(g, 'bi', [6]), w(g, 'mean', [6]), var_], { epsilon: f(1e-3) });
       const p = g.op('PRelu', [bn, w(g, 'slope', [6, 1, 1])]);
       const mp = g.op('MaxPool', [p], { kernel_shape: ints([3, 3]), strides: ints([2, 2]), ceil_mode: i(1) });
@@ -101,7 +101,7 @@ function cases(): [string, () => { model: Model; feeds: Record<string, Tensor> }
       g.op('MaxPool', [x], { kernel_shape: ints([3]), strides: ints([2]), pads: ints([1, 1]) }),
     ])],
     ['BatchNormalization on [N, C]; LeakyRelu; Elu; Softplus', () => single(15, [5, 4], (g, x) => {
-      const var_ = g.init('var', [4], [0.5, 1, 2, 0.25]);
+      const var_ = g.init([4], [0.5, 1, 2, 0.25], 'var');
       const bn = g.op('BatchNormalization', [x, w(g, 'sc', [4]), w(g, 'bi', [4]), w(g, 'mean', [4]), var_]);
       return [g.op('LeakyRelu', [bn], { alpha: f(0.2) }), g.op('Elu', [bn], { alpha: f(0.7) }), g.op('Softplus', [bn])];
     })],
@@ -110,7 +110,7 @@ function cases(): [string, () => { model: Model; feeds: Record<string, Tensor> }
       return a;
     }],
     ['Clip input form; Sigmoid; Tanh; HardSigmoid; HardSwish', () => single(14, [3, 5], (g, x) => {
-      const lo = g.init('lo', [], [-0.3]);
+      const lo = g.init([], [-0.3], 'lo');
       return [g.op('Clip', [x, lo, '']), g.op('Sigmoid', [x]), g.op('Tanh', [x]), g.op('HardSigmoid', [x], { alpha: f(0.3), beta: f(0.4) }), g.op('HardSwish', [x])];
     })],
     ['Gelu (opset 20), erf and tanh forms', () => single(20, [4, 6], (g, x) => [g.op('Gelu', [x]), g.op('Gelu', [x], { approximate: s('tanh') })])],
@@ -142,20 +142,20 @@ function cases(): [string, () => { model: Model; feeds: Record<string, Tensor> }
     }],
     ['Reductions: attribute axes (opset 13) and input axes (opset 18)', () => {
       const a = single(18, [2, 3, 4], (g, x) => {
-        const ax = g.initI64('ax', [1, -1]);
+        const ax = g.initI64([1, -1], 'ax');
         return [g.op('ReduceMean', [x, ax]), g.op('ReduceSum', [x, ax], { keepdims: i(0) }), g.op('ReduceMax', [x, ax]), g.op('ReduceSum', [x])];
       });
       return a;
     }],
     ['Reductions opset 13', () => single(13, [2, 3, 4], (g, x) => [
       g.op('ReduceMean', [x], { axes: ints([1]) }), g.op('ReduceMax', [x], { axes: ints([0, 2]), keepdims: i(0) }),
-      g.op('ReduceSum', [x, g.initI64('ax', [2])]),
+      g.op('ReduceSum', [x, g.initI64([2], 'ax')]),
     ])],
     ['Resize nearest (asymmetric/floor) and linear (half_pixel), scales and sizes', () => single(13, [1, 2, 5, 4], (g, x) => {
-      const roi = g.init('roi', [0], []);
-      const scales = g.init('scales', [4], [1, 1, 2, 1.5]);
-      const none = g.init('none', [0], []);
-      const sizes = g.initI64('sizes', [1, 2, 7, 3]);
+      const roi = g.init([0], [], 'roi');
+      const scales = g.init([4], [1, 1, 2, 1.5], 'scales');
+      const none = g.init([0], [], 'none');
+      const sizes = g.initI64([1, 2, 7, 3], 'sizes');
       return [
         g.op('Resize', [x, roi, scales], { mode: s('nearest'), coordinate_transformation_mode: s('asymmetric'), nearest_mode: s('floor') }),
         g.op('Resize', [x, roi, scales], { mode: s('linear') }),
@@ -164,22 +164,22 @@ function cases(): [string, () => { model: Model; feeds: Record<string, Tensor> }
       ];
     })],
     ['Pad constant/reflect/edge; Expand; Tile', () => single(13, [2, 3, 4], (g, x) => {
-      const pads = g.initI64('pads', [0, 1, 2, 0, 2, 1]);
-      const v = g.init('v', [], [0.5]);
-      const shape = g.initI64('shape', [2, 2, 3, 4]);
+      const pads = g.initI64([0, 1, 2, 0, 2, 1], 'pads');
+      const v = g.init([], [0.5], 'v');
+      const shape = g.initI64([2, 2, 3, 4], 'shape');
       return [
         g.op('Pad', [x, pads, v]), g.op('Pad', [x, pads], { mode: s('reflect') }), g.op('Pad', [x, pads], { mode: s('edge') }),
-        g.op('Expand', [x, shape]), g.op('Tile', [x, g.initI64('reps', [1, 2, 2])]),
+        g.op('Expand', [x, shape]), g.op('Tile', [x, g.initI64([1, 2, 2], 'reps')]),
       ];
     })],
     ['Where/Equal/Range/Cast/ConstantOfShape', () => {
       const g = new GraphBuilder();
       const x = g.input('x', [3, 4]);
       const ids = g.input('ids', [3, 4], 'int64');
-      const eq = g.op('Equal', [ids, g.initI64('two', [2], [])]);
-      const wh = g.op('Where', [eq, x, g.init('z', [1], [-1])]);
-      const r = g.op('Range', [g.init('st', [], [0.5]), g.init('lim', [], [3]), g.init('d', [], [0.75])]);
-      const ri = g.op('Range', [g.initI64('sti', [1], []), g.initI64('limi', [9], []), g.initI64('di', [3], [])]);
+      const eq = g.op('Equal', [ids, g.initI64([2], 'two', [])]);
+      const wh = g.op('Where', [eq, x, g.init([1], [-1], 'z')]);
+      const r = g.op('Range', [g.init([], [0.5], 'st'), g.init([], [3], 'lim'), g.init([], [0.75], 'd')]);
+      const ri = g.op('Range', [g.initI64([1], 'sti', []), g.initI64([9], 'limi', []), g.initI64([3], 'di', [])]);
       const c = g.op('Cast', [ids], { to: i(1) });
       const sh = g.op('Shape', [x]);
       const cs = g.op('ConstantOfShape', [sh], { value: attr.t(Tensor.f32('v', [1], [0.25])) });
@@ -189,11 +189,11 @@ function cases(): [string, () => { model: Model; feeds: Record<string, Tensor> }
       return { model: g.model(13), feeds: { x: randT('x', [3, 4]), ids: Tensor.i64('ids', [3, 4], idv) } };
     }],
     ['Slice steps (negative, >1), Split, Squeeze/Unsqueeze (inputs), Gather negative indices', () => single(13, [4, 6, 5], (g, x) => {
-      const sl = g.op('Slice', [x, g.initI64('st', [-1, 0]), g.initI64('en', [-100, 6]), g.initI64('ax', [0, 1]), g.initI64('sp', [-2, 3])]);
-      const [a, b] = g.node('Split', [x, g.initI64('split', [2, 4])], { axis: i(1) }, 2);
-      const un = g.op('Unsqueeze', [b, g.initI64('uax', [0, -1])]);
-      const sq = g.op('Squeeze', [un, g.initI64('sax', [0])]);
-      const ga = g.op('Gather', [x, g.initI64('idx', [-1, 0, 2, -2], [2, 2])], { axis: i(1) });
+      const sl = g.op('Slice', [x, g.initI64([-1, 0], 'st'), g.initI64([-100, 6], 'en'), g.initI64([0, 1], 'ax'), g.initI64([-2, 3], 'sp')]);
+      const [a, b] = g.node('Split', [x, g.initI64([2, 4], 'split')], { axis: i(1) }, 2);
+      const un = g.op('Unsqueeze', [b, g.initI64([0, -1], 'uax')]);
+      const sq = g.op('Squeeze', [un, g.initI64([0], 'sax')]);
+      const ga = g.op('Gather', [x, g.initI64([-1, 0, 2, -2], 'idx', [2, 2])], { axis: i(1) });
       return [sl, a, sq, ga];
     })],
     ['Squeeze/Unsqueeze/Split attribute forms (opset 11)', () => single(11, [1, 6, 5], (g, x) => {
@@ -204,11 +204,11 @@ function cases(): [string, () => { model: Model; feeds: Record<string, Tensor> }
     })],
     ['dynamic shape chain: Shape → Gather → Unsqueeze → Concat → Reshape', () => single(13, [3, 4, 5], (g, x) => {
       const sh = g.op('Shape', [x]);
-      const n = g.op('Gather', [sh, g.initI64('zero', [0], [])], { axis: i(0) });
-      const nu = g.op('Unsqueeze', [n, g.initI64('a0', [0])]);
-      const shape = g.op('Concat', [nu, g.initI64('m1', [-1])], { axis: i(0) });
+      const n = g.op('Gather', [sh, g.initI64([0], 'zero', [])], { axis: i(0) });
+      const nu = g.op('Unsqueeze', [n, g.initI64([0], 'a0')]);
+      const shape = g.op('Concat', [nu, g.initI64([-1], 'm1')], { axis: i(0) });
       const fl = g.op('Reshape', [x, shape]);
-      return g.op('Flatten', [g.op('Transpose', [g.op('Reshape', [fl, g.initI64('s2', [0, 5, 4])])], { perm: ints([0, 2, 1]) })], { axis: i(-1) });
+      return g.op('Flatten', [g.op('Transpose', [g.op('Reshape', [fl, g.initI64([0, 5, 4], 's2')])], { perm: ints([0, 2, 1]) })], { axis: i(-1) });
     })],
     ['NHWC mixing: Conv branches concatenated, residual Add with an NCHW tensor, Mul by channel scale', () => single(13, [2, 4, 6, 6], (g, x) => {
       const a = g.op('Conv', [x, w(g, 'Wa', [3, 4, 1, 1])]);
@@ -217,7 +217,7 @@ function cases(): [string, () => { model: Model; feeds: Record<string, Tensor> }
       const proj = g.op('Conv', [cat, w(g, 'Wc', [4, 8, 1, 1])]);
       const res = g.op('Add', [proj, x]);
       const sc = g.op('Mul', [res, w(g, 'scale', [4, 1, 1])]);
-      const sl = g.op('Slice', [sc, g.initI64('st', [1]), g.initI64('en', [3]), g.initI64('ax', [1])]);
+      const sl = g.op('Slice', [sc, g.initI64([1], 'st'), g.initI64([3], 'en'), g.initI64([1], 'ax')]);
       return [g.op('Relu', [sc]), sl, g.op('Add', [res, w(g, 'row', [6])])];
     })],
   ];

@@ -10,7 +10,7 @@ import {
 } from '../src/import/tfjs/gradients.js';
 import { dilateAxes } from '../src/import/tfjs/conv-util.js';
 import { compile } from '../src/import/tfjs/executor.js';
-import { GraphBuilder, attr, seededDraws } from '../src/import/tfjs/graph-builder.js';
+import { GraphBuilder, attr, seededDraws } from '../src/import/graph-builder.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import type { Model } from '../src/import/ir.js';
 
@@ -189,8 +189,8 @@ function gcase(name: string, shape: number[], build: (g: GraphBuilder, x: string
   g.output(build(g, inp));
   return { name, model: g.model(opset), x: x ?? awayFromZero(shape.reduce((a, b) => a * b, 1)), shape };
 }
-const W = (g: GraphBuilder, name: string, dims: number[], scale = 0.5) => g.init(name, dims, rnd.normals(dims.reduce((a, b) => a * b, 1), scale));
-const positive = (g: GraphBuilder, x: string) => g.op('Add', [g.op('Abs', [x]), g.init(`half${x}`, [], [0.5])]);
+const W = (g: GraphBuilder, name: string, dims: number[], scale = 0.5) => g.init(dims, rnd.normals(dims.reduce((a, b) => a * b, 1), scale), name);
+const positive = (g: GraphBuilder, x: string) => g.op('Add', [g.op('Abs', [x]), g.init([], [0.5], `half${x}`)]);
 
 function gradCases(): GradCase[] {
   const N4 = [2, 3, 6, 5];
@@ -198,7 +198,7 @@ function gradCases(): GradCase[] {
     gcase('Relu', [3, 7], (g, x) => g.op('Relu', [x])),
     gcase('LeakyRelu', [3, 7], (g, x) => g.op('LeakyRelu', [x], { alpha: f(0.1) })),
     gcase('PRelu (slope variable)', N4, (g, x) => g.op('PRelu', [x, W(g, 'slope', [3, 1, 1])])),
-    gcase('Clip', [3, 7], (g, x) => g.op('Clip', [x, g.init('lo', [], [-0.9]), g.init('hi', [], [1.1])]), 13),
+    gcase('Clip', [3, 7], (g, x) => g.op('Clip', [x, g.init([], [-0.9], 'lo'), g.init([], [1.1], 'hi')]), 13),
     gcase('Sigmoid', [3, 7], (g, x) => g.op('Sigmoid', [x])),
     gcase('HardSigmoid', [3, 7], (g, x) => g.op('HardSigmoid', [x])),
     gcase('HardSwish', [3, 7], (g, x) => g.op('HardSwish', [x])),
@@ -215,10 +215,10 @@ function gradCases(): GradCase[] {
       const d = g.op('Div', [m, positive(g, W(g, 'den', [4]))]);
       return g.op('Sub', [d, g.op('Mul', [x, x])]);
     }),
-    gcase('Pow (base and exponent)', [3, 4], (g, x) => g.op('Pow', [positive(g, x), g.op('Add', [g.op('Mul', [x, g.init('k', [], [0.3])]), g.init('two', [], [2])])])),
+    gcase('Pow (base and exponent)', [3, 4], (g, x) => g.op('Pow', [positive(g, x), g.op('Add', [g.op('Mul', [x, g.init([], [0.3], 'k')]), g.init([], [2], 'two')])])),
     gcase('Sqrt/Exp/Log/Reciprocal/Neg/Abs', [3, 4], (g, x) => {
       const p = positive(g, x);
-      return g.op('Add', [g.op('Add', [g.op('Sqrt', [p]), g.op('Exp', [g.op('Mul', [x, g.init('t', [], [0.3])])])]),
+      return g.op('Add', [g.op('Add', [g.op('Sqrt', [p]), g.op('Exp', [g.op('Mul', [x, g.init([], [0.3], 't')])])]),
         g.op('Add', [g.op('Log', [p]), g.op('Neg', [g.op('Reciprocal', [p])])])]);
     }),
     gcase('Conv 2-D pads/stride + bias', N4, (g, x) => g.op('Conv', [x, W(g, 'W', [4, 3, 3, 3]), W(g, 'B', [4])], { pads: ints([1, 0, 2, 1]), strides: ints([2, 1]) })),
@@ -228,12 +228,12 @@ function gradCases(): GradCase[] {
     gcase('Conv grouped (2 groups)', [2, 4, 5, 5], (g, x) => g.op('Conv', [x, W(g, 'W', [6, 2, 3, 1])], { group: i(2), strides: ints([1, 2]) })),
     gcase('Conv 1-D', [2, 3, 9], (g, x) => g.op('Conv', [x, W(g, 'W', [4, 3, 3])], { pads: ints([1, 1]), strides: ints([2]) })),
     gcase('ConvTranspose stride 2', [1, 3, 4, 4], (g, x) => g.op('ConvTranspose', [x, W(g, 'W', [3, 2, 3, 3]), W(g, 'B', [2])], { strides: ints([2, 2]), pads: ints([1, 1, 0, 0]) })),
-    gcase('BatchNormalization (inference)', N4, (g, x) => g.op('BatchNormalization', [x, W(g, 'sc', [3]), W(g, 'bi', [3]), W(g, 'mu', [3]), g.init('var', [3], [0.5, 1, 2])]), 15),
+    gcase('BatchNormalization (inference)', N4, (g, x) => g.op('BatchNormalization', [x, W(g, 'sc', [3]), W(g, 'bi', [3]), W(g, 'mu', [3]), g.init([3], [0.5, 1, 2], 'var')]), 15),
     gcase('BatchNormalization (training mode)', N4, (g, x) =>
-      g.node('BatchNormalization', [x, W(g, 'sc', [3]), W(g, 'bi', [3]), W(g, 'mu', [3]), g.init('var', [3], [0.5, 1, 2])], { training_mode: i(1) }, 3)[0], 15),
+      g.node('BatchNormalization', [x, W(g, 'sc', [3]), W(g, 'bi', [3]), W(g, 'mu', [3]), g.init([3], [0.5, 1, 2], 'var')], { training_mode: i(1) }, 3)[0], 15),
     gcase('Conv → BN → Relu → MaxPool (channels-last chain)', N4, (g, x) => {
       const c = g.op('Conv', [x, W(g, 'W', [4, 3, 3, 3])], { pads: ints([1, 1, 1, 1]) });
-      const bn = g.op('BatchNormalization', [c, W(g, 'sc', [4]), W(g, 'bi', [4]), W(g, 'mu', [4]), g.init('var', [4], [1, 2, 1, 3])]);
+      const bn = g.op('BatchNormalization', [c, W(g, 'sc', [4]), W(g, 'bi', [4]), W(g, 'mu', [4]), g.init([4], [1, 2, 1, 3], 'var')]);
       return g.op('MaxPool', [g.op('Relu', [bn])], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) });
     }, 15),
     gcase('Gemm (transB) and MatMul', [3, 4], (g, x) => g.op('MatMul', [g.op('Gemm', [x, W(g, 'B', [5, 4]), W(g, 'C', [5])], { transB: i(1) }), W(g, 'M', [5, 2])])),
@@ -244,34 +244,34 @@ function gradCases(): GradCase[] {
     gcase('AveragePool pads (count_include_pad 0)', N4, (g, x) => g.op('AveragePool', [x], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]), strides: ints([2, 2]) })),
     gcase('GlobalAveragePool → Flatten', N4, (g, x) => g.op('Flatten', [g.op('GlobalAveragePool', [x])])),
     gcase('Reshape/Transpose/Concat/Split/Slice steps', [2, 6, 4], (g, x) => {
-      const r = g.op('Transpose', [g.op('Reshape', [x, g.initI64('sh', [4, 3, 4])])], { perm: ints([2, 0, 1]) });
-      const [a, b] = g.node('Split', [r, g.initI64('sp', [1, 3])], { axis: i(0) }, 2);
-      const sl = g.op('Slice', [b, g.initI64('st', [-1, 0]), g.initI64('en', [-100, 4]), g.initI64('ax', [2, 1]), g.initI64('step', [-2, 2])]);
-      return g.op('Concat', [g.op('Reshape', [a, g.initI64('s1', [-1])]), g.op('Reshape', [sl, g.initI64('s2', [-1])])], { axis: i(0) });
+      const r = g.op('Transpose', [g.op('Reshape', [x, g.initI64([4, 3, 4], 'sh')])], { perm: ints([2, 0, 1]) });
+      const [a, b] = g.node('Split', [r, g.initI64([1, 3], 'sp')], { axis: i(0) }, 2);
+      const sl = g.op('Slice', [b, g.initI64([-1, 0], 'st'), g.initI64([-100, 4], 'en'), g.initI64([2, 1], 'ax'), g.initI64([-2, 2], 'step')]);
+      return g.op('Concat', [g.op('Reshape', [a, g.initI64([-1], 's1')]), g.op('Reshape', [sl, g.initI64([-1], 's2')])], { axis: i(0) });
     }),
     gcase('Squeeze/Unsqueeze/Expand/Tile/Identity', [3, 1, 4], (g, x) => {
-      const sq = g.op('Squeeze', [x, g.initI64('a', [1])]);
-      const ex = g.op('Expand', [g.op('Unsqueeze', [sq, g.initI64('b', [0])]), g.initI64('shape', [2, 3, 4])]);
-      return g.op('Identity', [g.op('Tile', [ex, g.initI64('reps', [1, 2, 1])])]);
+      const sq = g.op('Squeeze', [x, g.initI64([1], 'a')]);
+      const ex = g.op('Expand', [g.op('Unsqueeze', [sq, g.initI64([0], 'b')]), g.initI64([2, 3, 4], 'shape')]);
+      return g.op('Identity', [g.op('Tile', [ex, g.initI64([1, 2, 1], 'reps')])]);
     }),
     gcase('Pad reflect / edge / constant', [2, 3, 4], (g, x) => {
-      const pads = g.initI64('pads', [0, 1, 2, 0, 2, 1]);
+      const pads = g.initI64([0, 1, 2, 0, 2, 1], 'pads');
       return g.op('Add', [g.op('Add', [g.op('Pad', [x, pads], { mode: s('reflect') }), g.op('Pad', [x, pads], { mode: s('edge') })]), g.op('Pad', [x, pads])]);
     }),
     gcase('Resize linear and nearest', [1, 2, 3, 4], (g, x) => {
-      const roi = g.init('roi', [0], []), sc = g.init('sc', [4], [1, 1, 2, 1.5]);
+      const roi = g.init([0], [], 'roi'), sc = g.init([4], [1, 1, 2, 1.5], 'sc');
       return g.op('Add', [g.op('Resize', [x, roi, sc], { mode: s('linear') }), g.op('Resize', [x, roi, sc], { mode: s('nearest') })]);
     }),
-    gcase('Where/Equal (mask of input)', [3, 4], (g, x) => g.op('Where', [g.op('Greater', [x, g.init('z', [], [0])]), g.op('Mul', [x, x]), g.op('Neg', [x])])),
+    gcase('Where/Equal (mask of input)', [3, 4], (g, x) => g.op('Where', [g.op('Greater', [x, g.init([], [0], 'z')]), g.op('Mul', [x, x]), g.op('Neg', [x])])),
     gcase('ReduceMean/ReduceSum/ReduceMax', [2, 3, 4], (g, x) => g.op('Add', [
-      g.op('Add', [g.op('ReduceMean', [x], { axes: ints([1]) }), g.op('ReduceSum', [x, g.initI64('ax', [1])])]),
+      g.op('Add', [g.op('ReduceMean', [x], { axes: ints([1]) }), g.op('ReduceSum', [x, g.initI64([1], 'ax')])]),
       g.op('ReduceMax', [x], { axes: ints([1]) }),
     ]), 13),
     gcase('DepthToSpace / SpaceToDepth', [1, 8, 2, 3], (g, x) => g.op('SpaceToDepth', [g.op('DepthToSpace', [x], { blocksize: i(2), mode: s('CRD') })], { blocksize: i(2) })),
     gcase('Cast float→float, Dropout (inference)', [3, 4], (g, x) => g.op('Dropout', [g.op('Cast', [x], { to: i(1) })])),
     gcase('Gather (embedding variable)', [2, 3], (g, x) => {
-      const ids = g.op('Cast', [g.op('Floor', [g.op('Mul', [g.op('Abs', [x]), g.init('k', [], [1.7])])])], { to: i(7) });
-      return g.op('Add', [g.op('Gather', [W(g, 'emb', [6, 4]), ids]), g.op('Unsqueeze', [x, g.initI64('u', [2])])]);
+      const ids = g.op('Cast', [g.op('Floor', [g.op('Mul', [g.op('Abs', [x]), g.init([], [1.7], 'k')])])], { to: i(7) });
+      return g.op('Add', [g.op('Gather', [W(g, 'emb', [6, 4]), ids]), g.op('Unsqueeze', [x, g.initI64([2], 'u')])]);
     }),
   ];
 }
@@ -380,7 +380,7 @@ describe('memory', () => {
     const g = new GraphBuilder();
     const x = g.input('x', ['batch', 3, 12, 12]);
     const c1 = g.op('Conv', [x, W(g, 'W1', [8, 3, 3, 3]), W(g, 'B1', [8])], { pads: ints([1, 1, 1, 1]), strides: ints([2, 2]) });
-    const bn = g.node('BatchNormalization', [c1, W(g, 'sc', [8]), W(g, 'bi', [8]), W(g, 'mu', [8]), g.init('var', [8], Array(8).fill(1))], { training_mode: i(1) }, 3)[0];
+    const bn = g.node('BatchNormalization', [c1, W(g, 'sc', [8]), W(g, 'bi', [8]), W(g, 'mu', [8]), g.init([8], Array(8).fill(1), 'var')], { training_mode: i(1) }, 3)[0];
     const dw = g.op('Conv', [g.op('Relu', [bn]), W(g, 'W2', [8, 1, 3, 3])], { group: i(8), pads: ints([1, 1, 1, 1]) });
     const mp = g.op('MaxPool', [dw], { kernel_shape: ints([3, 3]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) });
     const p = g.op('PRelu', [g.op('MaxPool', [mp], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }), W(g, 'slope', [8, 1, 1])]);

@@ -7,4 +7,4 @@ export { lookupKernel, registeredKernels, registerKernels } from './kernels.js';
 export type { Kernel, KernelContext, NhwcSupport, TfTensor } from './registry.js';
 export { toTf, fromTf, tfjsCanHold } from './convert.js';
 export { gradientPolicy } from './gradients.js';
-export { GraphBuilder, attr, seededDraws } from './graph-builder.js';
+export { GraphBuilder, attr, seededDraws } from '../graph-builder.js';
