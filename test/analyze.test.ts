@@ -2,7 +2,7 @@
 // against fixtures/manifest.json (derived from the PyTorch modules, not from the ONNX files).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GB } from './support/graph-builder.js';
+import { GraphBuilder } from '../src/import/graph-builder.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Graph, Tensor, type Attr, type Model, type Shape } from '../src/import/ir.js';
@@ -18,26 +18,26 @@ import { renderMarkdown, renderTable } from '../src/analyze/render.js';
 const f = (value: number): Attr => ({ type: 'float', value });
 
 /** [1,T=3,D=4] after a Linear: the transformer-style tensor the activation patterns act on. */
-function linearOut(b: GB): string {
-  return b.op('MatMul', [b.input('x', [1, 3, 4]), b.w([4, 4])], [1, 3, 4]);
+function linearOut(b: GraphBuilder): string {
+  return b.op('MatMul', [b.input('x', [1, 3, 4]), b.init([4, 4])], {}, [1, 3, 4]);
 }
 const S = [1, 3, 4];
 
-function single(b: GB) {
-  const c = census(b.g);
+function single(b: GraphBuilder) {
+  const c = census(b.graph);
   assert.equal(c.layers.length, 1, `layers: ${c.layers.map((l) => l.kind)}`);
   return { layer: c.layers[0], c };
 }
 
 test('GELU: the erf chain torch emits', () => {
-  const b = new GB();
+  const b = new GraphBuilder();
   const x = linearOut(b);
-  const d = b.op('Div', [x, b.c(1.4142135381698608)], S);
-  const e = b.op('Erf', [d], S);
-  const a = b.op('Add', [e, b.c(1)], S);
-  const m = b.op('Mul', [x, a], S);
-  const y = b.op('Mul', [m, b.c(0.5)], S);
-  b.output(b.op('MatMul', [y, b.w([4, 2])], [1, 3, 2]));
+  const d = b.op('Div', [x, b.constant(1.4142135381698608)], {}, S);
+  const e = b.op('Erf', [d], {}, S);
+  const a = b.op('Add', [e, b.constant(1)], {}, S);
+  const m = b.op('Mul', [x, a], {}, S);
+  const y = b.op('Mul', [m, b.constant(0.5)], {}, S);
+  b.output(b.op('MatMul', [y, b.init([4, 2])], {}, [1, 3, 2]));
   const { layer, c } = single(b);
   assert.equal(layer.kind, 'gelu');
   assert.equal(layer.form, 'pattern');
@@ -53,39 +53,39 @@ test('GELU: the erf chain torch emits', () => {
 
 test('GELU: erf chain in other operand orders and associations', () => {
   // x·(1/√2), 1 + erf, (0.5·x)·(1 + erf)
-  let b = new GB();
+  let b = new GraphBuilder();
   let x = linearOut(b);
-  let e = b.op('Erf', [b.op('Mul', [b.c(0.7071067811865476), x], S)], S);
-  let a = b.op('Add', [b.c(1), e], S);
-  const h = b.op('Mul', [x, b.c(0.5)], S);
-  b.output(b.op('Mul', [h, a], S));
+  let e = b.op('Erf', [b.op('Mul', [b.constant(0.7071067811865476), x], {}, S)], {}, S);
+  let a = b.op('Add', [b.constant(1), e], {}, S);
+  const h = b.op('Mul', [x, b.constant(0.5)], {}, S);
+  b.output(b.op('Mul', [h, a], {}, S));
   let r = single(b);
   assert.equal(r.layer.kind, 'gelu');
   assert.equal(r.layer.nodes.length, 5);
   // ((1 + erf)·0.5)·x
-  b = new GB();
+  b = new GraphBuilder();
   x = linearOut(b);
-  e = b.op('Erf', [b.op('Div', [x, b.c(Math.SQRT2)], S)], S);
-  a = b.op('Add', [e, b.c(1)], S);
-  b.output(b.op('Mul', [x, b.op('Mul', [b.c(0.5), a], S)], S));
+  e = b.op('Erf', [b.op('Div', [x, b.constant(Math.SQRT2)], {}, S)], {}, S);
+  a = b.op('Add', [e, b.constant(1)], {}, S);
+  b.output(b.op('Mul', [x, b.op('Mul', [b.constant(0.5), a], {}, S)], {}, S));
   r = single(b);
   assert.equal(r.layer.kind, 'gelu');
   // a lone Erf is not an activation but a nonlinear op
-  b = new GB();
-  b.output(b.op('Erf', [linearOut(b)], S));
-  const c = census(b.g);
+  b = new GraphBuilder();
+  b.output(b.op('Erf', [linearOut(b)], {}, S));
+  const c = census(b.graph);
   assert.equal(c.layers.length, 0);
   assert.deepEqual(c.otherNonlinear.map((o) => o.kind), ['elementwise']);
 });
 
 test('GELU: the tanh approximation chain', () => {
-  const b = new GB();
+  const b = new GraphBuilder();
   const x = linearOut(b);
-  const cube = b.op('Pow', [x, b.c(3)], S);
-  const inner = b.op('Add', [x, b.op('Mul', [cube, b.c(0.044715)], S)], S);
-  const t = b.op('Tanh', [b.op('Mul', [inner, b.c(0.7978845608028654)], S)], S);
-  const a = b.op('Add', [t, b.c(1)], S);
-  b.output(b.op('Mul', [b.op('Mul', [x, b.c(0.5)], S), a], S));
+  const cube = b.op('Pow', [x, b.constant(3)], {}, S);
+  const inner = b.op('Add', [x, b.op('Mul', [cube, b.constant(0.044715)], {}, S)], {}, S);
+  const t = b.op('Tanh', [b.op('Mul', [inner, b.constant(0.7978845608028654)], {}, S)], {}, S);
+  const a = b.op('Add', [t, b.constant(1)], {}, S);
+  b.output(b.op('Mul', [b.op('Mul', [x, b.constant(0.5)], {}, S), a], {}, S));
   const { layer, c } = single(b);
   assert.equal(layer.kind, 'gelu');
   assert.equal(layer.params.approximate, 'tanh');
@@ -95,8 +95,8 @@ test('GELU: the tanh approximation chain', () => {
 
 test('Gelu op (opset 20) and com.microsoft Gelu', () => {
   for (const domain of ['', 'com.microsoft']) {
-    const b = new GB();
-    b.output(b.op('Gelu', [linearOut(b)], S, {}, domain));
+    const b = new GraphBuilder();
+    b.output(b.op('Gelu', [linearOut(b)], {}, S, domain));
     const { layer } = single(b);
     assert.equal(layer.kind, 'gelu');
     assert.equal(layer.form, 'op');
@@ -105,10 +105,10 @@ test('Gelu op (opset 20) and com.microsoft Gelu', () => {
 
 test('SiLU: x·Sigmoid(x) in either order is one activation, not a gate', () => {
   for (const order of [0, 1]) {
-    const b = new GB();
+    const b = new GraphBuilder();
     const x = linearOut(b);
-    const s = b.op('Sigmoid', [x], S);
-    b.output(b.op('Mul', order ? [s, x] : [x, s], S));
+    const s = b.op('Sigmoid', [x], {}, S);
+    b.output(b.op('Mul', order ? [s, x] : [x, s], {}, S));
     const { layer, c } = single(b);
     assert.equal(layer.kind, 'silu');
     assert.equal(layer.isGate, false);
@@ -117,23 +117,23 @@ test('SiLU: x·Sigmoid(x) in either order is one activation, not a gate', () => 
 });
 
 const C4 = [1, 4, 6, 6];
-function convOut(b: GB): string {
-  return b.op('Conv', [b.input('x', [1, 3, 6, 6]), b.w([4, 3, 3, 3])], C4, { pads: [1, 1, 1, 1] });
+function convOut(b: GraphBuilder): string {
+  return b.op('Conv', [b.input('x', [1, 3, 6, 6]), b.init([4, 3, 3, 3])], { pads: [1, 1, 1, 1] }, C4);
 }
 
 test('HardSwish: op, x·Clip(x+3,0,6)/6 in several associations, x·HardSigmoid(x)', () => {
-  const forms: ((b: GB, x: string) => string)[] = [
-    (b, x) => b.op('HardSwish', [x], C4),
+  const forms: ((b: GraphBuilder, x: string) => string)[] = [
+    (b, x) => b.op('HardSwish', [x], {}, C4),
     // torch < opset 14 with Clip inputs as Constant nodes: x * clip(x + 3, 0, 6) / 6
-    (b, x) => b.op('Div', [b.op('Mul', [x, b.op('Clip', [b.op('Add', [x, b.c(3)], C4), b.c(0), b.c(6)], C4)], C4), b.c(6)], C4),
+    (b, x) => b.op('Div', [b.op('Mul', [x, b.op('Clip', [b.op('Add', [x, b.constant(3)], {}, C4), b.constant(0), b.constant(6)], {}, C4)], {}, C4), b.constant(6)], {}, C4),
     // x * (clip(x + 3) / 6), Clip bounds as attributes (opset 6)
-    (b, x) => b.op('Mul', [x, b.op('Div', [b.op('Clip', [b.op('Add', [b.c(3), x], C4)], C4, { min: f(0), max: f(6) }), b.c(6)], C4)], C4),
+    (b, x) => b.op('Mul', [x, b.op('Div', [b.op('Clip', [b.op('Add', [b.constant(3), x], {}, C4)], { min: f(0), max: f(6) }, C4), b.constant(6)], {}, C4)], {}, C4),
     // (clip(x + 3) * (1/6)) * x
-    (b, x) => b.op('Mul', [b.op('Mul', [b.op('Clip', [b.op('Add', [x, b.c(3)], C4), b.c(0), b.c(6)], C4), b.c(1 / 6)], C4), x], C4),
-    (b, x) => b.op('Mul', [x, b.op('HardSigmoid', [x], C4, { alpha: f(1 / 6) })], C4),
+    (b, x) => b.op('Mul', [b.op('Mul', [b.op('Clip', [b.op('Add', [x, b.constant(3)], {}, C4), b.constant(0), b.constant(6)], {}, C4), b.constant(1 / 6)], {}, C4), x], {}, C4),
+    (b, x) => b.op('Mul', [x, b.op('HardSigmoid', [x], { alpha: f(1 / 6) }, C4)], {}, C4),
   ];
   forms.forEach((form, i) => {
-    const b = new GB();
+    const b = new GraphBuilder();
     b.output(form(b, convOut(b)));
     const { layer } = single(b);
     assert.equal(layer.kind, 'hardswish', `form ${i}`);
@@ -144,17 +144,17 @@ test('HardSwish: op, x·Clip(x+3,0,6)/6 in several associations, x·HardSigmoid(
 });
 
 test('Clip: ReLU6 as attributes (opset < 11), as inputs (initializers or Constant nodes), one-sided, unbounded', () => {
-  const cases: [(b: GB, x: string) => string, Record<string, number>, boolean][] = [
-    [(b, x) => b.op('Clip', [x], C4, { min: f(0), max: f(6) }), { min: 0, max: 6 }, false],
-    [(b, x) => b.op('Clip', [x, b.w([], [0]), b.w([], [6])], C4), { min: 0, max: 6 }, false],
-    [(b, x) => b.op('Clip', [x, b.c(0), b.c(6)], C4), { min: 0, max: 6 }, false],
-    [(b, x) => b.op('Clip', [x, b.c(0)], C4), { min: 0 }, false],
-    [(b, x) => b.op('Clip', [x, '', b.c(6)], C4), { max: 6 }, false],
+  const cases: [(b: GraphBuilder, x: string) => string, Record<string, number>, boolean][] = [
+    [(b, x) => b.op('Clip', [x], { min: f(0), max: f(6) }, C4), { min: 0, max: 6 }, false],
+    [(b, x) => b.op('Clip', [x, b.init([], [0]), b.init([], [6])], {}, C4), { min: 0, max: 6 }, false],
+    [(b, x) => b.op('Clip', [x, b.constant(0), b.constant(6)], {}, C4), { min: 0, max: 6 }, false],
+    [(b, x) => b.op('Clip', [x, b.constant(0)], {}, C4), { min: 0 }, false],
+    [(b, x) => b.op('Clip', [x, '', b.constant(6)], {}, C4), { max: 6 }, false],
     // no bounds: the identity on the whole real line, so every channel is linear
-    [(b, x) => b.op('Clip', [x], C4), {}, true],
+    [(b, x) => b.op('Clip', [x], {}, C4), {}, true],
   ];
   for (const [form, params, linear] of cases) {
-    const b = new GB();
+    const b = new GraphBuilder();
     b.output(form(b, convOut(b)));
     const { layer } = single(b);
     assert.equal(layer.kind, 'clip');
@@ -164,13 +164,13 @@ test('Clip: ReLU6 as attributes (opset < 11), as inputs (initializers or Constan
 });
 
 test('ReLU and ReLU6 spelled with Max/Min (TF exports)', () => {
-  const cases: [(b: GB, x: string) => string, string, Record<string, number>][] = [
-    [(b, x) => b.op('Min', [b.op('Relu', [x], C4), b.c(6)], C4), 'clip', { min: 0, max: 6 }],
-    [(b, x) => b.op('Min', [b.c(6), b.op('Max', [x, b.c(0)], C4)], C4), 'clip', { min: 0, max: 6 }],
-    [(b, x) => b.op('Max', [b.c(0), x], C4), 'relu', {}],
+  const cases: [(b: GraphBuilder, x: string) => string, string, Record<string, number>][] = [
+    [(b, x) => b.op('Min', [b.op('Relu', [x], {}, C4), b.constant(6)], {}, C4), 'clip', { min: 0, max: 6 }],
+    [(b, x) => b.op('Min', [b.constant(6), b.op('Max', [x, b.constant(0)], {}, C4)], {}, C4), 'clip', { min: 0, max: 6 }],
+    [(b, x) => b.op('Max', [b.constant(0), x], {}, C4), 'relu', {}],
   ];
   for (const [form, kind, params] of cases) {
-    const b = new GB();
+    const b = new GraphBuilder();
     b.output(form(b, convOut(b)));
     const { layer, c } = single(b);
     assert.equal(layer.kind, kind);
@@ -179,48 +179,48 @@ test('ReLU and ReLU6 spelled with Max/Min (TF exports)', () => {
     assert.deepEqual(c.otherNonlinear, []);
   }
   // Max of two activations is not an activation
-  const b = new GB();
+  const b = new GraphBuilder();
   const x = convOut(b);
-  b.output(b.op('Max', [x, b.op('Neg', [x], C4)], C4));
-  assert.deepEqual(census(b.g).otherNonlinear.map((o) => o.kind), ['elementwise']);
+  b.output(b.op('Max', [x, b.op('Neg', [x], {}, C4)], {}, C4));
+  assert.deepEqual(census(b.graph).otherNonlinear.map((o) => o.kind), ['elementwise']);
 });
 
 test('PRelu slopes per channel, LeakyRelu alpha, and the other unary activations', () => {
-  let b = new GB();
-  b.output(b.op('PRelu', [convOut(b), b.w([4, 1, 1], [1, 0.25, 1.009, 0.98])], C4));
+  let b = new GraphBuilder();
+  b.output(b.op('PRelu', [convOut(b), b.init([4, 1, 1], [1, 0.25, 1.009, 0.98])], {}, C4));
   let { layer } = single(b);
   assert.deepEqual(layer.linearMask, [true, false, true, false]);
   assert.equal(layer.channelAxis, 1);
   for (const [alpha, lin] of [[0.01, 0], [1, 4], [0.995, 4]] as const) {
-    b = new GB();
-    b.output(b.op('LeakyRelu', [convOut(b)], C4, { alpha: f(alpha) }));
+    b = new GraphBuilder();
+    b.output(b.op('LeakyRelu', [convOut(b)], { alpha: f(alpha) }, C4));
     ({ layer } = single(b));
     assert.equal(layer.kind, 'leakyrelu');
     assert.equal(layer.linearChannels, lin);
   }
   // a slope computed at run time: nonlinear, with a warning
-  b = new GB();
+  b = new GraphBuilder();
   const x = convOut(b);
-  b.output(b.op('PRelu', [x, b.op('Sigmoid', [b.input('s', [4, 1, 1])], [4, 1, 1])], C4));
-  const c = census(b.g);
+  b.output(b.op('PRelu', [x, b.op('Sigmoid', [b.input('s', [4, 1, 1])], {}, [4, 1, 1])], {}, C4));
+  const c = census(b.graph);
   assert.equal(c.layers.find((l) => l.kind === 'prelu')!.linearChannels, 0);
   assert.ok(c.warnings.some((w) => /computed at run time/.test(w)));
   const kinds = ['Relu', 'Sigmoid', 'Tanh', 'Elu', 'Selu', 'Celu', 'Softplus', 'Softsign', 'HardSigmoid', 'Mish', 'ThresholdedRelu'];
   for (const op of kinds) {
-    b = new GB();
-    b.output(b.op(op, [convOut(b)], C4));
+    b = new GraphBuilder();
+    b.output(b.op(op, [convOut(b)], {}, C4));
     assert.equal(single(b).layer.kind, op.toLowerCase());
   }
 });
 
 test('blend form y = s + A ⊙ (x − s): operand orders, the mirrored form, A shapes [C], [C,1,1], [1,C,1,1]', () => {
   // around a SiLU on a conv tensor, A [1,4,1,1]; Mul(A, d) and Add(m, s) with operands swapped
-  let b = new GB();
+  let b = new GraphBuilder();
   let x = convOut(b);
-  let s = b.op('Mul', [x, b.op('Sigmoid', [x], C4)], C4);
-  let d = b.op('Sub', [x, s], C4);
-  let m = b.op('Mul', [b.w([1, 4, 1, 1], [1, 0, 1, 0.5]), d], C4);
-  b.output(b.op('Add', [m, s], C4));
+  let s = b.op('Mul', [x, b.op('Sigmoid', [x], {}, C4)], {}, C4);
+  let d = b.op('Sub', [x, s], {}, C4);
+  let m = b.op('Mul', [b.init([1, 4, 1, 1], [1, 0, 1, 0.5]), d], {}, C4);
+  b.output(b.op('Add', [m, s], {}, C4));
   let { layer, c } = single(b);
   assert.equal(layer.kind, 'silu');
   assert.equal(layer.form, 'blend');
@@ -230,112 +230,112 @@ test('blend form y = s + A ⊙ (x − s): operand orders, the mirrored form, A s
   assert.deepEqual(c.merges, [], 'the blend Add is not a residual merge');
   assert.deepEqual(c.otherNonlinear, [], 'nor is its Mul a gating Mul');
   // mirrored: s − A ⊙ (s − x), around a Tanh op, A [4,1,1]
-  b = new GB();
+  b = new GraphBuilder();
   x = convOut(b);
-  s = b.op('Tanh', [x], C4);
-  d = b.op('Sub', [s, x], C4);
-  m = b.op('Mul', [d, b.w([4, 1, 1], [1, 1, 1, 1])], C4);
-  b.output(b.op('Sub', [s, m], C4));
+  s = b.op('Tanh', [x], {}, C4);
+  d = b.op('Sub', [s, x], {}, C4);
+  m = b.op('Mul', [d, b.init([4, 1, 1], [1, 1, 1, 1])], {}, C4);
+  b.output(b.op('Sub', [s, m], {}, C4));
   ({ layer } = single(b));
   assert.equal(layer.kind, 'tanh');
   assert.equal(layer.form, 'blend');
   assert.equal(layer.baseForm, 'op');
   assert.equal(layer.linearChannels, 4);
-  close(pathLength(b.g).napl, 0);
+  close(pathLength(b.graph).napl, 0);
   // A [C] on a transformer tensor: channels on the last axis
-  b = new GB();
+  b = new GraphBuilder();
   x = linearOut(b);
-  s = b.op('HardSwish', [x], S);
-  m = b.op('Mul', [b.op('Sub', [x, s], S), b.w([4], [1, 1, 0, 0])], S);
-  b.output(b.op('Add', [s, m], S));
+  s = b.op('HardSwish', [x], {}, S);
+  m = b.op('Mul', [b.op('Sub', [x, s], {}, S), b.init([4], [1, 1, 0, 0])], {}, S);
+  b.output(b.op('Add', [s, m], {}, S));
   ({ layer } = single(b));
   assert.equal(layer.channelAxis, 2);
   assert.equal(layer.linearChannels, 2);
 });
 
 test('squeeze-excite: HardSigmoid gate is an activation of the gate channels; its Mul is a gating Mul', () => {
-  const b = new GB();
-  const feat = b.op('Relu', [convOut(b)], C4);
-  let g = b.op('GlobalAveragePool', [feat], [1, 4, 1, 1]);
-  g = b.op('Conv', [g, b.w([4, 4, 1, 1])], [1, 4, 1, 1]);
-  g = b.op('HardSigmoid', [g], [1, 4, 1, 1], { alpha: f(1 / 6) });
-  b.output(b.op('Mul', [feat, g], C4));
-  const c = census(b.g);
+  const b = new GraphBuilder();
+  const feat = b.op('Relu', [convOut(b)], {}, C4);
+  let g = b.op('GlobalAveragePool', [feat], {}, [1, 4, 1, 1]);
+  g = b.op('Conv', [g, b.init([4, 4, 1, 1])], {}, [1, 4, 1, 1]);
+  g = b.op('HardSigmoid', [g], { alpha: f(1 / 6) }, [1, 4, 1, 1]);
+  b.output(b.op('Mul', [feat, g], {}, C4));
+  const c = census(b.graph);
   assert.deepEqual(c.layers.map((l) => [l.kind, l.isGate, l.channels]), [['relu', false, 4], ['hardsigmoid', true, 4]]);
   assert.equal(c.layers[1].gatingMuls.length, 1);
   assert.deepEqual(c.otherNonlinear.map((o) => o.kind), ['gating_mul']);
 });
 
 test('a gate reaching its Mul through layout ops (Reshape) is still a gate', () => {
-  const b = new GB();
-  const feat = b.op('Relu', [convOut(b)], C4);
-  let g = b.op('ReduceMean', [feat], [1, 4], { axes: [2, 3], keepdims: 0 });
-  g = b.op('Sigmoid', [b.op('Gemm', [g, b.w([4, 4])], [1, 4])], [1, 4]);
-  g = b.op('Reshape', [g, b.w([4], [1, 4, 1, 1])], [1, 4, 1, 1]);
-  b.output(b.op('Mul', [g, feat], C4));
-  const c = census(b.g);
+  const b = new GraphBuilder();
+  const feat = b.op('Relu', [convOut(b)], {}, C4);
+  let g = b.op('ReduceMean', [feat], { axes: [2, 3], keepdims: 0 }, [1, 4]);
+  g = b.op('Sigmoid', [b.op('Gemm', [g, b.init([4, 4])], {}, [1, 4])], {}, [1, 4]);
+  g = b.op('Reshape', [g, b.init([4], [1, 4, 1, 1])], {}, [1, 4, 1, 1]);
+  b.output(b.op('Mul', [g, feat], {}, C4));
+  const c = census(b.graph);
   assert.equal(c.layers[1].isGate, true);
   assert.deepEqual(c.otherNonlinear.map((o) => o.kind), ['gating_mul']);
 });
 
 test('decomposed LayerNorm (opset < 17) and Softmax count as other nonlinear ops, once each', () => {
-  const b = new GB();
+  const b = new GraphBuilder();
   const x = linearOut(b);
-  const mean = b.op('ReduceMean', [x], [1, 3, 1], { axes: [-1] });
-  const d = b.op('Sub', [x, mean], S);
-  const v = b.op('ReduceMean', [b.op('Pow', [d, b.c(2)], S)], [1, 3, 1], { axes: [-1] });
-  const n = b.op('Div', [d, b.op('Sqrt', [b.op('Add', [v, b.c(1e-5)], [1, 3, 1])], [1, 3, 1])], S);
-  const y = b.op('Add', [b.op('Mul', [n, b.w([4])], S), b.w([4])], S);
-  b.output(b.op('Softmax', [y], S, { axis: -1 }));
-  const c = census(b.g);
+  const mean = b.op('ReduceMean', [x], { axes: [-1] }, [1, 3, 1]);
+  const d = b.op('Sub', [x, mean], {}, S);
+  const v = b.op('ReduceMean', [b.op('Pow', [d, b.constant(2)], {}, S)], { axes: [-1] }, [1, 3, 1]);
+  const n = b.op('Div', [d, b.op('Sqrt', [b.op('Add', [v, b.constant(1e-5)], {}, [1, 3, 1])], {}, [1, 3, 1])], {}, S);
+  const y = b.op('Add', [b.op('Mul', [n, b.init([4])], {}, S), b.init([4])], {}, S);
+  b.output(b.op('Softmax', [y], { axis: -1 }, S));
+  const c = census(b.graph);
   assert.deepEqual(c.otherNonlinear.map((o) => o.kind), ['layernorm', 'softmax']);
   assert.equal(c.otherNonlinear[0].nodes.length, 7);
-  const r = pathLength(b.g);
+  const r = pathLength(b.graph);
   close(r.otherNonlinear.napl, 2);
   close(r.napl, 0);
-  close(pathLength(b.g, { countOtherNonlinear: true }).napl, 2);
+  close(pathLength(b.graph, { countOtherNonlinear: true }).napl, 2);
 });
 
 test('channel axis: NCHW → 1, Conv1d [N,C,L] → 1, [batch, tokens, features] → 2, [batch, features] → 1', () => {
-  let b = new GB();
-  b.output(b.op('Relu', [b.op('Conv', [b.input('x', [1, 2, 10]), b.w([5, 2, 3])], [1, 5, 8])], [1, 5, 8]));
+  let b = new GraphBuilder();
+  b.output(b.op('Relu', [b.op('Conv', [b.input('x', [1, 2, 10]), b.init([5, 2, 3])], {}, [1, 5, 8])], {}, [1, 5, 8]));
   assert.deepEqual([single(b).layer.channelAxis, single(b).layer.channels], [1, 5]);
-  b = new GB();
-  b.output(b.op('Relu', [b.input('x', [1, 7, 10])], [1, 7, 10]));
+  b = new GraphBuilder();
+  b.output(b.op('Relu', [b.input('x', [1, 7, 10])], {}, [1, 7, 10]));
   assert.deepEqual([single(b).layer.channelAxis, single(b).layer.channels], [2, 10]);
-  b = new GB();
-  b.output(b.op('Relu', [b.op('Conv', [b.input('x', [1, 7, 10]), b.w([3, 7, 1])], [1, 3, 10])], [1, 3, 10]));
+  b = new GraphBuilder();
+  b.output(b.op('Relu', [b.op('Conv', [b.input('x', [1, 7, 10]), b.init([3, 7, 1])], {}, [1, 3, 10])], {}, [1, 3, 10]));
   assert.deepEqual([single(b).layer.channelAxis, single(b).layer.channels], [1, 3]);
-  b = new GB();
-  b.output(b.op('Tanh', [b.op('Gemm', [b.input('x', ['batch', 6]), b.w([6, 9])], ['batch', 9])], ['batch', 9]));
+  b = new GraphBuilder();
+  b.output(b.op('Tanh', [b.op('Gemm', [b.input('x', ['batch', 6]), b.init([6, 9])], {}, ['batch', 9])], {}, ['batch', 9]));
   assert.deepEqual([single(b).layer.channelAxis, single(b).layer.channels], [1, 9]);
 });
 
 test('cost: conv (stride, padding, groups, dilation), conv transpose, Gemm, MatMul (shared weight, batched attention), BN', () => {
-  const b = new GB();
+  const b = new GraphBuilder();
   const x = b.input('x', ['batch', 3, 32, 32]);
   // 3→16, 3×3, stride 2, pad 1 → [1,16,16,16]: 16·16·16 outputs × 3·3·3 = 110 592 MACs; params 16·27 + 16 = 448
-  const c1 = b.op('Conv', [x, b.w([16, 3, 3, 3]), b.w([16])], undefined, { strides: [2, 2], pads: [1, 1, 1, 1], kernel_shape: [3, 3] });
+  const c1 = b.op('Conv', [x, b.init([16, 3, 3, 3]), b.init([16])], { strides: [2, 2], pads: [1, 1, 1, 1], kernel_shape: [3, 3] });
   // BN: 4·16 = 64 params, 0 MACs
-  const bn = b.op('BatchNormalization', [c1, b.w([16]), b.w([16]), b.w([16]), b.w([16])]);
+  const bn = b.op('BatchNormalization', [c1, b.init([16]), b.init([16]), b.init([16]), b.init([16])]);
   // 16→8 grouped (4 groups of 4→2), 3×3, dilation 2, no pad: 16 − 4 = 12 → [1,8,12,12]: 8·144 outputs × 4·9 = 41 472 MACs; params 8·4·9 = 288
-  const c2 = b.op('Conv', [bn, b.w([8, 4, 3, 3])], undefined, { group: 4, dilations: [2, 2], kernel_shape: [3, 3] });
+  const c2 = b.op('Conv', [bn, b.init([8, 4, 3, 3])], { group: 4, dilations: [2, 2], kernel_shape: [3, 3] });
   // ConvTranspose 8→2, 3×3, stride 2: each of the 8·12·12 input elements × 2·9 = 20 736 MACs; params 8·2·9 = 144
-  b.output(b.op('ConvTranspose', [c2, b.w([8, 2, 3, 3])], undefined, { strides: [2, 2] }));
+  b.output(b.op('ConvTranspose', [c2, b.init([8, 2, 3, 3])], { strides: [2, 2] }));
   // tokens [1,5,16] · W [16,32] = 5·16·32 = 2560 MACs; W (512 params) read again by a second MatMul: counted once
   const t = b.input('t', ['batch', 5, 16]);
-  const W = b.w([16, 32]);
-  const m1 = b.op('MatMul', [t, W], ['batch', 5, 32]);
-  b.output(b.op('MatMul', [t, W], ['batch', 5, 32]));
+  const W = b.init([16, 32]);
+  const m1 = b.op('MatMul', [t, W], {}, ['batch', 5, 32]);
+  b.output(b.op('MatMul', [t, W], {}, ['batch', 5, 32]));
   // attention scores [1,4,5,8] · [1,4,8,5] = 4·5·8·5 = 800 MACs
-  const q = b.op('Reshape', [m1, b.w([4], [0, 5, 4, 8])], ['batch', 5, 4, 8]);
-  const qt = b.op('Transpose', [q], ['batch', 4, 5, 8], { perm: [0, 2, 1, 3] });
-  const kt = b.op('Transpose', [q], ['batch', 4, 8, 5], { perm: [0, 2, 3, 1] });
-  b.output(b.op('MatMul', [qt, kt], ['batch', 4, 5, 5]));
+  const q = b.op('Reshape', [m1, b.init([4], [0, 5, 4, 8])], {}, ['batch', 5, 4, 8]);
+  const qt = b.op('Transpose', [q], { perm: [0, 2, 1, 3] }, ['batch', 4, 5, 8]);
+  const kt = b.op('Transpose', [q], { perm: [0, 2, 3, 1] }, ['batch', 4, 8, 5]);
+  b.output(b.op('MatMul', [qt, kt], {}, ['batch', 4, 5, 5]));
   // Gemm transB: [1,16] · [10,16]ᵀ = 160 MACs, params 160 + 10
-  b.output(b.op('Gemm', [b.input('v', ['batch', 16]), b.w([10, 16]), b.w([10])], undefined, { transB: 1 }));
-  const r = cost(b.g);
-  const by = (i: number) => r.nodes.find((n) => n.node === b.g.nodes[i].name)!;
+  b.output(b.op('Gemm', [b.input('v', ['batch', 16]), b.init([10, 16]), b.init([10])], { transB: 1 }));
+  const r = cost(b.graph);
+  const by = (i: number) => r.nodes.find((n) => n.node === b.graph.nodes[i].name)!;
   assert.deepEqual([by(0).macs, by(0).params], [110592, 448]);
   assert.deepEqual([by(1).macs, by(1).params], [0, 64]);
   assert.deepEqual([by(2).macs, by(2).params], [41472, 288]);
@@ -351,11 +351,11 @@ test('cost: conv (stride, padding, groups, dilation), conv transpose, Gemm, MatM
 });
 
 test('audit: an unknown op is opaque, listed, and merges its inputs; the report is plain JSON', () => {
-  const b = new GB();
+  const b = new GraphBuilder();
   const x = b.input('x', [1, 4]);
-  const h = b.op('Relu', [b.op('Gemm', [x, b.w([4, 4])], [1, 4])], [1, 4]);
-  const o = b.op('Frobnicate', [h, x], [1, 4], {}, 'com.example');
-  b.output(b.op('Relu', [o], [1, 4]));
+  const h = b.op('Relu', [b.op('Gemm', [x, b.init([4, 4])], {}, [1, 4])], {}, [1, 4]);
+  const o = b.op('Frobnicate', [h, x], {}, [1, 4], 'com.example');
+  b.output(b.op('Relu', [o], {}, [1, 4]));
   const r = audit(b.model(), { inferShapes: false });
   assert.equal(r.schemaVersion, 1);
   assert.deepEqual(r.opaque, [{ node: `/${o}`, opType: 'Frobnicate', domain: 'com.example' }]);
@@ -365,19 +365,19 @@ test('audit: an unknown op is opaque, listed, and merges its inputs; the report 
   assert.deepEqual(JSON.parse(JSON.stringify(r)), r);
   // input → Relu1, Relu1 → Relu2 and input → Relu2 (both through the opaque op), Relu2 → output
   assert.deepEqual(r.core.edges.map((e) => `${e.from} → ${e.to}`), [
-    `input:x → /${b.g.nodes[1].outputs[0]}`, `/${b.g.nodes[1].outputs[0]} → /${b.g.nodes[3].outputs[0]}`,
-    `input:x → /${b.g.nodes[3].outputs[0]}`, `/${b.g.nodes[3].outputs[0]} → output:${b.g.nodes[3].outputs[0]}`,
+    `input:x → /${b.graph.nodes[1].outputs[0]}`, `/${b.graph.nodes[1].outputs[0]} → /${b.graph.nodes[3].outputs[0]}`,
+    `input:x → /${b.graph.nodes[3].outputs[0]}`, `/${b.graph.nodes[3].outputs[0]} → output:${b.graph.nodes[3].outputs[0]}`,
   ]);
   assert.ok(renderTable(r).includes('Frobnicate'));
   assert.ok(renderMarkdown(r).includes('```mermaid'));
 });
 
 test('audit runs shape inference: channel counts after Flatten/Reshape come out without stored shapes', () => {
-  const b = new GB();
-  let h = b.op('Conv', [b.input('x', ['batch', 3, 8, 8]), b.w([6, 3, 3, 3])], undefined, { pads: [1, 1, 1, 1], kernel_shape: [3, 3] });
+  const b = new GraphBuilder();
+  let h = b.op('Conv', [b.input('x', ['batch', 3, 8, 8]), b.init([6, 3, 3, 3])], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] });
   h = b.op('Relu', [h]);
-  h = b.op('Flatten', [b.op('GlobalAveragePool', [h])], undefined, { axis: 1 });
-  b.output(b.op('Sigmoid', [b.op('Gemm', [h, b.w([5, 6])], undefined, { transB: 1 })]));
+  h = b.op('Flatten', [b.op('GlobalAveragePool', [h])], { axis: 1 });
+  b.output(b.op('Sigmoid', [b.op('Gemm', [h, b.init([5, 6])], { transB: 1 })]));
   const r = audit(b.model());
   assert.deepEqual(r.layers.map((l) => [l.kind, l.channelAxis, l.channels]), [['relu', 1, 6], ['sigmoid', 1, 5]]);
   assert.equal(r.summary.macs, 6 * 64 * 27 + 30);

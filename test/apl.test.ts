@@ -1,7 +1,7 @@
 // APL / NAPL on hand-built graphs; every expected value is worked out by hand in the comments.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GB } from './support/graph-builder.js';
+import { GraphBuilder } from '../src/import/graph-builder.js';
 import { Graph, Tensor, type Attr, type Shape } from '../src/import/ir.js';
 import { type PathLengthOptions, type PathLengthResult, pathLength as pathLengthOnly } from '../src/analyze/path-length.js';
 import { census } from '../src/analyze/census.js';
@@ -32,6 +32,10 @@ function pathLength(g: Graph, opts?: PathLengthOptions): PathLengthResult {
   return r;
 }
 
+/** 3×3 conv, padding 1, stride 1, deterministic weights and bias; output shape [1, cout, hw, hw]. */
+function conv3x3(b: GraphBuilder, x: string, cin: number, cout: number, hw: number, group = 1): string {
+  return b.op('Conv', [x, b.init([cout, cin / group, 3, 3]), b.init([cout])], { group, pads: [1, 1, 1, 1], kernel_shape: [3, 3] }, [1, cout, hw, hw]);
+}
 
 const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} ≠ ${b}`);
 const closeAll = (a: number[], b: number[], tol = 1e-12) => {
@@ -40,17 +44,17 @@ const closeAll = (a: number[], b: number[], tol = 1e-12) => {
 };
 
 test("Figure 1: skip around 4 hidden layers of width 4 → 257 paths, APL 256·4/257, NAPL 2", () => {
-  const b = new GB();
+  const b = new GraphBuilder();
   const x = b.input('x', ['batch', 1]);
   // 1→4, 4→4, 4→4, 4→4 each followed by Relu (Gemm and MatMul mixed), then 4→1, added to the skip
-  let h = b.op('Relu', [b.op('Gemm', [x, b.w([4, 1]), b.w([4])], ['batch', 4], { transB: 1 })], ['batch', 4]);
-  h = b.op('Relu', [b.op('MatMul', [h, b.w([4, 4])], ['batch', 4])], ['batch', 4]);
-  h = b.op('Relu', [b.op('Gemm', [h, b.w([4, 4])], ['batch', 4])], ['batch', 4]);
-  h = b.op('Relu', [b.op('MatMul', [h, b.w([4, 4])], ['batch', 4])], ['batch', 4]);
-  const o = b.op('MatMul', [h, b.w([4, 1])], ['batch', 1]);
-  const y = b.op('Add', [o, x], ['batch', 1]);
+  let h = b.op('Relu', [b.op('Gemm', [x, b.init([4, 1]), b.init([4])], { transB: 1 }, ['batch', 4])], {}, ['batch', 4]);
+  h = b.op('Relu', [b.op('MatMul', [h, b.init([4, 4])], {}, ['batch', 4])], {}, ['batch', 4]);
+  h = b.op('Relu', [b.op('Gemm', [h, b.init([4, 4])], {}, ['batch', 4])], {}, ['batch', 4]);
+  h = b.op('Relu', [b.op('MatMul', [h, b.init([4, 4])], {}, ['batch', 4])], {}, ['batch', 4]);
+  const o = b.op('MatMul', [h, b.init([4, 1])], {}, ['batch', 1]);
+  const y = b.op('Add', [o, x], {}, ['batch', 1]);
   b.output(y);
-  const r = pathLength(b.g);
+  const r = pathLength(b.graph);
   // paths: 4·4·4·4 = 256 through the hidden layers, each with 4 nonlinear units, plus 1 skip path with 0
   close(r.outputs[0].logPaths!, Math.log(257));
   close(r.apl, (256 * 4) / 257);
@@ -65,7 +69,7 @@ test("Figure 1: skip around 4 hidden layers of width 4 → 257 paths, APL 256·4
   // every deep path crosses each hidden layer once: 256/257 per layer (uniform), ½ (normalized)
   closeAll(r.layerContributions.map((l) => l.apl), Array(4).fill(256 / 257));
   closeAll(r.layerContributions.map((l) => l.napl), Array(4).fill(0.5));
-  const c = census(b.g);
+  const c = census(b.graph);
   assert.equal(c.layers.length, 4);
   assert.deepEqual(c.layers.map((l) => [l.kind, l.channels, l.channelAxis]), Array(4).fill(['relu', 4, 1]));
   assert.equal(c.merges.length, 1);
@@ -73,18 +77,18 @@ test("Figure 1: skip around 4 hidden layers of width 4 → 257 paths, APL 256·4
 
 /** L conv+act layers, then GlobalAveragePool → Flatten → Gemm. `acts[i]` = slope list for PRelu, or 'relu'. */
 function chain(acts: ('relu' | number[])[]): Graph {
-  const b = new GB();
+  const b = new GraphBuilder();
   let h = b.input('x', ['batch', 3, 8, 8]);
   let cin = 3;
   for (const a of acts) {
-    h = b.conv(h, cin, 4, 8);
+    h = conv3x3(b, h, cin, 4, 8);
     cin = 4;
-    h = a === 'relu' ? b.op('Relu', [h], [1, 4, 8, 8]) : b.op('PRelu', [h, b.w([4, 1, 1], a)], [1, 4, 8, 8]);
+    h = a === 'relu' ? b.op('Relu', [h], {}, [1, 4, 8, 8]) : b.op('PRelu', [h, b.init([4, 1, 1], a)], {}, [1, 4, 8, 8]);
   }
-  h = b.op('GlobalAveragePool', [h], [1, 4, 1, 1]);
-  h = b.op('Flatten', [h], [1, 4], { axis: 1 });
-  b.output(b.op('Gemm', [h, b.w([2, 4]), b.w([2])], [1, 2], { transB: 1 }));
-  return b.g;
+  h = b.op('GlobalAveragePool', [h], {}, [1, 4, 1, 1]);
+  h = b.op('Flatten', [h], { axis: 1 }, [1, 4]);
+  b.output(b.op('Gemm', [h, b.init([2, 4]), b.init([2])], { transB: 1 }, [1, 2]));
+  return b.graph;
 }
 
 test('plain chain of L conv+relu: APL = NAPL = L; linearizing one layer via PRelu slopes = 1 drops both by 1', () => {
@@ -135,15 +139,15 @@ test('ResNet-style block with half the channels of one activation linear', () =>
   // gemm:   N = 4·68 = 272,        E = 42/17,                       En = 2.25
   // fully nonlinear (slopes 0): conv3 E = En = 2; add E = (128+4)/68 = 33/17, En = 1.5; output E = 50/17, En = 2.5
   const build = (slopes: number[]) => {
-    const b = new GB();
+    const b = new GraphBuilder();
     const x = b.input('x', [1, 4, 8, 8]);
-    const r1 = b.op('Relu', [b.conv(x, 4, 4, 8)], [1, 4, 8, 8]);
-    let h = b.op('PRelu', [b.conv(r1, 4, 4, 8), b.w([4, 1, 1], slopes)], [1, 4, 8, 8]);
-    h = b.op('Add', [b.conv(h, 4, 4, 8), r1], [1, 4, 8, 8]);
-    h = b.op('Relu', [h], [1, 4, 8, 8]);
-    h = b.op('Flatten', [b.op('GlobalAveragePool', [h], [1, 4, 1, 1])], [1, 4], { axis: 1 });
-    b.output(b.op('Gemm', [h, b.w([1, 4])], [1, 1], { transB: 1 }));
-    return b.g;
+    const r1 = b.op('Relu', [conv3x3(b, x, 4, 4, 8)], {}, [1, 4, 8, 8]);
+    let h = b.op('PRelu', [conv3x3(b, r1, 4, 4, 8), b.init([4, 1, 1], slopes)], {}, [1, 4, 8, 8]);
+    h = b.op('Add', [conv3x3(b, h, 4, 4, 8), r1], {}, [1, 4, 8, 8]);
+    h = b.op('Relu', [h], {}, [1, 4, 8, 8]);
+    h = b.op('Flatten', [b.op('GlobalAveragePool', [h], {}, [1, 4, 1, 1])], { axis: 1 }, [1, 4]);
+    b.output(b.op('Gemm', [h, b.init([1, 4])], { transB: 1 }, [1, 1]));
+    return b.graph;
   };
   const half = pathLength(build([1, 1, 0, 0]));
   close(half.outputs[0].logPaths!, Math.log(272));
@@ -179,14 +183,14 @@ test('depthwise conv keeps per-channel paths apart', () => {
   // A dense conv in place of the depthwise one would mix: each unit N=4, E=(1·1+3·0)/4=0.25, En=0.5, then
   // ch1 +1 → APL = (4·0.25 + 4·1.25)/8 = 0.75, NAPL = (0.5 + 1.5)/2 = 1.
   const build = (group: number) => {
-    const b = new GB();
+    const b = new GraphBuilder();
     const a = b.input('a', [1, 1, 4, 4]);
     const bb = b.input('b', [1, 3, 4, 4]);
-    let h = b.op('Concat', [a, b.conv(bb, 3, 1, 4)], [1, 2, 4, 4], { axis: 1 });
-    h = b.op('PRelu', [h, b.w([2, 1, 1], [0, 1])], [1, 2, 4, 4]);
-    h = b.conv(h, 2, 2, 4, group);
-    b.output(b.op('PRelu', [h, b.w([2, 1, 1], [1, 0])], [1, 2, 4, 4]));
-    return b.g;
+    let h = b.op('Concat', [a, conv3x3(b, bb, 3, 1, 4)], { axis: 1 }, [1, 2, 4, 4]);
+    h = b.op('PRelu', [h, b.init([2, 1, 1], [0, 1])], {}, [1, 2, 4, 4]);
+    h = conv3x3(b, h, 2, 2, 4, group);
+    b.output(b.op('PRelu', [h, b.init([2, 1, 1], [1, 0])], {}, [1, 2, 4, 4]));
+    return b.graph;
   };
   const dw = pathLength(build(2));
   close(dw.outputs[0].logPaths!, Math.log(4));
@@ -200,11 +204,11 @@ test('depthwise conv keeps per-channel paths apart', () => {
 test('depthwise conv with a channel multiplier: output m reads input channel floor(m/2)', () => {
   // x [1,2,4,4] → PRelu([1, 0]) → ch0 E=0, ch1 E=1 → Conv(W [4,1,3,3], group 2) → ch 0,1 E=0, ch 2,3 E=1
   // → PRelu([0, 0, 1, 1]) → every channel E = 1 → APL = NAPL = 1 (a dense conv would give 0.5 + 0.5 and 0.5 + 0)
-  const b = new GB();
-  let h = b.op('PRelu', [b.input('x', [1, 2, 4, 4]), b.w([2, 1, 1], [1, 0])], [1, 2, 4, 4]);
-  h = b.conv(h, 2, 4, 4, 2);
-  b.output(b.op('PRelu', [h, b.w([4, 1, 1], [0, 0, 1, 1])], [1, 4, 4, 4]));
-  const r = pathLength(b.g);
+  const b = new GraphBuilder();
+  let h = b.op('PRelu', [b.input('x', [1, 2, 4, 4]), b.init([2, 1, 1], [1, 0])], {}, [1, 2, 4, 4]);
+  h = conv3x3(b, h, 2, 4, 4, 2);
+  b.output(b.op('PRelu', [h, b.init([4, 1, 1], [0, 0, 1, 1])], {}, [1, 4, 4, 4]));
+  const r = pathLength(b.graph);
   close(r.apl, 1);
   close(r.napl, 1);
 });
@@ -215,22 +219,22 @@ test('blend form y = s + A ⊙ (x − s) around a GELU erf chain, with A = 1 on 
   // after the first MatMul every unit: N = 4, E = 0. The blend: channels 0 and 1 linear (|A−1| ≤ 0.01),
   // 2 and 3 nonlinear → E = 0, 0, 1, 1. Output MatMul: N = 16, E = En = 0.5 → APL = NAPL = 0.5.
   const build = (A: number[]) => {
-    const b = new GB();
+    const b = new GraphBuilder();
     const sh = [1, 3, 4];
-    const c = (v: number) => b.w([], [v]);
-    let h = b.op('MatMul', [b.input('x', sh), b.w([4, 4])], sh);
-    h = b.op('Add', [b.w([4]), h], sh);
+    const c = (v: number) => b.init([], [v]);
+    let h = b.op('MatMul', [b.input('x', sh), b.init([4, 4])], {}, sh);
+    h = b.op('Add', [b.init([4]), h], {}, sh);
     const x = h;
-    const d = b.op('Div', [x, c(Math.SQRT2)], sh);
-    const e = b.op('Erf', [d], sh);
-    const p = b.op('Add', [e, c(1)], sh);
-    const m = b.op('Mul', [x, p], sh);
-    const s = b.op('Mul', [m, c(0.5)], sh);
-    const sub = b.op('Sub', [x, s], sh);
-    const ma = b.op('Mul', [b.w([4], A), sub], sh);
-    const y = b.op('Add', [ma, s], sh);
-    b.output(b.op('MatMul', [y, b.w([4, 2])], [1, 3, 2]));
-    return b.g;
+    const d = b.op('Div', [x, c(Math.SQRT2)], {}, sh);
+    const e = b.op('Erf', [d], {}, sh);
+    const p = b.op('Add', [e, c(1)], {}, sh);
+    const m = b.op('Mul', [x, p], {}, sh);
+    const s = b.op('Mul', [m, c(0.5)], {}, sh);
+    const sub = b.op('Sub', [x, s], {}, sh);
+    const ma = b.op('Mul', [b.init([4], A), sub], {}, sh);
+    const y = b.op('Add', [ma, s], {}, sh);
+    b.output(b.op('MatMul', [y, b.init([4, 2])], {}, [1, 3, 2]));
+    return b.graph;
   };
   const g = build([1, 0.995, 0.5, 0]);
   const r = pathLength(g);
@@ -254,21 +258,21 @@ test('blend form y = s + A ⊙ (x − s) around a GELU erf chain, with A = 1 on 
 test('squeeze-excite gate: the gating Mul merges features and gate like an Add and counts as another nonlinear op', () => {
   // f = Relu(Conv(x 2→2)): N=2, E=1. gate: GAP(f) → Conv 2→1 (N=4, E=1) → Relu (E=2) → Conv 1→2 (N=4, E=2)
   // → Sigmoid (E=3). y = Mul(f, gate): N = 2 + 4 = 6, E = (2·1 + 4·3)/6 = 7/3, En = (1 + 3)/2 = 2; O = On = 1.
-  const b = new GB();
-  const f = b.op('Relu', [b.conv(b.input('x', [1, 2, 4, 4]), 2, 2, 4)], [1, 2, 4, 4]);
-  let gt = b.op('GlobalAveragePool', [f], [1, 2, 1, 1]);
-  gt = b.op('Relu', [b.op('Conv', [gt, b.w([1, 2, 1, 1])], [1, 1, 1, 1])], [1, 1, 1, 1]);
-  gt = b.op('Sigmoid', [b.op('Conv', [gt, b.w([2, 1, 1, 1])], [1, 2, 1, 1])], [1, 2, 1, 1]);
-  b.output(b.op('Mul', [f, gt], [1, 2, 4, 4]));
-  const r = pathLength(b.g);
+  const b = new GraphBuilder();
+  const f = b.op('Relu', [conv3x3(b, b.input('x', [1, 2, 4, 4]), 2, 2, 4)], {}, [1, 2, 4, 4]);
+  let gt = b.op('GlobalAveragePool', [f], {}, [1, 2, 1, 1]);
+  gt = b.op('Relu', [b.op('Conv', [gt, b.init([1, 2, 1, 1])], {}, [1, 1, 1, 1])], {}, [1, 1, 1, 1]);
+  gt = b.op('Sigmoid', [b.op('Conv', [gt, b.init([2, 1, 1, 1])], {}, [1, 2, 1, 1])], {}, [1, 2, 1, 1]);
+  b.output(b.op('Mul', [f, gt], {}, [1, 2, 4, 4]));
+  const r = pathLength(b.graph);
   close(r.apl, 7 / 3);
   close(r.napl, 2);
   close(r.otherNonlinear.apl, 1);
   close(r.otherNonlinear.napl, 1);
-  const withOther = pathLength(b.g, { countOtherNonlinear: true });
+  const withOther = pathLength(b.graph, { countOtherNonlinear: true });
   close(withOther.apl, 7 / 3 + 1);
   close(withOther.napl, 3);
-  const c = census(b.g);
+  const c = census(b.graph);
   const gate = c.layers.find((l) => l.kind === 'sigmoid')!;
   assert.equal(gate.isGate, true);
   assert.equal(gate.channels, 2);
@@ -282,26 +286,26 @@ test('attention: MatMul of two activations merges its operands; heads are follow
   // (channels 0,1 nonlinear) → out = MatMul 4→1: N = 4·20 = 80, E = En = 0.5.
   // Other nonlinear ops per path: the v path (N 4 of 20 per unit) crosses 1 (A·V), the q/k paths 3
   // (q·kᵀ, Softmax, A·V) → O = (16·3 + 4·1)/20 = 2.6, On = (3 + 1)/2 = 2.
-  const b = new GB();
+  const b = new GraphBuilder();
   const x = b.input('x', [1, 2, 4]);
-  const proj = () => b.op('MatMul', [x, b.w([4, 4])], [1, 2, 4]);
+  const proj = () => b.op('MatMul', [x, b.init([4, 4])], {}, [1, 2, 4]);
   const heads = (t: string, perm: number[], shape: number[]) =>
-    b.op('Transpose', [b.op('Reshape', [t, b.i64([1, 2, 2, 2])], [1, 2, 2, 2])], shape, { perm });
+    b.op('Transpose', [b.op('Reshape', [t, b.initI64([1, 2, 2, 2])], {}, [1, 2, 2, 2])], { perm }, shape);
   const q = heads(proj(), [0, 2, 1, 3], [1, 2, 2, 2]);
   const k = heads(proj(), [0, 2, 3, 1], [1, 2, 2, 2]);
   const v = heads(proj(), [0, 2, 1, 3], [1, 2, 2, 2]);
-  const a = b.op('Softmax', [b.op('MatMul', [q, k], [1, 2, 2, 2])], [1, 2, 2, 2], { axis: -1 });
-  let h = b.op('MatMul', [a, v], [1, 2, 2, 2]);
-  h = b.op('Reshape', [b.op('Transpose', [h], [1, 2, 2, 2], { perm: [0, 2, 1, 3] }), b.i64([1, 2, 4])], [1, 2, 4]);
-  h = b.op('PRelu', [h, b.w([4], [0, 0, 1, 1])], [1, 2, 4]);
-  b.output(b.op('MatMul', [h, b.w([4, 1])], [1, 2, 1]));
-  const r = pathLength(b.g);
+  const a = b.op('Softmax', [b.op('MatMul', [q, k], {}, [1, 2, 2, 2])], { axis: -1 }, [1, 2, 2, 2]);
+  let h = b.op('MatMul', [a, v], {}, [1, 2, 2, 2]);
+  h = b.op('Reshape', [b.op('Transpose', [h], { perm: [0, 2, 1, 3] }, [1, 2, 2, 2]), b.initI64([1, 2, 4])], {}, [1, 2, 4]);
+  h = b.op('PRelu', [h, b.init([4], [0, 0, 1, 1])], {}, [1, 2, 4]);
+  b.output(b.op('MatMul', [h, b.init([4, 1])], {}, [1, 2, 1]));
+  const r = pathLength(b.graph);
   close(r.outputs[0].logPaths!, Math.log(80));
   close(r.apl, 0.5);
   close(r.napl, 0.5);
   close(r.otherNonlinear.apl, 2.6);
   close(r.otherNonlinear.napl, 2);
-  const c = census(b.g);
+  const c = census(b.graph);
   assert.deepEqual(c.otherNonlinear.map((o) => o.kind), ['activation_matmul', 'softmax', 'activation_matmul']);
   assert.equal(c.layers[0].channelAxis, 2);
   assert.deepEqual(c.warnings, []);
@@ -309,12 +313,12 @@ test('attention: MatMul of two activations merges its operands; heads are follow
 
 test('several outputs are reported separately; the headline is the first', () => {
   // y1 = Relu(Relu(x·W)) → APL = NAPL = 2; y2 = x·W → 0
-  const b = new GB();
+  const b = new GraphBuilder();
   const x = b.input('x', [1, 3]);
-  const h = b.op('MatMul', [x, b.w([3, 3])], [1, 3]);
-  b.output(b.op('Relu', [b.op('Relu', [h], [1, 3])], [1, 3]));
+  const h = b.op('MatMul', [x, b.init([3, 3])], {}, [1, 3]);
+  b.output(b.op('Relu', [b.op('Relu', [h], {}, [1, 3])], {}, [1, 3]));
   b.output(h);
-  const r = pathLength(b.g);
+  const r = pathLength(b.graph);
   assert.equal(r.outputs.length, 2);
   close(r.napl, 2);
   close(r.outputs[1].napl, 0);
@@ -328,13 +332,13 @@ test('distribution and contributions through a concat of branches with different
   // Normalized (units of c uniform): {0: ¼, 1: ½, 2: ¼}, mean 1.
   // Contributions: Relu: the 4 paths through h (4/6), normalized ½; PRelu: channels 0 and 2 (2 + 1 paths: 3/6),
   // normalized 2/4.
-  const b = new GB();
+  const b = new GraphBuilder();
   const x = b.input('x', [1, 2]);
-  const h = b.op('Relu', [b.op('MatMul', [x, b.w([2, 2])], [1, 2])], [1, 2]);
-  let c = b.op('Concat', [h, x], [1, 4], { axis: 1 });
-  c = b.op('PRelu', [c, b.w([4], [0, 1, 0, 1])], [1, 4]);
-  b.output(b.op('MatMul', [c, b.w([4, 1])], [1, 1]));
-  const r = pathLength(b.g);
+  const h = b.op('Relu', [b.op('MatMul', [x, b.init([2, 2])], {}, [1, 2])], {}, [1, 2]);
+  let c = b.op('Concat', [h, x], { axis: 1 }, [1, 4]);
+  c = b.op('PRelu', [c, b.init([4], [0, 1, 0, 1])], {}, [1, 4]);
+  b.output(b.op('MatMul', [c, b.init([4, 1])], {}, [1, 1]));
+  const r = pathLength(b.graph);
   close(r.outputs[0].logPaths!, Math.log(6));
   close(r.apl, 7 / 6);
   close(r.napl, 1);
@@ -345,11 +349,11 @@ test('distribution and contributions through a concat of branches with different
 });
 
 test('an output that no path reaches: empty distribution, zero contributions', () => {
-  const b = new GB();
+  const b = new GraphBuilder();
   const x = b.input('x', [1, 2]);
-  b.output(b.op('Relu', [b.op('Shape', [x], [2])], [2]));
-  b.output(b.op('Relu', [x], [1, 2]));
-  const r = pathLength(b.g);
+  b.output(b.op('Relu', [b.op('Shape', [x], {}, [2])], {}, [2]));
+  b.output(b.op('Relu', [x], {}, [1, 2]));
+  const r = pathLength(b.graph);
   assert.equal(r.outputs[0].dependsOnInput, false);
   assert.deepEqual(r.outputs[0].distribution, { apl: [], napl: [] });
   assert.deepEqual(r.layerContributions, [{ apl: 0, napl: 0 }, { apl: 0, napl: 0 }]);
