@@ -4,35 +4,36 @@ import assert from 'node:assert/strict';
 import { absorbResidual, absorbResidualPass } from '../src/export/absorb-residual.js';
 import { mergeConv } from '../src/export/merge-conv.js';
 import { deadCode } from '../src/export/dead-code.js';
-import { Builder, count, foldAndCompare, shapesCtx } from './support/fold.js';
+import { GraphBuilder } from '../src/import/graph-builder.js';
+import { count, foldAndCompare, shapesCtx } from './support/fold.js';
 
 test('x + Conv3×3(x) (same padding) → one conv with the identity at the kernel centre', async () => {
   for (const group of [1, 4]) {
-    const b = new Builder();
+    const b = new GraphBuilder({ opset: 13 });
     const x = b.input('x', ['batch', 4, 8, 8]);
-    const m = b.model(b.node('Add', [x, b.conv(x, 4, 4, 3, { pad: 1, group })]));
+    const m = b.output(b.op('Add', [x, b.conv(x, 4, 4, 3, { pad: 1, group })])).model();
     const { model } = await foldAndCompare(m, (f) => absorbResidual(f.graph));
     assert.deepEqual(model.graph.nodes.map((n) => n.opType), ['Conv']);
   }
 });
 
 test('x + Gemm(x), x + (MatMul(x) + b) on 3-D input → one layer', async () => {
-  let b = new Builder();
+  let b = new GraphBuilder({ opset: 13 });
   let x = b.input('x', ['batch', 6]);
-  let m = b.model(b.node('Add', [b.gemm(x, 6, 6, { transB: true, alpha: 0.5, beta: 2 }), x]));
+  let m = b.output(b.op('Add', [b.gemm(x, 6, 6, { transB: true, alpha: 0.5, beta: 2 }), x])).model();
   let r = await foldAndCompare(m, (f) => absorbResidual(f.graph));
   assert.deepEqual(r.model.graph.nodes.map((n) => n.opType), ['Gemm']);
-  b = new Builder();
+  b = new GraphBuilder({ opset: 13 });
   x = b.input('x', ['batch', 3, 6]);
-  m = b.model(b.node('Add', [x, b.matmul(x, 6, 6)]));
+  m = b.output(b.op('Add', [x, b.matmul(x, 6, 6)])).model();
   r = await foldAndCompare(m, async (f) => absorbResidual(f.graph, await shapesCtx(f)));
   assert.deepEqual(r.model.graph.nodes.map((n) => n.opType), ['MatMul', 'Add']);
 });
 
 test('a residual block x + Conv(Conv1×1(x)) folds to one conv after merging', async () => {
-  const b = new Builder();
+  const b = new GraphBuilder({ opset: 13 });
   const x = b.input('x', ['batch', 4, 8, 8]);
-  const m = b.model(b.node('Add', [x, b.conv(b.conv(x, 4, 6, 1), 6, 4, 3, { pad: 1 })]));
+  const m = b.output(b.op('Add', [x, b.conv(b.conv(x, 4, 6, 1), 6, 4, 3, { pad: 1 })])).model();
   const { model } = await foldAndCompare(m, async (f) => {
     const ctx = await shapesCtx(f);
     mergeConv(f.graph, ctx);
@@ -44,18 +45,18 @@ test('a residual block x + Conv(Conv1×1(x)) folds to one conv after merging', a
 });
 
 test('strided, channel-changing or non-"same" layers are refused', async () => {
-  const b = new Builder();
+  const b = new GraphBuilder({ opset: 13 });
   const x = b.input('x', ['batch', 4, 8, 8]);
-  const y = b.node('Add', [x, b.conv(x, 4, 4, 3, { pad: [1, 1, 1, 1], stride: 1, bias: true, group: 1, dilation: 1 })]);
-  const z = b.node('Add', [y, b.conv(y, 4, 4, 3, { pad: [0, 0, 2, 2] })]);
-  const m = b.model(z);
+  const y = b.op('Add', [x, b.conv(x, 4, 4, 3, { pad: [1, 1, 1, 1], stride: 1, bias: true, group: 1, dilation: 1 })]);
+  const z = b.op('Add', [y, b.conv(y, 4, 4, 3, { pad: [0, 0, 2, 2] })]);
+  const m = b.output(z).model();
   const cands = absorbResidualPass.candidates(m.graph, await shapesCtx(m));
   assert.ok(cands.some((c) => c.apply));
   // pads [0,0,2,2]: the identity tap is at offset 0 — still exact (begin pad 0 → tap 0)
   const r = await foldAndCompare(m, (f) => absorbResidual(f.graph));
   assert.equal(count(r.model, 'Add'), 0);
-  const b2 = new Builder();
+  const b2 = new GraphBuilder({ opset: 13 });
   const x2 = b2.input('x', ['batch', 4, 8, 8]);
-  const m2 = b2.model(b2.node('Add', [x2, b2.conv(x2, 4, 4, 3)]));
+  const m2 = b2.output(b2.op('Add', [x2, b2.conv(x2, 4, 4, 3)])).model();
   assert.equal(absorbResidualPass.candidates(m2.graph, await shapesCtx(m2))[0].apply, undefined);
 });

@@ -3,14 +3,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attrInt, attrInts } from '../src/import/ir.js';
 import { mergeConv, mergeConvPass } from '../src/export/merge-conv.js';
-import { Builder, count, foldAndCompare, shapesCtx } from './support/fold.js';
+import { GraphBuilder } from '../src/import/graph-builder.js';
+import { count, foldAndCompare, shapesCtx } from './support/fold.js';
 
 const convOf = (m: { graph: { nodes: { opType: string }[] } }) => m.graph.nodes.find((n) => n.opType === 'Conv') as Parameters<typeof attrInts>[0];
 
-async function mergeChain(build: (b: Builder, x: string) => string, shape = [1, 4, 12, 12]) {
-  const b = new Builder();
+async function mergeChain(build: (b: GraphBuilder, x: string) => string, shape = [1, 4, 12, 12]) {
+  const b = new GraphBuilder({ opset: 13 });
   const x = b.input('x', ['batch', ...shape.slice(1)]);
-  const m = b.model(build(b, x));
+  const m = b.output(build(b, x)).model();
   const ctx = await shapesCtx(m);
   return foldAndCompare(m, (f) => mergeConv(f.graph, ctx));
 }
@@ -46,9 +47,9 @@ test('padded first conv (3×3 pad 1) ∘ unpadded 3×3 → one conv, exact at th
 
 test('3×3 pad 1 ∘ 3×3 pad 1 is refused: the padding ring of the second conv sees real pixels', async () => {
   for (const stride of [1, 2]) {
-    const b = new Builder();
+    const b = new GraphBuilder({ opset: 13 });
     const x = b.input('x', ['batch', 4, 12, 12]);
-    const m = b.model(b.conv(b.conv(x, 4, 6, 3, { pad: 1, stride }), 6, 5, 3, { pad: 1 }));
+    const m = b.output(b.conv(b.conv(x, 4, 6, 3, { pad: 1, stride }), 6, 5, 3, { pad: 1 })).model();
     const ctx = await shapesCtx(m);
     const cands = mergeConvPass.candidates(m.graph, ctx);
     assert.equal(cands.length, 1);
@@ -110,10 +111,10 @@ test('bottleneck 1×1 → 3×3 pad 1 → 1×1 folds to one conv (+ bias map) at 
 });
 
 test('a conv whose output has another reader is not merged', async () => {
-  const b = new Builder();
+  const b = new GraphBuilder({ opset: 13 });
   const x = b.input('x', ['batch', 4, 8, 8]);
   const y = b.conv(x, 4, 4, 3);
-  const m = b.model(b.conv(y, 4, 4, 3), y);
+  const m = b.output(b.conv(y, 4, 4, 3)).output(y).model();
   const c = mergeConvPass.candidates(m.graph, await shapesCtx(m));
   assert.match(c[0].refused!, /other readers/);
 });
@@ -125,7 +126,7 @@ test('random conv pairs (kernel, stride, dilation, asymmetric pads, groups, 1-D/
   let merged = 0, refused = 0;
   for (let t = 0, n = Number(process.env.LINFOLD_FUZZ ?? 60); t < n; t++) {
     const r = pick([1, 2]);
-    const b = new Builder(t);
+    const b = new GraphBuilder({ seed: t, opset: 13 });
     const size = pick([9, 10, 13, 16]);
     const x = b.input('x', ['batch', 4, ...new Array(r).fill(size)]);
     const conv = (inp: string, cin: number, cout: number) => {
@@ -135,14 +136,14 @@ test('random conv pairs (kernel, stride, dilation, asymmetric pads, groups, 1-D/
       const group = pick([1, 1, 2, cin === cout ? cin : 1]);
       const pb = Array.from({ length: r }, () => pick([0, 0, 1, 2].filter((p) => p < (k - 1) * d + 1)));
       const pe = Array.from({ length: r }, () => pick([0, 0, 1].filter((p) => p < (k - 1) * d + 1)));
-      const w = b.weight([cout, cin / group, ...new Array(r).fill(k)], 0.3);
-      return b.node('Conv', [inp, w, ...(rand() < 0.8 ? [b.weight([cout], 0.5)] : [])], {
+      const w = b.normal([cout, cin / group, ...new Array(r).fill(k)], 0.3);
+      return b.op('Conv', [inp, w, ...(rand() < 0.8 ? [b.normal([cout], 0.5)] : [])], {
         kernel_shape: { type: 'ints', value: new Array(r).fill(k) }, strides: { type: 'ints', value: new Array(r).fill(s) },
         dilations: { type: 'ints', value: new Array(r).fill(d) }, pads: { type: 'ints', value: [...pb, ...pe] }, group: { type: 'int', value: group },
       });
     };
     const c2 = pick([2, 4, 6]);
-    const m = b.model(conv(conv(x, 4, 4), 4, c2));
+    const m = b.output(conv(conv(x, 4, 4), 4, c2)).model();
     let ctx;
     try {
       ctx = await shapesCtx(m);

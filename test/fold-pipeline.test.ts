@@ -9,20 +9,21 @@ import { renderFoldMarkdown } from '../src/export/report.js';
 import { saveModel, loadModel } from '../src/import/onnx-io.js';
 import { ortSession } from '../src/import/ort.js';
 import { LinfoldError } from '../src/errors.js';
-import { Builder, count } from './support/fold.js';
+import { GraphBuilder } from '../src/import/graph-builder.js';
+import { count } from './support/fold.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'linfold-fold-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
 /** conv3×3 → PRelu(1) → conv3×3 → PRelu(1) → conv3×3, no padding, 4 channels, 20×20 input. */
 function plainChain(slope = 1) {
-  const b = new Builder();
+  const b = new GraphBuilder({ opset: 13 });
   const x = b.input('x', ['batch', 4, 20, 20]);
   let y = b.conv(x, 4, 4, 3);
   y = b.prelu(y, [slope, slope, slope, slope]);
   y = b.conv(y, 4, 4, 3);
   y = b.prelu(y, [slope, slope, slope, slope]);
-  return b.model(b.conv(y, 4, 4, 3));
+  return b.output(b.conv(y, 4, 4, 3)).model();
 }
 
 test('depth objective: a linear chain of three 3×3 convs becomes one 7×7 conv', async () => {
@@ -53,11 +54,11 @@ test('macs objective: the same chain keeps its convs (merging would raise MACs) 
 });
 
 test('macs objective with lookahead: an inverted-residual block (expand → dw → project, + x) folds to one conv', async () => {
-  const b = new Builder();
+  const b = new GraphBuilder({ opset: 13 });
   const x = b.input('x', ['batch', 8, 10, 10]);
   let h = b.prelu(b.conv(x, 8, 32, 1), new Array(32).fill(1));
   h = b.prelu(b.conv(h, 32, 32, 3, { pad: 1, group: 32 }), new Array(32).fill(1));
-  const m = b.model(b.node('Add', [x, b.conv(h, 32, 8, 1)]));
+  const m = b.output(b.op('Add', [x, b.conv(h, 32, 8, 1)])).model();
   // per pixel: 8·32 + 32·9 + 32·8 = 800 MACs; expand∘dw alone (dense 3×3 8→32: 2304) raises them,
   // expand∘dw∘project (dense 3×3 8→8: 576) lowers them
   const { model, report } = await fold(m, { objective: 'macs', latencyRuns: 0 });
@@ -88,12 +89,12 @@ test("verify: 'final' finds the same bad fold by refolding with per-rewrite veri
 });
 
 test('BN, Gemm chain and residual in one pipeline run; given data is verified too', async () => {
-  const b = new Builder();
+  const b = new GraphBuilder({ opset: 13 });
   const x = b.input('x', ['batch', 6]);
-  const bn = b.node('BatchNormalization', [x, b.weight([6], 0.3, 1), b.weight([6]), b.weight([6]), b.weight([6], 0.1, 1)]);
+  const bn = b.op('BatchNormalization', [x, b.normal([6], 0.3, 1), b.normal([6], 0.3), b.normal([6], 0.3), b.normal([6], 0.1, 1)]);
   const h = b.gemm(bn, 6, 16);
   const y = b.gemm(b.prelu(h, new Array(16).fill(1), [16]), 16, 6);
-  const m = b.model(b.node('Add', [bn, y]));
+  const m = b.output(b.op('Add', [bn, y])).model();
   const data = { x: (await import('../src/import/tensor.js')).Tensor.f32('x', [3, 6], Array.from({ length: 18 }, (_, i) => i - 9)) };
   const { model, report } = await fold(m, { objective: 'depth', data, latencyRuns: 0 });
   // round 1: BN → next Gemm is blocked (BN's output also feeds the residual); Gemm∘Gemm → one 6×6 Gemm;

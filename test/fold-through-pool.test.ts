@@ -7,33 +7,34 @@ import { fold } from '../src/export/pipeline.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { Tensor } from '../src/import/tensor.js';
 import type { Model } from '../src/import/ir.js';
-import { Builder, count, foldAndCompare, shapesCtx } from './support/fold.js';
+import { GraphBuilder } from '../src/import/graph-builder.js';
+import { count, foldAndCompare, shapesCtx } from './support/fold.js';
 
 const ops = (m: Model) => m.graph.nodes.map((n) => n.opType);
-const head = (b: Builder, y: string, c: number, o: { transB?: boolean; matmul?: boolean } = {}) => {
-  const f = b.node('Flatten', [b.node('GlobalAveragePool', [y])], { axis: { type: 'int', value: 1 } });
+const head = (b: GraphBuilder, y: string, c: number, o: { transB?: boolean; matmul?: boolean } = {}) => {
+  const f = b.op('Flatten', [b.op('GlobalAveragePool', [y])], { axis: { type: 'int', value: 1 } });
   return o.matmul ? b.matmul(f, c, 10) : b.gemm(f, c, 10, { transB: o.transB ?? true });
 };
 const weightDims = (m: Model, op: string) => m.graph.initializers.get(m.graph.nodes.find((n) => n.opType === op)!.inputs[1])!.dims;
 
 test('Conv 1×1 → GAP → Flatten → Gemm: the conv moves behind the pool and merges into the Gemm', async () => {
-  const b = new Builder();
+  const b = new GraphBuilder({ opset: 13 });
   const x = b.input('x', ['batch', 8, 7, 7]);
-  const m = b.model(head(b, b.conv(x, 8, 32, 1), 32));
+  const m = b.output(head(b, b.conv(x, 8, 32, 1), 32)).model();
   const { model } = await foldAndCompare(m, async (f) => foldThroughPool(f.graph, await shapesCtx(f)));
   assert.deepEqual(ops(model), ['GlobalAveragePool', 'Flatten', 'Gemm']);
   assert.deepEqual(weightDims(model, 'Gemm'), [8, 10]);
 });
 
 test('a chain: 3×3 conv → 1×1 conv → BatchNormalization → Mul (per channel) → Add (bias map) → pool; stops at the 3×3 and says why', async () => {
-  const b = new Builder();
+  const b = new GraphBuilder({ opset: 13 });
   const x = b.input('x', ['batch', 3, 9, 9]);
   const c3 = b.conv(x, 3, 6, 3, { pad: 1 });
   let y = b.conv(c3, 6, 12, 1);
-  y = b.node('BatchNormalization', [y, b.weight([12], 0.3, 1), b.weight([12]), b.weight([12]), b.weight([12], 0.1, 1)]);
-  y = b.node('Mul', [y, b.weight([12, 1, 1], 0.5, 1)]);
-  y = b.node('Add', [b.weight([12, 9, 9]), y]);
-  const m = b.model(head(b, y, 12));
+  y = b.op('BatchNormalization', [y, b.normal([12], 0.3, 1), b.normal([12], 0.3), b.normal([12], 0.3), b.normal([12], 0.1, 1)]);
+  y = b.op('Mul', [y, b.normal([12, 1, 1], 0.5, 1)]);
+  y = b.op('Add', [b.normal([12, 9, 9], 0.3), y]);
+  const m = b.output(head(b, y, 12)).model();
   const { model } = await foldAndCompare(m, async (f) => foldThroughPool(f.graph, await shapesCtx(f)));
   assert.deepEqual(ops(model), ['Conv', 'GlobalAveragePool', 'Flatten', 'Gemm']);
   assert.deepEqual(weightDims(model, 'Gemm'), [6, 10]);
@@ -44,11 +45,11 @@ test('a chain: 3×3 conv → 1×1 conv → BatchNormalization → Mul (per chann
 });
 
 test('zero-padded and depthwise 1×1 convs fold exactly (the padded ring holds only the bias); MatMul + Add after the Flatten', async () => {
-  const b = new Builder();
+  const b = new GraphBuilder({ opset: 13 });
   const x = b.input('x', ['batch', 4, 5, 6]);
   let y = b.conv(x, 4, 4, 1, { pad: [1, 2, 0, 1] });
   y = b.conv(y, 4, 8, 1, { group: 4 });
-  const m = b.model(head(b, y, 8, { matmul: true }));
+  const m = b.output(head(b, y, 8, { matmul: true })).model();
   const { model } = await foldAndCompare(m, async (f) => foldThroughPool(f.graph, await shapesCtx(f)));
   assert.deepEqual(ops(model), ['GlobalAveragePool', 'Flatten', 'Gemm']);
   assert.deepEqual(weightDims(model, 'Gemm'), [4, 10]);
@@ -56,14 +57,14 @@ test('zero-padded and depthwise 1×1 convs fold exactly (the padded ring holds o
 
 test('a residual before the pool: x + conv1×1(x), and convA(x) + convB(x), fold into the Gemm', async () => {
   for (const form of ['skip', 'two-branch', 'add-self'] as const) {
-    const b = new Builder();
+    const b = new GraphBuilder({ opset: 13 });
     const inp = b.input('x', ['batch', 3, 8, 8]);
     const x = b.conv(inp, 3, 6, 3, { pad: 1 });
-    const y = form === 'skip' ? b.node('Add', [x, b.conv(x, 6, 6, 1)])
-      : form === 'two-branch' ? b.node('Add', [b.conv(x, 6, 12, 1), b.node('BatchNormalization', [b.conv(x, 6, 12, 1), b.weight([12], 0.3, 1), b.weight([12]), b.weight([12]), b.weight([12], 0.1, 1)])])
-      : b.node('Add', [x, x]);
+    const y = form === 'skip' ? b.op('Add', [x, b.conv(x, 6, 6, 1)])
+      : form === 'two-branch' ? b.op('Add', [b.conv(x, 6, 12, 1), b.op('BatchNormalization', [b.conv(x, 6, 12, 1), b.normal([12], 0.3, 1), b.normal([12], 0.3), b.normal([12], 0.3), b.normal([12], 0.1, 1)])])
+      : b.op('Add', [x, x]);
     const c = form === 'two-branch' ? 12 : 6;
-    const m = b.model(head(b, y, c));
+    const m = b.output(head(b, y, c)).model();
     const { model } = await foldAndCompare(m, async (f) => foldThroughPool(f.graph, await shapesCtx(f)));
     assert.deepEqual(ops(model), ['Conv', 'GlobalAveragePool', 'Flatten', 'Gemm'], form);
     assert.deepEqual(weightDims(model, 'Gemm'), [6, 10], form);
@@ -72,12 +73,12 @@ test('a residual before the pool: x + conv1×1(x), and convA(x) + convB(x), fold
 
 test('where to cut: behind a conv merge-conv can take, at the fewest channels; behind a nonlinearity, everything', async () => {
   for (const act of [false, true]) {
-    const b = new Builder();
+    const b = new GraphBuilder({ opset: 13 });
     const x = b.input('x', ['batch', 4, 8, 8]);
     let y = b.conv(x, 4, 8, 3, { pad: 1 });
-    if (act) y = b.node('Relu', [y]);
+    if (act) y = b.op('Relu', [y]);
     y = b.conv(b.conv(y, 8, 2, 1), 2, 16, 1);
-    const m = b.model(head(b, y, 16));
+    const m = b.output(head(b, y, 16)).model();
     const { model } = await foldAndCompare(m, async (f) => foldThroughPool(f.graph, await shapesCtx(f)));
     // 3×3 → 1×1 (8→2) → 1×1 (2→16): only the last goes (the 3×3 then merges with the 8→2 into a 3×3 4→2);
     // after a Relu nothing can merge with the 1×1s, so both go
@@ -87,35 +88,35 @@ test('where to cut: behind a conv merge-conv can take, at the fewest channels; b
 });
 
 test('refused: a strided 1×1 conv, a Mul that varies over positions, a residual whose branches do not meet', async () => {
-  let b = new Builder();
+  let b = new GraphBuilder({ opset: 13 });
   let x = b.input('x', ['batch', 4, 8, 8]);
-  let m = b.model(head(b, b.conv(x, 4, 8, 1, { stride: 2 }), 8));
+  let m = b.output(head(b, b.conv(x, 4, 8, 1, { stride: 2 }), 8)).model();
   let c = foldThroughPoolPass.candidates(m.graph, await shapesCtx(m));
   assert.match(c[0].refused!, /stride 2×2: it keeps every 2×2-th position/);
-  b = new Builder();
+  b = new GraphBuilder({ opset: 13 });
   x = b.input('x', ['batch', 4, 8, 8]);
-  m = b.model(head(b, b.node('Mul', [b.conv(x, 4, 4, 3, { pad: 1 }), b.weight([1, 8, 8])]), 4));
+  m = b.output(head(b, b.op('Mul', [b.conv(x, 4, 4, 3, { pad: 1 }), b.normal([1, 8, 8], 0.3)]), 4)).model();
   c = foldThroughPoolPass.candidates(m.graph, await shapesCtx(m));
   assert.match(c[0].refused!, /varies over positions/);
-  b = new Builder();
+  b = new GraphBuilder({ opset: 13 });
   x = b.input('x', ['batch', 4, 8, 8]);
-  m = b.model(head(b, b.node('Add', [b.conv(x, 4, 4, 3, { pad: 1 }), b.conv(x, 4, 4, 1)]), 4));
+  m = b.output(head(b, b.op('Add', [b.conv(x, 4, 4, 3, { pad: 1 }), b.conv(x, 4, 4, 1)]), 4)).model();
   c = foldThroughPoolPass.candidates(m.graph, await shapesCtx(m));
   assert.match(c[0].refused!, /residual Add .* branches are not pointwise linear maps of one tensor \(Conv .* 3×3/);
   // the pooled features also read elsewhere: nothing moves
-  b = new Builder();
+  b = new GraphBuilder({ opset: 13 });
   x = b.input('x', ['batch', 4, 8, 8]);
   const y = b.conv(x, 4, 4, 1);
-  m = b.model(head(b, y, 4), y);
+  m = b.output(head(b, y, 4)).output(y).model();
   assert.equal(foldThroughPoolPass.candidates(m.graph, await shapesCtx(m)).length, 0);
 });
 
 test('pipeline (depth): linearized head conv → pool → Gemm loses a layer; MACs drop', async () => {
-  const b = new Builder();
+  const b = new GraphBuilder({ opset: 13 });
   const x = b.input('x', ['batch', 3, 12, 12]);
   let y = b.prelu(b.conv(x, 3, 16, 3, { pad: 1 }), new Array(16).fill(0));
   y = b.prelu(b.conv(y, 16, 64, 1), new Array(64).fill(1));
-  const m = b.model(head(b, y, 64));
+  const m = b.output(head(b, y, 64)).model();
   const { model, report } = await fold(m, { objective: 'depth', latencyRuns: 0 });
   assert.deepEqual(ops(model), ['Conv', 'Relu', 'GlobalAveragePool', 'Flatten', 'Gemm']);
   assert.equal(report.before.depth, 3);
