@@ -156,6 +156,23 @@ describe("linfold's JS kernels (wasm-kernels.ts) vs tfjs ops on cpu", () => {
       assert.ok(maxRel(results[1], ref) < 1e-6, `wasm im2col ${what}`);
     }
   });
+
+  test('Sum over leading axes (bias gradients) on random shapes', async () => {
+    const r = seededDraws(29);
+    const pick = <T>(xs: T[]) => xs[Math.floor(r.uniform() * xs.length)];
+    for (let k = 0; k < 16; k++) {
+      const shape = Array.from({ length: pick([2, 3, 4]) }, () => pick([1, 2, 3, 5, 7]));
+      const axes = Array.from({ length: pick([1, shape.length - 1]) }, (_, a) => a);
+      const keepDims = r.uniform() < 0.5;
+      const xv = rnd.normals(shape.reduce((a, b) => a * b, 1));
+      const results: Float32Array[] = [];
+      for (const backend of ['cpu', 'wasm'] as const) {
+        await useBackend(backend);
+        results.push(tf.tidy(() => tf.sum(tf.tensor(xv, shape), axes, keepDims).dataSync() as Float32Array));
+      }
+      assert.ok(maxRel(results[1], results[0]) < 1e-5, `sum ${shape} over ${axes}`);
+    }
+  });
 });
 
 describe('pooling gradients: wasm vs cpu built-ins', () => {
