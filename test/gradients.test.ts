@@ -9,6 +9,7 @@ import {
   originalGradient, conv2dInputGrad, conv2dFilterGrad, depthwiseInputGrad, depthwiseFilterGrad,
 } from '../src/import/tfjs/gradients.js';
 import { dilateAxes } from '../src/import/tfjs/conv-util.js';
+import { im2colTransposed } from '../src/import/tfjs/wasm-kernels.js';
 import { compile } from '../src/import/tfjs/executor.js';
 import { GraphBuilder, attr, seededDraws } from '../src/import/graph-builder.js';
 import { loadModel } from '../src/import/onnx-io.js';
@@ -113,6 +114,65 @@ describe('conv gradients vs tfjs built-ins', () => {
       }
     });
   }
+});
+
+describe("linfold's JS kernels (wasm-kernels.ts) vs tfjs ops on cpu", () => {
+  test('transposed im2col on random geometries (strides, dilations, pads) vs a one-hot convolution', async () => {
+    const r = seededDraws(23);
+    const pick = <T>(xs: T[]) => xs[Math.floor(r.uniform() * xs.length)];
+    for (let k = 0; k < 20; k++) {
+      const [n, h, w, c] = [pick([1, 2]), pick([4, 7, 9]), pick([5, 8]), pick([1, 2, 3])];
+      const [kh, kw] = [pick([1, 2, 3]), pick([1, 3])];
+      const [sh, sw, dh, dw] = [pick([1, 2, 3]), pick([1, 2]), pick([1, 2]), pick([1, 3])];
+      const [top, left] = [pick([0, 1, 2]), pick([0, 1])];
+      const oh = Math.floor((h + top + pick([0, 1]) - ((kh - 1) * dh + 1)) / sh) + 1;
+      const ow = Math.floor((w + left + pick([0, 2]) - ((kw - 1) * dw + 1)) / sw) + 1;
+      if (oh < 1 || ow < 1) continue;
+      const xv = rnd.normals(n * h * w * c);
+      const results: Float32Array[] = [];
+      for (const backend of ['cpu', 'wasm'] as const) {
+        await useBackend(backend);
+        const x = tf.tensor4d(xv, [n, h, w, c]);
+        const p = im2colTransposed(x, { kh, kw, sh, sw, dh, dw, top, left, oh, ow }, true);
+        assert.deepEqual(p.shape, [kh * kw * c + 1, n * oh * ow]);
+        results.push(p.dataSync() as Float32Array);
+        tf.dispose([x, p]);
+      }
+      // reference: the patches as a convolution with a one-hot filter (a zero-inserted kernel for dilations; x
+      // padded enough for any geometry, then the outputs that exist cut out with a strided slice)
+      await useBackend('cpu');
+      const ref = tf.tidy(() => {
+        const K = kh * kw * c;
+        const onehot = new Float32Array(K * K);
+        for (let t = 0; t < K; t++) onehot[t * K + t] = 1;
+        const f = dilateAxes(tf.tensor4d(onehot, [kh, kw, c, K]), [0, 1], [dh, dw]) as tf.Tensor4D;
+        const xp = tf.pad(tf.tensor4d(xv, [n, h, w, c]), [[0, 0], [top, (oh - 1) * sh + (kh - 1) * dh + 1], [left, (ow - 1) * sw + (kw - 1) * dw + 1], [0, 0]]);
+        const full = tf.conv2d(xp as tf.Tensor4D, f, 1, 'valid');
+        const y = tf.stridedSlice(full, [0, 0, 0, 0], [n, (oh - 1) * sh + 1, (ow - 1) * sw + 1, K], [1, sh, sw, 1]);
+        return tf.concat([tf.transpose(tf.reshape(y, [n * oh * ow, K])), tf.ones([1, n * oh * ow])]).dataSync() as Float32Array;
+      });
+      const what = `x[${n},${h},${w},${c}] k${kh}x${kw} s${sh},${sw} d${dh},${dw} pad ${top},${left} → ${oh}x${ow}`;
+      assert.ok(maxRel(results[0], ref) < 1e-6, `cpu im2col ${what}`);
+      assert.ok(maxRel(results[1], ref) < 1e-6, `wasm im2col ${what}`);
+    }
+  });
+
+  test('Sum over leading axes (bias gradients) on random shapes', async () => {
+    const r = seededDraws(29);
+    const pick = <T>(xs: T[]) => xs[Math.floor(r.uniform() * xs.length)];
+    for (let k = 0; k < 16; k++) {
+      const shape = Array.from({ length: pick([2, 3, 4]) }, () => pick([1, 2, 3, 5, 7]));
+      const axes = Array.from({ length: pick([1, shape.length - 1]) }, (_, a) => a);
+      const keepDims = r.uniform() < 0.5;
+      const xv = rnd.normals(shape.reduce((a, b) => a * b, 1));
+      const results: Float32Array[] = [];
+      for (const backend of ['cpu', 'wasm'] as const) {
+        await useBackend(backend);
+        results.push(tf.tidy(() => tf.sum(tf.tensor(xv, shape), axes, keepDims).dataSync() as Float32Array));
+      }
+      assert.ok(maxRel(results[1], results[0]) < 1e-5, `sum ${shape} over ${axes}`);
+    }
+  });
 });
 
 describe('pooling gradients: wasm vs cpu built-ins', () => {

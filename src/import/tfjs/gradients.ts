@@ -11,7 +11,7 @@
 import { tf, dims, type TfTensor } from './registry.js';
 import { dilateAxes, padCrop } from './conv-util.js';
 import { matMul } from './matmul.js';
-import { wasmMaxPoolGrad } from './wasm-kernels.js';
+import { wasmMaxPoolGrad, im2colTransposed } from './wasm-kernels.js';
 
 type Grads = Record<string, () => TfTensor>;
 type GradFunc = (dy: TfTensor | TfTensor[], saved: TfTensor[], attrs: Record<string, unknown>) => Grads;
@@ -132,41 +132,26 @@ export function conv2dInputGrad(x: TfTensor, filter: TfTensor, dy: TfTensor, att
   });
 }
 
-/** One-hot filter [kh, kw, C, kh·kw·C] whose conv gives the im2col patches (column (i·kw + j)·C + c). */
-function patchFilter(kh: number, kw: number, c: number): TfTensor {
-  const K = kh * kw * c;
-  const v = new Float32Array(K * K);
-  for (let t = 0; t < K; t++) v[t * K + t] = 1;
-  return tf.tensor4d(v, [kh, kw, c, K]);
-}
-
 /**
  * dW[i,j,c,m] = Σ_{n,oh,ow} xpad[n, oh·s + i·d, ow·s + j·d, c] · dy[n, oh, ow, m].
- * - Few patch columns (kh·kw·C ≤ M: a stem on 1-3 channels, 1×1 convs): the patches [N·OH·OW, kh·kw·C] come
- *   from one conv with a one-hot filter (cheaper than the matMul that follows), then one matMul.
+ * - Few patch columns (kh·kw·C ≤ M: a stem on 1-3 channels, 1×1 convs), or strides and dilations together
+ *   (tfjs convs take one or the other): one matMul of the transposed patches [kh·kw·C, N·OH·OW] (built in one
+ *   pass, wasm-kernels.ts) with dy as it comes, [N·OH·OW, M]; the result is in filter layout.
  * - Otherwise a convolution in which the channels play the batch, the batch plays the channels and dy is the
- *   filter (stride d, dilation s); on wasm this beats im2col + matMul (~6×, mostly the patch copies).
- * - When both strides and dilations exceed 1 (tfjs convs take one or the other), patches tap by tap.
+ *   filter (stride d, dilation s). On wasm the patches cost ~kh·kw/M of the matMul's time, measured ~1.6× the
+ *   matMul for 3×3, 24→24, but only ~1× for 48→48.
  */
 export function conv2dFilterGrad(x: TfTensor, filter: TfTensor, dy: TfTensor, attrs: Record<string, unknown>): TfTensor {
   return tf.tidy(() => {
     const g = geometry(x, filter, attrs, false);
     const [kh, kw, c, m] = dims(filter);
-    const rows = dims(x)[0] * g.oh * g.ow;
-    if ((g.sh > 1 || g.sw > 1) && (g.dh > 1 || g.dw > 1)) {
-      const xp = paddedX(x, g);
-      const dyT = tf.transpose(tf.reshape(dy, [rows, m]));
-      const parts: TfTensor[] = [];
-      for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) parts.push(tf.matMul(dyT, tf.reshape(tap(xp, g, i, j), [rows, c])));
-      return tf.transpose(tf.reshape(tf.stack(parts), [kh, kw, m, c]), [0, 1, 3, 2]);
+    if (kh * kw * c <= m || ((g.sh > 1 || g.sw > 1) && (g.dh > 1 || g.dw > 1))) {
+      const rows = dims(x)[0] * g.oh * g.ow;
+      return tf.reshape(tf.matMul(im2colTransposed(x, g), tf.reshape(dy, [rows, m])), [kh, kw, c, m]);
     }
-    // rows/columns of x no output reads are left to the convs below (cropping x would cost a copy)
+    // rows/columns of x no output reads are left to the conv (cropping x would cost a copy)
     const [[top, bottom], [left, right]] = xPads(x, g);
     const pad: ConvPad = [[0, 0], [top, Math.max(bottom, 0)], [left, Math.max(right, 0)], [0, 0]];
-    if (kh * kw * c <= m) {
-      const patches = tf.conv2d(x as tf.Tensor4D, patchFilter(kh, kw, c) as tf.Tensor4D, [g.sh, g.sw], pad, 'NHWC', [g.dh, g.dw]);
-      return tf.reshape(tf.matMul(tf.transpose(tf.reshape(patches, [rows, kh * kw * c])), tf.reshape(dy, [rows, m])), [kh, kw, c, m]);
-    }
     const xs = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D; // [C, H, W, N]
     const ds = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [OH, OW, N, M]
     let out = tf.conv2d(xs, ds, [g.dh, g.dw], pad, 'NHWC', [g.sh, g.sw]); // [C, ≥kh, ≥kw, M]
@@ -394,8 +379,8 @@ export function registerGradients(): void {
     gradFunc: (dy, saved, attrs) => {
       const a = attrs as Record<string, unknown>;
       if (maxPool && !gradientPolicy.maxPool[tf.getBackend()]) return maxPool(dy, saved, a);
-      const [x] = saved;
-      return { x: () => wasmMaxPoolGrad(x, dy as TfTensor, a) };
+      const [x, y] = saved;
+      return { x: () => wasmMaxPoolGrad(x, y, dy as TfTensor, a) };
     },
   });
   // comparisons and logic have no gradient in tfjs; a Where mask computed from a differentiated tensor would
