@@ -199,6 +199,27 @@ test('fine-tuning epochs keep the slopes fixed and drop the prior; the weights s
   assert.ok(before.some((v, i) => v !== after[i]), 'weights changed');
 });
 
+test('fine-tuning with finetuneSlopes: linear channels stay exactly 1, the others keep training', { timeout: 300_000 }, async () => {
+  const { x, y } = mnistNpy(192);
+  // a model already partly linear: every other channel at slope 1, the rest at 0.5
+  const { model: start, slopes } = makeLinearizable(loadModel('fixtures/mnist_cnn.onnx'));
+  for (const s of slopes) {
+    const t = start.graph.initializers.get(s.name)!;
+    start.graph.initializers.set(s.name, Tensor.f32(s.name, t.dims, Array.from({ length: s.channels }, (_, c) => (c % 2 ? 0.5 : 1))));
+  }
+  const r = await linearize(start, { data: arrays(x, { labels: y }), lambda: 0.5, epochs: 0, finetuneEpochs: 1, finetuneSlopes: true, slopeLr: 0.05, quiet: true, backend: 'wasm' });
+  assert.equal(r.after.priorLoss, 0, 'no prior while fine-tuning');
+  let moved = 0;
+  for (const s of r.slopes) {
+    const v = r.model.graph.initializers.get(s.name)!.numbers();
+    v.forEach((a, c) => {
+      if (c % 2 === 0) assert.equal(a, 1, `${s.layer} channel ${c} left the identity`);
+      else moved += Number(a !== 0.5);
+    });
+  }
+  assert.ok(moved > 50, `only ${moved} of the nonlinear slopes trained`);
+});
+
 test('resume refuses a checkpoint made with other settings, naming them', { timeout: 300_000 }, () => {
   const { x, y } = mnistNpy(128);
   const out = join(tmp, 'mismatch.onnx');

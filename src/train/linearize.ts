@@ -47,6 +47,8 @@ export interface LinearizeOptions {
   /** Epochs after the prior phase with the slopes fixed and no prior: the weights adapt to the linearized
    *  activations and recover accuracy (default 0). */
   finetuneEpochs?: number;
+  /** Also train the slopes of channels not yet linear while fine-tuning (no prior; linear ones stay at 1). */
+  finetuneSlopes?: boolean;
   /** Learning rate of the weights in the fine-tuning phase (default: lr); its schedule restarts there. */
   finetuneLr?: number;
   /** Stop after this many steps in total (for quick runs). */
@@ -141,7 +143,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   const stepsPerEpoch = Math.ceil(o.data.train.size / o.batchSize);
   const allEpochs = o.epochs + o.finetuneEpochs;
   const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * allEpochs);
-  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr ?? o.lr, seed: o.seed, optimizer: o.optimizer, augment: o.augment, granularity: o.granularity ?? 'channel' };
+  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr ?? o.lr, finetuneSlopes: Boolean(o.finetuneSlopes), seed: o.seed, optimizer: o.optimizer, augment: o.augment, granularity: o.granularity ?? 'channel' };
 
   let state: LoopState = { epoch: 0, step: 0, history: [], config };
   if (o.resume && o.checkpointDir && hasCheckpoint(o.checkpointDir)) {
@@ -194,18 +196,20 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
 
   for (let epoch = state.epoch; epoch < allEpochs && state.step < totalSteps; epoch++) {
     const t0 = Date.now();
-    // fine-tuning phase: slopes fixed, no prior
-    const slopesTrain = epoch < o.epochs;
+    // fine-tuning phase: no prior; the slopes are fixed, or with finetuneSlopes the channels not yet linear train
+    const priorPhase = epoch < o.epochs;
+    const slopesTrain = priorPhase || o.finetuneSlopes;
     const trained = slopesTrain ? [...weightVars, ...slopeVars] : weightVars;
     if (!trained.length) break;
     let sumLoss = 0, sumTask = 0, sumPrior = 0, count = 0;
     for (const plain of o.data.train.batches(o.batchSize, { shuffle: true, seed: o.seed, epoch })) {
       if (state.step >= totalSteps) break;
       const b = augmentBatch(plain, o.augment, o.seed * 1_000_003 + state.step);
-      const lambda = slopesTrain ? lambdaAt(state.step, o.lambda, o.lambdaWarmup) : 0;
+      const lambda = priorPhase ? lambdaAt(state.step, o.lambda, o.lambdaWarmup) : 0;
       setLr(optW, weightLrAt(state.step));
       setLr(optS, lrAt(state.step, slopeLr));
       const tLogits = teacher && o.loss !== 'ce' ? await teacherLogits(teacher, input.name, b, o.data) : undefined;
+      const linear = slopesTrain ? slopeVars.map((v) => (v.dataSync() as Float32Array).map((a) => Number(a === 1))) : [];
       const [loss, task, prior] = tf.tidy(() => {
         const x = toInput(b, o.data);
         const y = b.y ? tf.tensor1d(b.y, 'int32') : undefined;
@@ -235,7 +239,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
         progress.finish();
         throw new LinfoldError(`loss became ${loss} at step ${state.step + 1} (epoch ${epoch + 1}); lower --lr or --lambda${o.checkpointDir ? `; the last good checkpoint is ${o.checkpointDir}` : ''}`, 3);
       }
-      const frozen = freezeSlopes(slopeVars, o.freezeEps, slopeWeights);
+      const frozen = freezeSlopes(slopeVars, o.freezeEps, slopeWeights, linear);
       state.step++;
       sumLoss += loss * b.size; sumTask += task * b.size; sumPrior += prior * b.size; count += b.size;
       progress.tick(1, { loss, prior, frozen });
@@ -317,14 +321,15 @@ function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): tf.NamedTe
   return Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, s)]));
 }
 
-/** Channels within eps of 1 become exactly 1 (and stay there: they are reset after every step). */
-function freezeSlopes(vars: tf.Variable[], eps: number, weights: number[]): number {
+/** Channels within eps of 1 become exactly 1; channels that were exactly 1 before the step (`linear`) go back
+ *  to 1 whatever the optimizer did, so a frozen channel stays linear. */
+function freezeSlopes(vars: tf.Variable[], eps: number, weights: number[], linear: Float32Array[]): number {
   let frozen = 0;
   for (const [k, v] of vars.entries()) {
     const a = v.dataSync() as Float32Array;
     let changed = false;
-    const next = Float32Array.from(a, (x) => {
-      if (Math.abs(1 - x) < eps) {
+    const next = Float32Array.from(a, (x, i) => {
+      if (Math.abs(1 - x) < eps || linear[k]?.[i]) {
         frozen += weights[k];
         if (x !== 1) changed = true;
         return 1;
