@@ -184,10 +184,11 @@ async function run(name: string, make: () => Model, objectives: Objective[]): Pr
   }
 }
 
-/** The linearize recipes of the README (mnist_cnn, labels + distillation, shifts of 2 px). */
+/** The linearize recipes of the README for mnist_cnn (labels + distillation, shifts of 2 px, λ warm-up, then
+ *  fine-tuning with a restarted learning rate). */
 const RECIPES = {
-  channel: { granularity: 'channel', lambda: 0.05, epochs: 8, finetuneEpochs: 6 },
-  layer: { granularity: 'layer', lambda: 0.02, epochs: 6, finetuneEpochs: 4 },
+  channel: { granularity: 'channel', lambda: 0.05, lambdaWarmup: 500, epochs: 12, finetuneEpochs: 6, slopeLr: 5e-3 },
+  layer: { granularity: 'layer', lambda: 0.03, lambdaWarmup: 250, epochs: 8, finetuneEpochs: 6, slopeLr: 1e-2, finetuneSlopes: true },
 } as const;
 
 async function linearizedFixture(recipe: keyof typeof RECIPES): Promise<string> {
@@ -196,8 +197,7 @@ async function linearizedFixture(recipe: keyof typeof RECIPES): Promise<string> 
   mkdirSync('bench/out', { recursive: true });
   console.log(`linearizing fixtures/mnist_cnn.onnx with the ${recipe} recipe (${JSON.stringify(RECIPES[recipe])}) → ${file}`);
   const r = await linearize(loadModel('fixtures/mnist_cnn.onnx'), {
-    data: mnist(), loss: 'both', lambdaWarmup: 250, lr: 3e-4, slopeLr: recipe === 'layer' ? 1e-2 : 2e-2,
-    augment: parseAugmentation('shift:2'), ...RECIPES[recipe], backend: 'wasm',
+    data: mnist(), loss: 'both', lr: 3e-4, finetuneLr: 1e-3, augment: parseAugmentation('shift:2'), ...RECIPES[recipe], backend: 'wasm',
   });
   saveModel(r.model, file);
   return file;
