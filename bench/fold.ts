@@ -1,5 +1,5 @@
 // bench/fold: onnxruntime-node latency before and after `fold` on linearized ResNet-style models, as a ratio.
-//   node --import tsx bench/fold.ts [--runs 50] [--size 56] [--linearized file.onnx ...] [--recipe channel|layer] [--only-real]
+//   node --import tsx bench/fold.ts [--runs 50] [--size 56] [--linearized file.onnx ...] [--recipe channel|layer] [--original model.onnx] [--only-real]
 // Real models (the issue's measure): each `--linearized` file, or with `--recipe` the mnist_cnn fixture linearized
 // here by `linearize` with the recipe below (cached in bench/out/), is folded (objective latency) and timed next to
 // its unfolded self and the original ReLU fixture, with onnxruntime's validation accuracy on the MNIST split.
@@ -205,7 +205,7 @@ async function linearizedFixture(recipe: keyof typeof RECIPES): Promise<string> 
 
 /** A model from `linearize`: latency unfolded vs folded (and the original ReLU fixture), accuracy of all three. */
 async function real(file: string): Promise<void> {
-  const original = loadModel('fixtures/mnist_cnn.onnx');
+  const original = loadModel(ORIGINAL);
   const linear = loadModel(file);
   const { model: folded, report: r } = await fold(linear, { objective: 'latency', latencyRuns: 20 });
   const data = mnist();
@@ -221,6 +221,7 @@ async function real(file: string): Promise<void> {
   console.log(`  ops: ${ops(linear)}  →  ${ops(folded)}`);
 }
 
+const ORIGINAL = args.includes('--original') ? args[args.indexOf('--original') + 1] : 'fixtures/mnist_cnn.onnx';
 const files = args.flatMap((a, k) => (args[k - 1] === '--linearized' ? [a] : []));
 const recipe = args.includes('--recipe') ? (args[args.indexOf('--recipe') + 1] as keyof typeof RECIPES) : undefined;
 if (recipe && !(recipe in RECIPES)) throw new Error(`--recipe ${recipe}: choose ${Object.keys(RECIPES).join(' or ')}`);
