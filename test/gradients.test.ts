@@ -133,8 +133,8 @@ describe("linfold's JS kernels (wasm-kernels.ts) vs tfjs ops on cpu", () => {
       for (const backend of ['cpu', 'wasm'] as const) {
         await useBackend(backend);
         const x = tf.tensor4d(xv, [n, h, w, c]);
-        const p = im2colTransposed(x, { kh, kw, sh, sw, dh, dw, top, left, oh, ow }, true);
-        assert.deepEqual(p.shape, [kh * kw * c + 1, n * oh * ow]);
+        const p = im2colTransposed(x, { kh, kw, sh, sw, dh, dw, top, left, oh, ow });
+        assert.deepEqual(p.shape, [kh * kw * c, n * oh * ow]);
         results.push(p.dataSync() as Float32Array);
         tf.dispose([x, p]);
       }
@@ -149,7 +149,7 @@ describe("linfold's JS kernels (wasm-kernels.ts) vs tfjs ops on cpu", () => {
         const xp = tf.pad(tf.tensor4d(xv, [n, h, w, c]), [[0, 0], [top, (oh - 1) * sh + (kh - 1) * dh + 1], [left, (ow - 1) * sw + (kw - 1) * dw + 1], [0, 0]]);
         const full = tf.conv2d(xp as tf.Tensor4D, f, 1, 'valid');
         const y = tf.stridedSlice(full, [0, 0, 0, 0], [n, (oh - 1) * sh + 1, (ow - 1) * sw + 1, K], [1, sh, sw, 1]);
-        return tf.concat([tf.transpose(tf.reshape(y, [n * oh * ow, K])), tf.ones([1, n * oh * ow])]).dataSync() as Float32Array;
+        return tf.transpose(tf.reshape(y, [n * oh * ow, K])).dataSync() as Float32Array;
       });
       const what = `x[${n},${h},${w},${c}] k${kh}x${kw} s${sh},${sw} d${dh},${dw} pad ${top},${left} → ${oh}x${ow}`;
       assert.ok(maxRel(results[0], ref) < 1e-6, `cpu im2col ${what}`);

@@ -67,12 +67,12 @@ export const IM2COL_T = 'LinfoldIm2ColT';
 export interface Im2ColGeom { kh: number; kw: number; sh: number; sw: number; dh: number; dw: number; top: number; left: number; oh: number; ow: number }
 
 /**
- * x [N, H, W, C] → [kh·kw·C (+1), N·OH·OW]: row (i·kw + j)·C + c holds tap (i, j) of channel c for every output
- * position (zero where the tap falls in the padding); with `ones`, a last row of ones (a bias column's sums).
+ * x [N, H, W, C] → [kh·kw·C, N·OH·OW]: row (i·kw + j)·C + c holds tap (i, j) of channel c for every output
+ * position (zero where the tap falls in the padding).
  * Written one image at a time: its input stays in cache, and every row is written in runs of OH·OW (a run per
  * output row would touch kh·kw·C pages per row: ~6× slower).
  */
-function im2colT(xv: Float32Array, [n, h, w, c]: number[], g: Im2ColGeom, ones: boolean, o: Float32Array): void {
+function im2colT(xv: Float32Array, [n, h, w, c]: number[], g: Im2ColGeom, o: Float32Array): void {
   // locals: attribute objects can be in dictionary mode, slow to read in the loops
   const { kh, kw, sh, sw, dh, dw, top, left, oh, ow } = g;
   const cols = n * oh * ow;
@@ -98,18 +98,17 @@ function im2colT(xv: Float32Array, [n, h, w, c]: number[], g: Im2ColGeom, ones: 
             for (let q = b; q < ow; q++) o[dst + q] = 0;
           }
         }
-  if (ones) o.fill(1, kh * kw * c * cols);
 }
 
 function im2colShape(x: TensorInfo, attrs: Record<string, unknown>): number[] {
   const g = attrs as unknown as Im2ColGeom;
-  return [g.kh * g.kw * x.shape[3] + (attrs.ones ? 1 : 0), x.shape[0] * g.oh * g.ow];
+  return [g.kh * g.kw * x.shape[3], x.shape[0] * g.oh * g.ow];
 }
 
 function im2colWasm({ inputs, attrs, backend }: KernelArgs): TensorInfo {
   const b = backend as WasmBackend;
   const out = b.makeOutput(im2colShape(inputs.x, attrs), 'float32');
-  im2colT(b.typedArrayFromHeap(inputs.x), inputs.x.shape, attrs as unknown as Im2ColGeom, !!attrs.ones, b.typedArrayFromHeap(out));
+  im2colT(b.typedArrayFromHeap(inputs.x), inputs.x.shape, attrs as unknown as Im2ColGeom, b.typedArrayFromHeap(out));
   return out;
 }
 
@@ -122,13 +121,13 @@ function im2colCpu({ inputs, attrs, backend }: KernelArgs): TensorInfo {
   const b = backend as CpuBackend;
   const shape = im2colShape(inputs.x, attrs);
   const o = new Float32Array(shape[0] * shape[1]);
-  im2colT(b.data.get(inputs.x.dataId).values, inputs.x.shape, attrs as unknown as Im2ColGeom, !!attrs.ones, o);
+  im2colT(b.data.get(inputs.x.dataId).values, inputs.x.shape, attrs as unknown as Im2ColGeom, o);
   return b.makeTensorInfo(shape, 'float32', o);
 }
 
 /** The transposed patches of NHWC x (see im2colT); wasm and cpu backends. */
-export function im2colTransposed(x: TfTensor, g: Im2ColGeom, ones = false): TfTensor {
-  return tf.engine().runKernel(IM2COL_T, { x }, { ...g, ones } as unknown as tf.NamedAttrMap);
+export function im2colTransposed(x: TfTensor, g: Im2ColGeom): TfTensor {
+  return tf.engine().runKernel(IM2COL_T, { x }, { ...g } as unknown as tf.NamedAttrMap);
 }
 
 function identity({ inputs, backend }: KernelArgs): TensorInfo {
