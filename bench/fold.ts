@@ -188,7 +188,7 @@ async function run(name: string, make: () => Model, objectives: Objective[]): Pr
  *  fine-tuning with a restarted learning rate). */
 const RECIPES = {
   channel: { granularity: 'channel', lambda: 0.05, lambdaWarmup: 500, epochs: 12, finetuneEpochs: 6, slopeLr: 5e-3 },
-  layer: { granularity: 'layer', lambda: 0.03, lambdaWarmup: 250, epochs: 8, finetuneEpochs: 6, slopeLr: 1e-2, finetuneSlopes: true },
+  layer: { granularity: 'layer', lambda: 0.05, lambdaWarmup: 250, epochs: 8, finetuneEpochs: 6, slopeLr: 1e-2, finetuneSlopes: true },
 } as const;
 
 async function linearizedFixture(recipe: keyof typeof RECIPES): Promise<string> {
