@@ -194,6 +194,8 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   const lrAt = (step: number, base: number) => scheduledLr(step, base, { ...o, priorSteps, totalSteps, stepsPerEpoch });
   const weightLrAt = (step: number) => lrAt(step, step < priorSteps ? o.lr : o.finetuneLr ?? o.lr);
 
+  // per slope value: 1 once the channel is linear (exactly 1); it stays 1 whatever the optimizer does
+  const linear = slopeVars.map((v) => Uint8Array.from(v.dataSync(), (a) => Number(a === 1)));
   for (let epoch = state.epoch; epoch < allEpochs && state.step < totalSteps; epoch++) {
     const t0 = Date.now();
     // fine-tuning phase: no prior; the slopes are fixed, or with finetuneSlopes the channels not yet linear train
@@ -209,7 +211,6 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
       setLr(optW, weightLrAt(state.step));
       setLr(optS, lrAt(state.step, slopeLr));
       const tLogits = teacher && o.loss !== 'ce' ? await teacherLogits(teacher, input.name, b, o.data) : undefined;
-      const linear = slopesTrain ? slopeVars.map((v) => (v.dataSync() as Float32Array).map((a) => Number(a === 1))) : [];
       const [loss, task, prior] = tf.tidy(() => {
         const x = toInput(b, o.data);
         const y = b.y ? tf.tensor1d(b.y, 'int32') : undefined;
@@ -239,7 +240,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
         progress.finish();
         throw new LinfoldError(`loss became ${loss} at step ${state.step + 1} (epoch ${epoch + 1}); lower --lr or --lambda${o.checkpointDir ? `; the last good checkpoint is ${o.checkpointDir}` : ''}`, 3);
       }
-      const frozen = freezeSlopes(slopeVars, o.freezeEps, slopeWeights, linear);
+      const frozen = slopesTrain ? freezeSlopes(slopeVars, o.freezeEps, slopeWeights, linear) : frozenCount(linear, slopeWeights);
       state.step++;
       sumLoss += loss * b.size; sumTask += task * b.size; sumPrior += prior * b.size; count += b.size;
       progress.tick(1, { loss, prior, frozen });
@@ -248,7 +249,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
     const log: EpochLog = {
       epoch: epoch + 1, step: state.step, loss: sumLoss / count, taskLoss: sumTask / count, priorLoss: sumPrior / count,
       lambda: lambdaAt(state.step, o.lambda, o.lambdaWarmup), lr: weightLrAt(state.step - 1), ...ev,
-      frozenChannels: frozenCount(slopeVars, o.freezeEps, slopeWeights), seconds: (Date.now() - t0) / 1000,
+      frozenChannels: frozenCount(linear, slopeWeights), seconds: (Date.now() - t0) / 1000,
     };
     state = { epoch: epoch + 1, step: state.step, history: [...state.history, log], config };
     if (o.logFile) {
@@ -321,28 +322,25 @@ function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): tf.NamedTe
   return Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, s)]));
 }
 
-/** Channels within eps of 1 become exactly 1; channels that were exactly 1 before the step (`linear`) go back
- *  to 1 whatever the optimizer did, so a frozen channel stays linear. */
-function freezeSlopes(vars: tf.Variable[], eps: number, weights: number[], linear: Float32Array[]): number {
-  let frozen = 0;
+/** Channels within eps of 1 join `linear`; every channel in `linear` is set back to exactly 1 (the optimizer's
+ *  step may have moved it). Returns the frozen channel count. */
+function freezeSlopes(vars: tf.Variable[], eps: number, weights: number[], linear: Uint8Array[]): number {
   for (const [k, v] of vars.entries()) {
-    const a = v.dataSync() as Float32Array;
+    const mask = linear[k];
     let changed = false;
-    const next = Float32Array.from(a, (x, i) => {
-      if (Math.abs(1 - x) < eps || linear[k]?.[i]) {
-        frozen += weights[k];
-        if (x !== 1) changed = true;
-        return 1;
-      }
-      return x;
+    const next = Float32Array.from(v.dataSync() as Float32Array, (x, i) => {
+      if (!mask[i] && Math.abs(1 - x) >= eps) return x;
+      mask[i] = 1;
+      if (x !== 1) changed = true;
+      return 1;
     });
     if (changed) v.assign(tf.tensor(next, v.shape));
   }
-  return frozen;
+  return frozenCount(linear, weights);
 }
 
-function frozenCount(vars: tf.Variable[], eps: number, weights: number[]): number {
-  return vars.reduce((s, v, k) => s + weights[k] * Array.from(v.dataSync()).filter((x) => Math.abs(1 - x) < eps).length, 0);
+function frozenCount(linear: Uint8Array[], weights: number[]): number {
+  return linear.reduce((s, mask, k) => s + weights[k] * mask.reduce((n, b) => n + b, 0), 0);
 }
 
 function setLr(opt: tf.Optimizer, lr: number): void {
