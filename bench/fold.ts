@@ -212,13 +212,13 @@ async function real(file: string): Promise<void> {
   const [accO, accL, accF] = [await ortAccuracy(original, data), await ortAccuracy(linear, data), await ortAccuracy(folded, data)];
   const [tO, tL, tF] = await latencies([original, linear, folded], RUNS);
   const pct = (a: number) => `${(100 * a).toFixed(2)} %`;
-  const ops = (m: Model) => Object.entries(m.graph.nodes.reduce((c, n) => ({ ...c, [n.opType]: (c[n.opType] ?? 0) + 1 }), {} as Record<string, number>)).map(([k, v]) => `${k}×${v}`).join(' ');
+  const ops = (counts: Record<string, number>) => Object.entries(counts).map(([k, v]) => `${k}×${v}`).join(' ');
   const { summary } = audit(linear);
   console.log(`${file}: linear channels ${summary.linearChannels} of ${summary.channels}, NAPL ${summary.napl.toFixed(3)}`);
   console.log(`  val. accuracy (onnxruntime)  original ${pct(accO)}   linearized ${pct(accL)}   folded ${pct(accF)}   (loss ${(100 * (accO - accF)).toFixed(2)} points)`);
   console.log(`  latency, batch 1            original ${tO.toFixed(3)} ms   linearized ${tL.toFixed(3)} ms   folded ${tF.toFixed(3)} ms`);
   console.log(`  fold speed-up ${(tL / tF).toFixed(2)}× (linearized → folded); folded vs original ReLU model ${(tO / tF).toFixed(2)}×; max rel. error ${r.verification.maxRelError.toExponential(1)}`);
-  console.log(`  ops: ${ops(linear)}  →  ${ops(folded)}`);
+  console.log(`  ops: ${ops(r.before.opCounts)}  →  ${ops(r.after.opCounts)}`);
 }
 
 const ORIGINAL = args.includes('--original') ? args[args.indexOf('--original') + 1] : 'fixtures/mnist_cnn.onnx';

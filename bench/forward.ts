@@ -6,6 +6,7 @@
 import { tf, useBackend } from '../src/train/backends.js';
 import { compile } from '../src/import/tfjs/executor.js';
 import { GraphBuilder, attr, seededDraws } from '../src/import/graph-builder.js';
+import { median } from '../src/export/verify.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { Tensor } from '../src/import/tensor.js';
 import type { Model } from '../src/import/ir.js';
@@ -54,10 +55,6 @@ export function resnet18(classes = 1000, width = 64): Model {
   return g.model(13);
 }
 
-function median(xs: number[]): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 /** A plain chain of `depth` Conv 3×3 + Relu layers (the layout pass's best case). */
 function convChain(depth: number, c: number): Model {

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { tf, useBackend } from '../src/train/backends.js';
 import { compile, type Executable } from '../src/import/tfjs/executor.js';
 import { loadModel } from '../src/import/onnx-io.js';
+import { median } from '../src/export/verify.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number) => {
@@ -21,7 +22,6 @@ const BATCH = opt('batch', 64), RUNS = opt('runs', 7);
 const fixture = fileURLToPath(new URL('../fixtures/mnist_cnn.onnx', import.meta.url));
 const pyScript = fileURLToPath(new URL('./train-step.py', import.meta.url));
 
-const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** PyTorch in a child process answering "threads steps" requests with step times. */
 async function torchServer(): Promise<{ version: string; steps(threads: number, n: number): Promise<number[]>; close(): void } | undefined> {
