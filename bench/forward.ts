@@ -3,7 +3,7 @@
 // export does). Also measures the executor's layout pass (channels-last conv chains) on and off.
 //
 //   node --import tsx bench/forward.ts [--batch 1] [--size 224] [--runs 5] [--cpu] [--chain-only]
-import { tf, useBackend } from '../src/train/backends.js';
+import { tf, useBackend, wasmThreads } from '../src/train/backends.js';
 import { compile } from '../src/import/tfjs/executor.js';
 import { GraphBuilder, attr, seededDraws } from '../src/import/graph-builder.js';
 import { median } from '../src/export/verify.js';
@@ -111,9 +111,9 @@ function maxRelError(out: Float32Array, ref: Float32Array): number {
 }
 
 /**
- * onnxruntime with its default threads (all cores) and with one intra-op thread (the same thread count as
- * tfjs wasm in Node), and the tfjs executor with the layout pass on and off: every round runs each once, so
- * the machine's drifting load hits all alike; medians per variant.
+ * onnxruntime with its default threads (all cores) and with one intra-op thread, and the tfjs executor with
+ * the layout pass on and off (wasm with its default threads, all cores; LINFOLD_THREADS=1 for one): every round
+ * runs each once, so the machine's drifting load hits all alike; medians per variant.
  */
 async function main(): Promise<void> {
   const model = resnet18();
@@ -129,7 +129,8 @@ async function main(): Promise<void> {
   for (const b of backends) {
     await useBackend(b);
     const exes = [true, false].map((layout) => ({ layout, exe: compile(model, { layout }) }));
-    const tfRows = exes.map(({ layout }) => ({ label: `tfjs ${b} layout pass ${layout ? 'on' : 'off'}`, times: [] as number[], out: new Float32Array(), ratio: true }));
+    const name = b === 'wasm' ? `wasm (${wasmThreads()} thread${wasmThreads() > 1 ? 's' : ''})` : b;
+    const tfRows = exes.map(({ layout }) => ({ label: `tfjs ${name} layout pass ${layout ? 'on' : 'off'}`, times: [] as number[], out: new Float32Array(), ratio: true }));
     const x = tf.tensor4d(input, [BATCH, 3, SIZE, SIZE]);
     const first = b === backends[0];
     for (let r = 0; r < RUNS + 1; r++) {
@@ -158,7 +159,7 @@ async function main(): Promise<void> {
   for (const row of rows) {
     const ms = median(row.times);
     const tail = row.ratio ? `   ${(ms / ort).toFixed(2)}× onnxruntime, ${(ms / ort1).toFixed(2)}× onnxruntime 1 thread   (max rel error ${maxRelError(row.out!, ref).toExponential(1)})` : '';
-    console.log(`  ${row.label.padEnd(40)} ${ms.toFixed(1).padStart(8)} ms${tail}`);
+    console.log(`  ${row.label.padEnd(44)} ${ms.toFixed(1).padStart(8)} ms${tail}`);
   }
 }
 

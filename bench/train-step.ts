@@ -1,6 +1,7 @@
 // One SGD step (forward, softmax cross-entropy, backward, update) of the mnist_cnn fixture (ResNet-style CNN,
-// BatchNormalization folded into the convs), batch 64: the tfjs executor on wasm (and cpu) against PyTorch CPU
-// with 1 and 2 threads (bench/train-step.py, same architecture). The machine's load drifts, so the variants run
+// BatchNormalization folded into the convs), batch 64: the tfjs executor on wasm (its default threads, all
+// cores; LINFOLD_THREADS=1 for one) and cpu against PyTorch CPU with 1 and 2 threads (bench/train-step.py, same
+// architecture). The machine's load drifts, so the variants run
 // interleaved, round by round (PyTorch kept running in a child process), and each reports its median.
 //
 //   node --import tsx bench/train-step.ts [--batch 64] [--runs 7] [--no-cpu]
@@ -8,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { tf, useBackend } from '../src/train/backends.js';
+import { tf, useBackend, wasmThreads } from '../src/train/backends.js';
 import { compile, type Executable } from '../src/import/tfjs/executor.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { median } from '../src/export/verify.js';
@@ -105,7 +106,8 @@ async function main(): Promise<void> {
   for (const b of backends) {
     const ms = median(times[b]);
     const ratio = ref1 ? `   ${(ms / ref1).toFixed(2)}× PyTorch (1 thread), ${(ms / ref2!).toFixed(2)}× (2 threads)` : '';
-    console.log(`  tfjs ${b.padEnd(4)}                   ${ms.toFixed(1).padStart(8)} ms${ratio}`);
+    const name = b === 'wasm' ? `wasm, ${wasmThreads()} thread${wasmThreads() > 1 ? 's' : ''}` : b;
+    console.log(`  tfjs ${name.padEnd(20)}     ${ms.toFixed(1).padStart(8)} ms${ratio}`);
   }
 }
 

@@ -16,8 +16,15 @@ export function buildProgram(): Command {
     .description('Audit, linearize and fold neural networks through ONNX. Every activation becomes a channel-wise blend between itself and the identity; a sparsity prior pushes channels to the identity; linear layers then fold together. The average path length (APL) measures how deep the network still is.')
     .version('0.1.0')
     .option('--verbose', 'print stack traces on errors')
+    .option('--threads <n>', 'threads of the wasm backend (default: $LINFOLD_THREADS, else the number of cores; 1 = single-threaded build)', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--threads must be a whole number ≥ 1, got '${v}'`);
+      return n;
+    })
     .hook('preAction', (cmd) => {
       verbose = Boolean(cmd.opts().verbose);
+      // read by the wasm backend when it starts (src/train/backends.ts)
+      if (cmd.opts().threads) process.env.LINFOLD_THREADS = String(cmd.opts().threads);
     })
     .showHelpAfterError('(run with --help for usage)');
   return program;

@@ -80,7 +80,7 @@ export function register(program: Command): void {
       else {
         const bad = r.ops.filter((o) => !o.supported);
         console.log(`${file}: ${r.ops.length} op types, ${bad.length ? `${bad.length} unsupported: ${bad.map((o) => o.op).join(', ')}` : 'all supported'}`);
-        console.log(`backend: ${r.backend}`);
+        console.log(`backend: ${r.backend}${r.threads ? ` (${r.threads} thread${r.threads > 1 ? 's' : ''})` : ''}`);
         for (const o of r.outputs) console.log(`  output ${o.name}: max relative error ${o.maxRelError.toExponential(2)} ${o.maxRelError <= opts.tolerance ? 'ok' : `> ${opts.tolerance}`}`);
         if (r.error) console.log(`  ${r.error}`);
         console.log(r.ok ? 'ok: ready to linearize' : 'not ok');
@@ -101,7 +101,10 @@ export function register(program: Command): void {
         console.log(JSON.stringify({ chosen, backends: list.map((b) => ({ ...b, chosen: b.name === chosen })) }, null, 2));
         return;
       }
-      for (const b of list) console.log(`${b.name === chosen ? '*' : ' '} ${b.name.padEnd(15)} ${b.available ? 'available' : `unavailable: ${b.reason}`}`);
+      for (const b of list) {
+        const threads = b.threads ? ` (${b.threads} thread${b.threads > 1 ? 's' : ''}; --threads or LINFOLD_THREADS to change)` : '';
+        console.log(`${b.name === chosen ? '*' : ' '} ${b.name.padEnd(15)} ${b.available ? `available${threads}` : `unavailable: ${b.reason}`}`);
+      }
       console.log(`\n* = chosen by --backend auto. GPU: npm i @tensorflow/tfjs-node-gpu (CUDA 11.8 + cuDNN 8.6 on Linux x64).`);
     });
 

@@ -20,7 +20,7 @@ export { renderHtmlReport, type SweepPoint } from './analyze/report-html.js';
 export { makeLinearizable, type Slope, type LinearizableOptions } from './train/linearizable.js';
 export { linearize, type LinearizeOptions, type LinearizeResult, type EpochLog } from './train/linearize.js';
 export { mnist, arrays, imageFolder, type Dataset, type Batch } from './train/data.js';
-export { listBackends, useBackend, type BackendName } from './train/backends.js';
+export { listBackends, useBackend, setWasmThreads, wasmThreads, type BackendName } from './train/backends.js';
 export { ortAccuracy } from './train/evaluate.js';
 
 // export: folding

@@ -3,8 +3,10 @@
 // (their install downloads libtensorflow), loaded with a dynamic import() only when asked for.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { BackendWasm, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { LinfoldError } from '../errors.js';
 
@@ -23,7 +25,7 @@ const PEER: Partial<Record<BackendName, string>> = {
 const require = createRequire(import.meta.url);
 
 // tfjs-core's node bundle registers no gradients; build/tfjs-gradients.cjs (made by
-// scripts/bundle-gradients.mjs at install) registers tfjs's own gradient functions in the global registry.
+// scripts/prepare-tfjs.mjs at install) registers tfjs's own gradient functions in the global registry.
 try {
   require('../../build/tfjs-gradients.cjs');
 } catch {
@@ -37,7 +39,87 @@ function prepareWasm(): void {
   if (wasmPathsSet) return;
   const dist = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
   setWasmPaths(join(dist, '/'));
+  if (wasmThreads() > 1) registerThreadedWasm();
+  startedThreads = wasmThreads();
   wasmPathsSet = true;
+}
+
+/** The workers the threaded build spawns up front: more threads than this would wait for a new worker. */
+const MAX_WASM_THREADS = 8;
+let requestedThreads: number | undefined;
+let startedThreads: number | undefined;
+
+/**
+ * Threads of the wasm backend: as started, else setWasmThreads(), else LINFOLD_THREADS, else the machine's
+ * cores (at most 8). 1 runs the single-threaded SIMD build.
+ */
+export function wasmThreads(): number {
+  if (startedThreads) return startedThreads;
+  const env = process.env.LINFOLD_THREADS;
+  let n = requestedThreads ?? os.availableParallelism();
+  if (requestedThreads === undefined && env !== undefined && env !== '') {
+    n = Number(env);
+    if (!Number.isInteger(n) || n < 1) throw new LinfoldError(`LINFOLD_THREADS must be a whole number ≥ 1, got '${env}'`);
+  }
+  return Math.min(n, MAX_WASM_THREADS);
+}
+
+/** Sets the wasm backend's thread count (library use; the CLI's --threads sets LINFOLD_THREADS). Fixed once wasm has started. */
+export function setWasmThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new LinfoldError(`threads must be a whole number ≥ 1, got '${n}'`);
+  if (startedThreads !== undefined && Math.min(n, MAX_WASM_THREADS) !== startedThreads)
+    throw new LinfoldError(`the wasm backend already runs with ${startedThreads} thread(s); set threads before it starts`);
+  requestedThreads = n;
+}
+
+/**
+ * tfjs-backend-wasm starts its threaded build only in browsers: in Node its pthread workers would load from
+ * blob: URLs, which worker_threads cannot. This re-registers the 'wasm' backend (its kernels stay registered
+ * by name) with a loader that gives the workers files: the worker script written at install
+ * (build/tfjs-wasm-worker.cjs) and the module's own glue script.
+ */
+function registerThreadedWasm(): void {
+  const workerScript = join(dirname(require.resolve('../../build/tfjs-gradients.cjs')), 'tfjs-wasm-worker.cjs');
+  if (!existsSync(workerScript)) throw new LinfoldError('build/tfjs-wasm-worker.cjs is missing: run `npm run build` (npm ci does it), or set LINFOLD_THREADS=1');
+  const glue = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
+  const factory = require(glue) as (config: object) => Promise<WasmModule>;
+  const threads = wasmThreads();
+  tf.removeBackend('wasm');
+  tf.registerBackend('wasm', async () => {
+    // The build caps its thread pool at half the logical cores it reads from os.cpus() while the module
+    // initializes (it assumes 2 hyper-threads per core); report twice the cores for that moment.
+    const cpus = os.cpus;
+    os.cpus = () => [...cpus(), ...cpus()];
+    let module: WasmModule;
+    try {
+      module = await factory({
+        locateFile: (file: string, prefix: string) =>
+          file.endsWith('.worker.js') ? workerScript : file.endsWith('.wasm') ? glue.replace(/\.js$/, '.wasm') : prefix + file,
+        mainScriptUrlOrBlob: glue,
+      });
+    } finally {
+      os.cpus = cpus;
+    }
+    module.tfjs = {
+      init: module.cwrap('init', null, []),
+      initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
+      getThreadsCount: module.cwrap('get_threads_count', 'number', []),
+      registerTensor: module.cwrap('register_tensor', null, ['number', 'number', 'number']),
+      disposeData: module.cwrap('dispose_data', null, ['number']),
+      dispose: module.cwrap('dispose', null, []),
+    };
+    setThreadsCount(threads);
+    const backend = new BackendWasm(module as never); // starts the thread pool
+    // the pool's threads wait for work forever: they must not keep the process alive
+    for (const w of module.PThread.runningWorkers) w.unref();
+    return backend;
+  }, 2);
+}
+
+interface WasmModule {
+  cwrap(name: string, ret: string | null, args: string[]): unknown;
+  PThread: { runningWorkers: { unref(): void }[] };
+  tfjs?: Record<string, unknown>;
 }
 
 function peerInstalled(pkg: string): boolean {
@@ -59,6 +141,8 @@ export interface BackendInfo {
   reason?: string;
   /** The backend useBackend() last selected. */
   chosen: boolean;
+  /** wasm: the threads it runs (or will run) with. */
+  threads?: number;
 }
 
 /** Which backends can run here (without initializing any of them). */
@@ -75,7 +159,7 @@ export function listBackends(): BackendInfo[] {
       available = false;
       reason = '@tensorflow/tfjs-node was loaded first in this process; tfjs-node-gpu cannot be loaded next to it';
     }
-    return { name, available, reason, chosen: chosen === name };
+    return { name, available, reason, chosen: chosen === name, ...(name === 'wasm' ? { threads: wasmThreads() } : {}) };
   });
 }
 
@@ -119,12 +203,13 @@ export async function useBackend(name: BackendName | 'auto' = 'auto'): Promise<B
   if (name === 'wasm') prepareWasm();
   let ok: boolean;
   const listenersBefore = processListeners();
+  const hint = name === 'wasm' && wasmThreads() > 1 ? '; LINFOLD_THREADS=1 runs the single-threaded build' : '';
   try {
     ok = await tf.setBackend(TF_NAME[name]);
   } catch (e) {
-    throw new LinfoldError(`backend '${name}' failed to initialize (${String((e as Error).message).split('\n')[0]})`, 2, { cause: e });
+    throw new LinfoldError(`backend '${name}' failed to initialize (${String((e as Error).message).split('\n')[0]})${hint}`, 2, { cause: e });
   }
-  if (!ok) throw new LinfoldError(`backend '${name}' failed to initialize`);
+  if (!ok) throw new LinfoldError(`backend '${name}' failed to initialize${hint}`);
   await tf.ready();
   // tfjs-backend-cpu prints a "use tfjs-node" banner on first use in Node: say it once, our way (listBackends)
   if (name === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;

@@ -5,7 +5,7 @@ import type { Model, ValueInfo } from '../ir.js';
 import { Tensor } from '../tensor.js';
 import { LinfoldError } from '../../errors.js';
 import { ortSession, runOrt } from '../ort.js';
-import { tf, useBackend, currentBackend, type BackendName } from '../../train/backends.js';
+import { tf, useBackend, currentBackend, wasmThreads, type BackendName } from '../../train/backends.js';
 import { lookupKernel } from './kernels.js';
 import { compile, feedsToTf, outputsToIR } from './executor.js';
 import { opsetOf } from '../ir.js';
@@ -23,6 +23,8 @@ export interface CheckOptions {
 export interface CheckResult {
   ops: { op: string; count: number; supported: boolean }[];
   backend: string;
+  /** wasm: its thread count. */
+  threads?: number;
   outputs: { name: string; maxRelError: number; maxAbsError: number }[];
   ok: boolean;
   /** Why the comparison could not run (unsupported ops, a failing kernel, onnxruntime refusing the model). */
@@ -40,7 +42,7 @@ export async function checkModel(model: Model, opts: CheckOptions = {}): Promise
   }
   const ops = [...counts.values()].sort((a, b) => b.count - a.count || a.op.localeCompare(b.op));
   const backend = opts.backend ? await useBackend(opts.backend) : await currentBackend();
-  const result: CheckResult = { ops, backend, outputs: [], ok: false };
+  const result: CheckResult = { ops, backend, ...(backend === 'wasm' ? { threads: wasmThreads() } : {}), outputs: [], ok: false };
   const missing = ops.filter((o) => !o.supported);
   if (missing.length) {
     result.error = `no TensorFlow.js kernel for ${missing.map((o) => o.op).join(', ')}`;

@@ -1,0 +1,117 @@
+// The threaded wasm build (src/train/backends.ts starts it in Node with worker files instead of blob: URLs).
+// npm test runs everything else single-threaded (LINFOLD_THREADS=1, test files run two at a time); this file
+// starts wasm with 2 threads and checks it against independent references: onnxruntime for the forward pass,
+// the cpu backend for the gradients of a whole training step (threaded XNNPACK convolutions, and linfold's JS
+// kernels over the shared wasm heap: im2col, MaxPool gradient, sums).
+import { test, describe, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { tf, useBackend, setWasmThreads, wasmThreads } from '../src/train/backends.js';
+import { compile } from '../src/import/tfjs/executor.js';
+import { loadModel } from '../src/import/onnx-io.js';
+import { ortSession, runOrt } from '../src/import/ort.js';
+import { Tensor } from '../src/import/tensor.js';
+import { seededDraws } from '../src/import/graph-builder.js';
+import { linfold } from './support/cli.js';
+
+const fixture = new URL('../fixtures/mnist_cnn.onnx', import.meta.url).pathname;
+const BATCH = 16;
+
+function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let err = 0, ref = 0;
+  for (let k = 0; k < a.length; k++) {
+    err = Math.max(err, Math.abs(a[k] - b[k]));
+    ref = Math.max(ref, Math.abs(b[k]));
+  }
+  return err / ref;
+}
+
+/** Loss and the gradient of every trainable variable (in the executor's order) for one batch, on the backend in use. */
+function lossAndGrads(x: Float32Array, labels: number[]): { loss: number; grads: Float32Array[] } {
+  const exe = compile(loadModel(fixture));
+  try {
+    return tf.tidy(() => {
+      const input = tf.tensor4d(x, [BATCH, 1, 28, 28]);
+      const target = tf.oneHot(tf.tensor1d(labels, 'int32'), 10);
+      const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(target, exe.run({ input }).logits) as tf.Scalar, exe.trainableVariables);
+      return { loss: value.dataSync()[0], grads: exe.trainableVariables.map((v) => grads[v.name].dataSync() as Float32Array) };
+    });
+  } finally {
+    exe.dispose();
+  }
+}
+
+describe('wasm with 2 threads', { skip: !existsSync(fixture) }, () => {
+  const draws = seededDraws(7);
+  const x = Float32Array.from({ length: BATCH * 28 * 28 }, () => 2 * draws.uniform() - 1);
+  const labels = Array.from({ length: BATCH }, (_, k) => (k * 3) % 10);
+
+  before(async () => {
+    setWasmThreads(2);
+    await useBackend('wasm');
+  });
+
+  test('the thread pool runs 2 threads', () => {
+    assert.equal(wasmThreads(), 2);
+    assert.equal(getThreadsCount(), 2);
+    assert.throws(() => setWasmThreads(1), /already runs with 2 thread/);
+  });
+
+  test('forward pass matches onnxruntime', async () => {
+    const exe = compile(loadModel(fixture));
+    const ours = tf.tidy(() => exe.run({ input: tf.tensor4d(x, [BATCH, 1, 28, 28]) }).logits.dataSync() as Float32Array);
+    exe.dispose();
+    const session = await ortSession(fixture);
+    const ref = await runOrt(session, { input: Tensor.fromArray('input', 'float32', [BATCH, 1, 28, 28], x) });
+    const err = maxRel(ours, ref.logits.data as Float32Array);
+    assert.ok(err < 1e-4, `max relative error ${err}`);
+  });
+
+  test('gradients of a training step match the cpu backend', async () => {
+    const threaded = lossAndGrads(x, labels);
+    await useBackend('cpu');
+    const reference = lossAndGrads(x, labels);
+    await useBackend('wasm');
+    assert.ok(Math.abs(threaded.loss - reference.loss) < 1e-4 * Math.abs(reference.loss), `loss ${threaded.loss} vs ${reference.loss}`);
+    assert.equal(threaded.grads.length, reference.grads.length);
+    assert.ok(reference.grads.length >= 10);
+    reference.grads.forEach((g, k) => {
+      const err = maxRel(threaded.grads[k], g);
+      assert.ok(err < 1e-4, `variable ${k}: max relative error ${err}`);
+    });
+  });
+
+  test('50 SGD steps leak no tensors', () => {
+    const exe = compile(loadModel(fixture));
+    const opt = tf.train.sgd(1e-3);
+    const input = tf.tensor4d(x, [BATCH, 1, 28, 28]);
+    const target = tf.oneHot(tf.tensor1d(labels, 'int32'), 10);
+    const step = () => opt.minimize(() => tf.losses.softmaxCrossEntropy(target, exe.run({ input }).logits) as tf.Scalar, false, exe.trainableVariables);
+    step();
+    const start = tf.memory().numTensors;
+    for (let k = 0; k < 50; k++) step();
+    assert.equal(tf.memory().numTensors, start);
+    tf.dispose([input, target]);
+    opt.dispose();
+    exe.dispose();
+  });
+
+  test('the CLI with --threads 2 runs and exits by itself (pool threads do not hold the process)', () => {
+    const r = linfold(['--threads', '2', 'check', fixture, '--backend', 'wasm', '--json'], { timeout: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.backend, 'wasm');
+    assert.equal(report.threads, 2);
+    assert.equal(report.ok, true);
+  });
+
+  test('bad thread counts are named', () => {
+    const r = linfold(['--threads', '0', 'backends']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /--threads must be a whole number/);
+    const env = linfold(['backends'], { env: { LINFOLD_THREADS: 'two' } });
+    assert.equal(env.code, 2);
+    assert.match(env.stderr, /^linfold: LINFOLD_THREADS must be a whole number ≥ 1, got 'two'\n$/);
+  });
+});
