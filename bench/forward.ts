@@ -7,6 +7,7 @@ import { tf, useBackend, wasmThreads } from '../src/train/backends.js';
 import { compile } from '../src/import/tfjs/executor.js';
 import { GraphBuilder, attr, seededDraws } from '../src/import/graph-builder.js';
 import { median } from '../src/export/verify.js';
+import { cost } from '../src/analyze/cost.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { Tensor } from '../src/import/tensor.js';
 import type { Model } from '../src/import/ir.js';
@@ -155,11 +156,13 @@ async function main(): Promise<void> {
     rows.push(...tfRows);
   }
   const ort = median(rows[0].times), ort1 = median(rows[1].times);
-  console.log(`ResNet-18, batch ${BATCH}, ${SIZE}×${SIZE}, median of ${RUNS} interleaved runs`);
+  const macs = cost(model).macs;
+  console.log(`ResNet-18, batch ${BATCH}, ${SIZE}×${SIZE} (${(macs / 1e9).toFixed(2)} GMAC), median of ${RUNS} interleaved runs`);
   for (const row of rows) {
     const ms = median(row.times);
+    const rate = `${(macs / ms / 1e6).toFixed(1).padStart(5)} GMAC/s`;
     const tail = row.ratio ? `   ${(ms / ort).toFixed(2)}× onnxruntime, ${(ms / ort1).toFixed(2)}× onnxruntime 1 thread   (max rel error ${maxRelError(row.out!, ref).toExponential(1)})` : '';
-    console.log(`  ${row.label.padEnd(44)} ${ms.toFixed(1).padStart(8)} ms${tail}`);
+    console.log(`  ${row.label.padEnd(44)} ${ms.toFixed(1).padStart(8)} ms  ${rate}${tail}`);
   }
 }
 
