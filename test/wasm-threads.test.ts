@@ -5,7 +5,9 @@
 // kernels over the shared wasm heap: im2col, MaxPool gradient, sums).
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { tf, useBackend, setWasmThreads, wasmThreads } from '../src/train/backends.js';
 import { compile } from '../src/import/tfjs/executor.js';
@@ -104,6 +106,22 @@ describe('wasm with 2 threads', { skip: !existsSync(fixture) }, () => {
     assert.equal(report.backend, 'wasm');
     assert.equal(report.threads, 2);
     assert.equal(report.ok, true);
+  });
+
+  test('a seeded linearize run gives the same model with 1 and 2 threads (threads split outputs, not sums)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'linfold-threads-'));
+    try {
+      const runs = [1, 2].map((threads) => {
+        const out = join(dir, `t${threads}.onnx`);
+        const r = linfold(['--threads', String(threads), 'linearize', fixture, '--steps', '3', '--lambda', '0.05', '-o', out, '--quiet', '--json']);
+        assert.equal(r.code, 0, r.stderr);
+        return { loss: JSON.parse(r.stdout).after.loss as number, bytes: readFileSync(out) };
+      });
+      assert.equal(runs[1].loss, runs[0].loss);
+      assert.ok(runs[1].bytes.equals(runs[0].bytes), 'the written models differ');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('bad thread counts are named', () => {
