@@ -34,14 +34,14 @@ try {
 
 // The wasm binaries sit next to the package's node entry point; point the loader there so it reads them
 // from disk instead of fetching them.
-let wasmPathsSet = false;
+let wasmPrepared = false;
 function prepareWasm(): void {
-  if (wasmPathsSet) return;
+  if (wasmPrepared) return;
   const dist = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
   setWasmPaths(join(dist, '/'));
   if (wasmThreads() > 1) registerThreadedWasm();
   startedThreads = wasmThreads();
-  wasmPathsSet = true;
+  wasmPrepared = true;
 }
 
 /** The workers the threaded build spawns up front: more threads than this would wait for a new worker. */
@@ -87,9 +87,9 @@ function registerThreadedWasm(): void {
   tf.removeBackend('wasm');
   tf.registerBackend('wasm', async () => {
     // The build caps its thread pool at half the logical cores it reads from os.cpus() while the module
-    // initializes (it assumes 2 hyper-threads per core); report twice the cores for that moment.
+    // initializes (it assumes 2 hyper-threads per core): for that moment, report twice the threads asked for.
     const cpus = os.cpus;
-    os.cpus = () => [...cpus(), ...cpus()];
+    os.cpus = () => Array(2 * threads).fill(cpus()[0]);
     let module: WasmModule;
     try {
       module = await factory({
