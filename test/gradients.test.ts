@@ -9,7 +9,7 @@ import {
   originalGradient, conv2dInputGrad, conv2dFilterGrad, depthwiseInputGrad, depthwiseFilterGrad,
 } from '../src/import/tfjs/gradients.js';
 import { dilateAxes } from '../src/import/tfjs/conv-util.js';
-import { im2colTransposed } from '../src/import/tfjs/wasm-kernels.js';
+import { im2colTransposed, PRELU_GRAD } from '../src/import/tfjs/wasm-kernels.js';
 import { compile } from '../src/import/tfjs/executor.js';
 import { GraphBuilder, attr, seededDraws } from '../src/import/graph-builder.js';
 import { loadModel } from '../src/import/onnx-io.js';
@@ -171,6 +171,34 @@ describe("linfold's JS kernels (wasm-kernels.ts) vs tfjs ops on cpu", () => {
         results.push(tf.tidy(() => tf.sum(tf.tensor(xv, shape), axes, keepDims).dataSync() as Float32Array));
       }
       assert.ok(maxRel(results[1], results[0]) < 1e-5, `sum ${shape} over ${axes}`);
+    }
+  });
+});
+
+describe('PRelu gradients: wasm (fused kernel) vs cpu (tfjs composition)', () => {
+  test('dx and dslope on random shapes, with exact zeros in x (x = 0 takes the slope side)', async () => {
+    const r = seededDraws(31);
+    const pick = <T>(xs: T[]) => xs[Math.floor(r.uniform() * xs.length)];
+    for (let k = 0; k < 12; k++) {
+      const shape = [...Array.from({ length: pick([1, 2, 3]) }, () => pick([1, 2, 5, 7])), pick([1, 3, 8, 24])];
+      const size = shape.reduce((a, b) => a * b, 1);
+      const xv = rnd.normals(size).map((v, i) => (i % 5 === 0 ? 0 : v));
+      const dyv = rnd.normals(size);
+      const slope = rnd.normals(shape[shape.length - 1]);
+      const results: Float32Array[][] = [];
+      for (const backend of ['cpu', 'wasm'] as const) {
+        await useBackend(backend);
+        let out: Float32Array[] = [];
+        const profile = await tf.profile(() => {
+          const g = tf.grads((x: tf.Tensor, a: tf.Tensor) => tf.sum(tf.mul(tf.prelu(x, a), tf.tensor(dyv, shape))))([tf.tensor(xv, shape), tf.tensor1d(slope)]);
+          out = g.map((t) => t.dataSync() as Float32Array);
+          tf.dispose(g);
+        });
+        if (backend === 'wasm') assert.ok(profile.kernelNames.includes(PRELU_GRAD), `wasm ran ${profile.kernelNames}`);
+        results.push(out);
+      }
+      assert.ok(maxRel(results[1][0], results[0][0]) < 1e-6, `dx, x[${shape}]`);
+      assert.ok(maxRel(results[1][1], results[0][1]) < 1e-5, `dslope, x[${shape}]`);
     }
   });
 });

@@ -11,7 +11,7 @@
 import { tf, dims, type TfTensor } from './registry.js';
 import { dilateAxes, padCrop } from './conv-util.js';
 import { matMul } from './matmul.js';
-import { wasmMaxPoolGrad, im2colTransposed } from './wasm-kernels.js';
+import { wasmMaxPoolGrad, wasmPreluGrad, im2colTransposed } from './wasm-kernels.js';
 
 type Grads = Record<string, () => TfTensor>;
 type GradFunc = (dy: TfTensor | TfTensor[], saved: TfTensor[], attrs: Record<string, unknown>) => Grads;
@@ -283,6 +283,8 @@ export const gradientPolicy = {
   matMulExplicitTranspose: { wasm: true } as Record<string, boolean>,
   /** wasm's MaxPoolGrad routes gradients to wrong positions for some geometries: linfold's kernel (wasm-kernels.ts). */
   maxPool: { wasm: true } as Record<string, boolean>,
+  /** one pass instead of tfjs's five (wasm-kernels.ts). */
+  prelu: { wasm: true } as Record<string, boolean>,
 };
 
 function want(kind: keyof typeof gradientPolicy, kernel: string, attrs: Record<string, unknown>): boolean {
@@ -313,6 +315,7 @@ export function registerGradients(): void {
   const batchMatMul = orig('BatchMatMul');
   const gather = orig('GatherV2');
   const maxPool = orig('MaxPool');
+  const prelu = orig('Prelu');
 
   tf.registerGradient({
     kernelName: 'Conv2D',
@@ -383,6 +386,18 @@ export function registerGradients(): void {
       return { x: () => wasmMaxPoolGrad(x, y, dy as TfTensor, a) };
     },
   });
+  if (prelu)
+    tf.registerGradient({
+      kernelName: 'Prelu',
+      inputsToSave: ['x', 'alpha'],
+      gradFunc: (dy, saved, attrs) => {
+        const [x, alpha] = saved;
+        const d = dy as TfTensor;
+        const fused = gradientPolicy.prelu[tf.getBackend()] && x.dtype === 'float32' && alpha.rank === 1 && alpha.shape[0] === x.shape[x.rank - 1] && d.size === x.size;
+        if (!fused) return prelu(dy, saved, attrs as Record<string, unknown>);
+        return { x: () => wasmPreluGrad(x, alpha, d, 'x'), alpha: () => wasmPreluGrad(x, alpha, d, 'slope') };
+      },
+    });
   // comparisons and logic have no gradient in tfjs; a Where mask computed from a differentiated tensor would
   // stop backpropagation with "gradient function not found": they are constant almost everywhere (zero)
   for (const kernelName of ['Greater', 'GreaterEqual', 'Less', 'LessEqual', 'Equal', 'NotEqual', 'LogicalAnd', 'LogicalOr', 'LogicalNot', 'LogicalXor']) {
