@@ -49,12 +49,17 @@ describe('wasm with 2 threads', { skip: !existsSync(fixture) }, () => {
   const x = Float32Array.from({ length: BATCH * 28 * 28 }, () => 2 * draws.uniform() - 1);
   const labels = Array.from({ length: BATCH }, (_, k) => (k * 3) % 10);
 
+  const listeners = () => ['uncaughtException', 'unhandledRejection'].map((e) => process.listeners(e as 'uncaughtException').length);
+  let listenersBefore: number[] = [];
   before(async () => {
+    listenersBefore = listeners();
     setWasmThreads(2);
     await useBackend('wasm');
   });
 
-  test('the thread pool runs 2 threads', () => {
+  test('the thread pool runs 2 threads; the glue leaves no process-wide error handlers behind', () => {
+    // emscripten's handlers rethrow every uncaught error with the whole minified glue source as its context
+    assert.deepEqual(listeners(), listenersBefore);
     assert.equal(wasmThreads(), 2);
     assert.equal(getThreadsCount(), 2);
     assert.throws(() => setWasmThreads(1), /already runs with 2 thread/);

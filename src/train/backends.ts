@@ -208,6 +208,8 @@ export async function useBackend(name: BackendName | 'auto' = 'auto'): Promise<B
     ok = await tf.setBackend(TF_NAME[name]);
   } catch (e) {
     throw new LinfoldError(`backend '${name}' failed to initialize (${String((e as Error).message).split('\n')[0]})${hint}`, 2, { cause: e });
+  } finally {
+    dropNewListeners(listenersBefore);
   }
   if (!ok) throw new LinfoldError(`backend '${name}' failed to initialize${hint}`);
   await tf.ready();
