@@ -16,35 +16,26 @@ static double now(void) {
 #define N 200000000L
 #define ACC 12
 
-static double fma256(void) {
-  __m256 acc[ACC], a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-7f);
-  for (int k = 0; k < ACC; k++) acc[k] = _mm256_set1_ps((float)k);
-  double t = now();
-  for (long i = 0; i < N / ACC; i++) {
-#pragma GCC unroll 12
-    for (int k = 0; k < ACC; k++) acc[k] = _mm256_fmadd_ps(acc[k], a, b);
+// GMAC/s of ACC independent chains acc = STEP(acc, a, b) over VEC (LANES floats); the sum of the
+// accumulators is printed-if-equal so that the compiler keeps the loop.
+#define PEAK(name, VEC, LANES, SET1, STEP, FIRST)                                    \
+  static double name(void) {                                                       \
+    VEC acc[ACC], a = SET1(0.999f), b = SET1(1e-7f);                               \
+    for (int k = 0; k < ACC; k++) acc[k] = SET1((float)k);                         \
+    double t = now();                                                              \
+    for (long i = 0; i < N / ACC; i++) {                                           \
+      _Pragma("GCC unroll 12") for (int k = 0; k < ACC; k++) acc[k] = STEP(acc[k], a, b); \
+    }                                                                              \
+    t = now() - t;                                                                 \
+    float s = 0;                                                                   \
+    for (int k = 0; k < ACC; k++) s += FIRST(acc[k]);                              \
+    if (s == 12345.f) puts("");                                                    \
+    return (double)(N / ACC) * ACC * LANES / t / 1e9;                              \
   }
-  t = now() - t;
-  float s = 0;
-  for (int k = 0; k < ACC; k++) s += _mm256_cvtss_f32(acc[k]);
-  if (s == 12345.f) puts("");
-  return (double)(N / ACC) * ACC * 8 / t / 1e9;
-}
 
-static double muladd128(void) {
-  __m128 acc[ACC], a = _mm_set1_ps(0.999f), b = _mm_set1_ps(1e-7f);
-  for (int k = 0; k < ACC; k++) acc[k] = _mm_set1_ps((float)k);
-  double t = now();
-  for (long i = 0; i < N / ACC; i++) {
-#pragma GCC unroll 12
-    for (int k = 0; k < ACC; k++) acc[k] = _mm_add_ps(_mm_mul_ps(acc[k], a), b);
-  }
-  t = now() - t;
-  float s = 0;
-  for (int k = 0; k < ACC; k++) s += _mm_cvtss_f32(acc[k]);
-  if (s == 12345.f) puts("");
-  return (double)(N / ACC) * ACC * 4 / t / 1e9;
-}
+#define MULADD128(x, a, b) _mm_add_ps(_mm_mul_ps(x, a), b)
+PEAK(fma256, __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_cvtss_f32)
+PEAK(muladd128, __m128, 4, _mm_set1_ps, MULADD128, _mm_cvtss_f32)
 
 int main(void) {
   printf("one core, peak multiply-accumulates:\n");
