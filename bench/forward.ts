@@ -3,7 +3,7 @@
 // export does). Also measures the executor's layout pass (channels-last conv chains) on and off.
 //
 //   node --import tsx bench/forward.ts [--batch 1] [--size 224] [--runs 5] [--cpu] [--chain-only]
-import { tf, useBackend, wasmThreads } from '../src/train/backends.js';
+import { tf, useBackend, wasmThreads, threadCount } from '../src/train/backends.js';
 import { compile } from '../src/import/tfjs/executor.js';
 import { GraphBuilder, attr, seededDraws } from '../src/import/graph-builder.js';
 import { median } from '../src/export/verify.js';
@@ -130,7 +130,7 @@ async function main(): Promise<void> {
   for (const b of backends) {
     await useBackend(b);
     const exes = [true, false].map((layout) => ({ layout, exe: compile(model, { layout }) }));
-    const name = b === 'wasm' ? `wasm (${wasmThreads()} thread${wasmThreads() > 1 ? 's' : ''})` : b;
+    const name = b === 'wasm' ? `wasm (${threadCount(wasmThreads())})` : b;
     const tfRows = exes.map(({ layout }) => ({ label: `tfjs ${name} layout pass ${layout ? 'on' : 'off'}`, times: [] as number[], out: new Float32Array(), ratio: true }));
     const x = tf.tensor4d(input, [BATCH, 3, SIZE, SIZE]);
     const first = b === backends[0];

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { tf, useBackend, wasmThreads } from '../src/train/backends.js';
+import { tf, useBackend, wasmThreads, threadCount } from '../src/train/backends.js';
 import { compile, type Executable } from '../src/import/tfjs/executor.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { median } from '../src/export/verify.js';
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
   for (const b of backends) {
     const ms = median(times[b]);
     const ratio = ref1 ? `   ${(ms / ref1).toFixed(2)}× PyTorch (1 thread), ${(ms / ref2!).toFixed(2)}× (2 threads)` : '';
-    const name = b === 'wasm' ? `wasm, ${wasmThreads()} thread${wasmThreads() > 1 ? 's' : ''}` : b;
+    const name = b === 'wasm' ? `wasm, ${threadCount(wasmThreads())}` : b;
     console.log(`  tfjs ${name.padEnd(20)}     ${ms.toFixed(1).padStart(8)} ms${ratio}`);
   }
 }

@@ -75,12 +75,13 @@ export function register(program: Command): void {
     .action(async (file: string, opts: { inputShape?: Shapes; tolerance: number; backend: string; json?: boolean }) => {
       const { model, shapes } = await loadWithShapes(file, opts.inputShape);
       const { checkModel } = await import('./import/tfjs/check.js');
+      const { threadCount } = await import('./train/backends.js');
       const r = await checkModel(model, { inputShapes: shapes, tolerance: opts.tolerance, backend: opts.backend as never });
       if (opts.json) console.log(JSON.stringify({ model: file, tolerance: opts.tolerance, ...r }, null, 2));
       else {
         const bad = r.ops.filter((o) => !o.supported);
         console.log(`${file}: ${r.ops.length} op types, ${bad.length ? `${bad.length} unsupported: ${bad.map((o) => o.op).join(', ')}` : 'all supported'}`);
-        console.log(`backend: ${r.backend}${r.threads ? ` (${r.threads} thread${r.threads > 1 ? 's' : ''})` : ''}`);
+        console.log(`backend: ${r.backend}${r.threads ? ` (${threadCount(r.threads)})` : ''}`);
         for (const o of r.outputs) console.log(`  output ${o.name}: max relative error ${o.maxRelError.toExponential(2)} ${o.maxRelError <= opts.tolerance ? 'ok' : `> ${opts.tolerance}`}`);
         if (r.error) console.log(`  ${r.error}`);
         console.log(r.ok ? 'ok: ready to linearize' : 'not ok');
@@ -94,7 +95,7 @@ export function register(program: Command): void {
     .description('list the TensorFlow.js backends available here and the one that would be chosen')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
-      const { listBackends } = await import('./train/backends.js');
+      const { listBackends, threadCount } = await import('./train/backends.js');
       const list = listBackends();
       const chosen = list.find((b) => b.available)?.name;
       if (opts.json) {
@@ -102,7 +103,7 @@ export function register(program: Command): void {
         return;
       }
       for (const b of list) {
-        const threads = b.threads ? ` (${b.threads} thread${b.threads > 1 ? 's' : ''}; --threads or LINFOLD_THREADS to change)` : '';
+        const threads = b.threads ? ` (${threadCount(b.threads)}; --threads or LINFOLD_THREADS to change)` : '';
         console.log(`${b.name === chosen ? '*' : ' '} ${b.name.padEnd(15)} ${b.available ? `available${threads}` : `unavailable: ${b.reason}`}`);
       }
       console.log(`\n* = chosen by --backend auto. GPU: npm i @tensorflow/tfjs-node-gpu (CUDA 11.8 + cuDNN 8.6 on Linux x64).`);

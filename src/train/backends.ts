@@ -64,6 +64,9 @@ export function wasmThreads(): number {
   return Math.min(n, MAX_WASM_THREADS);
 }
 
+/** "1 thread", "2 threads". */
+export const threadCount = (n: number): string => `${n} thread${n === 1 ? '' : 's'}`;
+
 /** Sets the wasm backend's thread count (library use; the CLI's --threads sets LINFOLD_THREADS). Fixed once wasm has started. */
 export function setWasmThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new LinfoldError(`threads must be a whole number ≥ 1, got '${n}'`);
