@@ -8,8 +8,8 @@
 //   conv with a one-hot filter (kh·kw·C MACs per patch element) or Slice / StridedSlice, which copy element
 //   by element (~15 ms for the 9 taps of a 64×14×14×24 input, ~140 ms strided); registered on cpu too, so
 //   that both backends share the gradient.
-// - PRelu's gradients (dx and the slope's) in one pass: tfjs composes them of Greater, two Selects, Multiplies
-//   and a Sum, each a pass of its own (~25 % of a linearize step of the MNIST CNN).
+// - PRelu's gradients (dx, and the slope's), each in one pass: tfjs composes them of Greater, two Selects,
+//   Multiplies and a Sum, each a pass of its own (~25 % of a linearize step of the MNIST CNN).
 // - Identity without a copy (the dataId is shared, as the cpu backend does): tfjs clones every tensor it saves
 //   for the backward pass, and wasm's Identity copies each one.
 import { tf, dims, type TfTensor } from './registry.js';
