@@ -9,7 +9,7 @@ import { GraphBuilder, attr, seededDraws } from '../src/import/graph-builder.js'
 import { median } from '../src/export/verify.js';
 import { cost } from '../src/analyze/cost.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
-import { Tensor } from '../src/import/tensor.js';
+import { Tensor, compareValues } from '../src/import/tensor.js';
 import type { Model } from '../src/import/ir.js';
 import { pathToFileURL } from 'node:url';
 
@@ -102,14 +102,6 @@ async function layoutOnChain(): Promise<void> {
   x.dispose();
 }
 
-function maxRelError(out: Float32Array, ref: Float32Array): number {
-  let err = 0, scale = 0;
-  for (let k = 0; k < ref.length; k++) {
-    err = Math.max(err, Math.abs(out[k] - ref[k]));
-    scale = Math.max(scale, Math.abs(ref[k]));
-  }
-  return err / scale;
-}
 
 /**
  * onnxruntime with its default threads (all cores) and with one intra-op thread, and the tfjs executor with
@@ -161,7 +153,7 @@ async function main(): Promise<void> {
   for (const row of rows) {
     const ms = median(row.times);
     const rate = `${(macs / ms / 1e6).toFixed(1).padStart(5)} GMAC/s`;
-    const tail = row.ratio ? `   ${(ms / ort).toFixed(2)}× onnxruntime, ${(ms / ort1).toFixed(2)}× onnxruntime 1 thread   (max rel error ${maxRelError(row.out!, ref).toExponential(1)})` : '';
+    const tail = row.ratio ? `   ${(ms / ort).toFixed(2)}× onnxruntime, ${(ms / ort1).toFixed(2)}× onnxruntime 1 thread   (max rel error ${compareValues(row.out!, ref).maxRelError.toExponential(1)})` : '';
     console.log(`  ${row.label.padEnd(44)} ${ms.toFixed(1).padStart(8)} ms  ${rate}${tail}`);
   }
 }

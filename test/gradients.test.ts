@@ -4,6 +4,7 @@
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { compareValues } from '../src/import/tensor.js';
 import { tf, useBackend } from '../src/train/backends.js';
 import {
   originalGradient, conv2dInputGrad, conv2dFilterGrad, depthwiseInputGrad, depthwiseFilterGrad,
@@ -61,15 +62,7 @@ function reference(k: ConvCase, x: tf.Tensor4D, wt: tf.Tensor4D, dy: tf.Tensor4D
   });
 }
 
-function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let err = 0, scale = 1e-6;
-  for (let j = 0; j < a.length; j++) {
-    err = Math.max(err, Math.abs(a[j] - b[j]));
-    scale = Math.max(scale, Math.abs(b[j]));
-  }
-  return err / scale;
-}
+const maxRel = (got: ArrayLike<number>, ref: ArrayLike<number>) => compareValues(got, ref).maxRelError;
 
 describe('conv gradients vs tfjs built-ins', () => {
   for (const depthwise of [false, true]) {

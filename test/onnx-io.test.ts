@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { loadModel, encodeModel, decodeModel, saveModel } from '../src/import/onnx-io.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { Graph, type Model } from '../src/import/ir.js';
-import { Tensor } from '../src/import/tensor.js';
+import { Tensor, compareValues } from '../src/import/tensor.js';
 import { LinfoldError } from '../src/errors.js';
 import { randomFeeds } from '../src/import/random.js';
 import { testCases, dataSet } from './support/onnx-testdata.js';
@@ -172,4 +172,15 @@ test('IR 10 fields survive a round trip (node metadata, overload, graph metadata
   assert.equal(back.passthrough.metadata_props[0].value, '2');
   const future = encodeModel({ ...model, irVersion: 12 });
   assert.throws(() => decodeModel(future), /IR version 12 is newer/);
+});
+
+test('compareValues: relative to the largest finite reference value; NaN only equals NaN; shapes that differ differ', () => {
+  assert.deepEqual(compareValues([1, -4, 2], [1, -4, 2]), { maxAbsError: 0, maxAbsReference: 4, maxRelError: 0 });
+  assert.deepEqual(compareValues([1.5, -4, 2], [1, -4, 2]), { maxAbsError: 0.5, maxAbsReference: 4, maxRelError: 0.125 });
+  assert.equal(compareValues([NaN, 1], [NaN, 1]).maxRelError, 0);
+  assert.equal(compareValues([NaN, 1], [0, 1]).maxRelError, Infinity);
+  assert.equal(compareValues([0, 1], [NaN, 1]).maxRelError, Infinity);
+  assert.equal(compareValues([Infinity, 2], [Infinity, 1]).maxAbsReference, 1);
+  assert.equal(compareValues([0.25, 0], [0, 0]).maxRelError, 0.25);
+  assert.equal(compareValues([1, 2], [1, 2, 3]).maxRelError, Infinity);
 });

@@ -13,21 +13,14 @@ import { tf, useBackend, setWasmThreads, wasmThreads } from '../src/train/backen
 import { compile } from '../src/import/tfjs/executor.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
-import { Tensor } from '../src/import/tensor.js';
+import { Tensor, compareValues } from '../src/import/tensor.js';
 import { seededDraws } from '../src/import/graph-builder.js';
 import { linfold } from './support/cli.js';
 
 const fixture = new URL('../fixtures/mnist_cnn.onnx', import.meta.url).pathname;
 const BATCH = 16;
 
-function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let err = 0, ref = 0;
-  for (let k = 0; k < a.length; k++) {
-    err = Math.max(err, Math.abs(a[k] - b[k]));
-    ref = Math.max(ref, Math.abs(b[k]));
-  }
-  return err / ref;
-}
+const maxRel = (got: ArrayLike<number>, ref: ArrayLike<number>) => compareValues(got, ref).maxRelError;
 
 /** Loss and the gradient of every trainable variable (in the executor's order) for one batch, on the backend in use. */
 function lossAndGrads(x: Float32Array, labels: number[]): { loss: number; grads: Float32Array[] } {

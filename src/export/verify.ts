@@ -1,7 +1,7 @@
 // Verification and timing with onnxruntime-node: output comparison, latency.
 import { LinfoldError } from '../errors.js';
 import type { Graph, Model, Node } from '../import/ir.js';
-import { Tensor } from '../import/tensor.js';
+import { Tensor, compareValues } from '../import/tensor.js';
 export { randomFeeds, type FeedOptions } from '../import/random.js';
 import { ortSession, runOrt, type OrtSession } from '../import/ort.js';
 import { encodeModel } from '../import/onnx-io.js';
@@ -30,15 +30,8 @@ export function compareOutputs(reference: Record<string, Tensor>, got: Record<st
       worst = Infinity;
       continue;
     }
-    const a = ref.numbers(), b = o.numbers();
-    let err = 0, mag = 0;
-    for (let i = 0; i < a.length; i++) {
-      const e = Math.abs(a[i] - b[i]);
-      if (!(e <= err)) err = Number.isNaN(e) ? Infinity : e;
-      mag = Math.max(mag, Math.abs(a[i]));
-    }
-    const rel = mag > 0 ? err / mag : err;
-    perOutput[k] = { maxAbsError: err, maxAbsReference: mag, relError: rel };
+    const { maxAbsError, maxAbsReference, maxRelError: rel } = compareValues(o.numbers(), ref.numbers());
+    perOutput[k] = { maxAbsError, maxAbsReference, relError: rel };
     worst = Math.max(worst, rel);
   }
   return { maxRelError: worst, perOutput };

@@ -241,3 +241,27 @@ export function bfloatToFloat(b: number): number {
   new Uint32Array(buf.buffer)[0] = b << 16;
   return buf[0];
 }
+
+export interface ValueComparison {
+  maxAbsError: number;
+  /** max |ref| over its finite values */
+  maxAbsReference: number;
+  /** maxAbsError / maxAbsReference (maxAbsError itself where the reference is all zeros) */
+  maxRelError: number;
+}
+
+/**
+ * How far `got` is from `ref`, element by element: NaN against NaN counts as equal, NaN against a number as an
+ * infinite error; arrays of different lengths differ infinitely.
+ */
+export function compareValues(got: ArrayLike<number>, ref: ArrayLike<number>): ValueComparison {
+  if (got.length !== ref.length) return { maxAbsError: Infinity, maxAbsReference: 0, maxRelError: Infinity };
+  let err = 0, scale = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const a = got[i], b = ref[i];
+    const d = a === b || (Number.isNaN(a) && Number.isNaN(b)) ? 0 : Math.abs(a - b);
+    err = Math.max(err, Number.isNaN(d) ? Infinity : d);
+    if (Number.isFinite(b)) scale = Math.max(scale, Math.abs(b));
+  }
+  return { maxAbsError: err, maxAbsReference: scale, maxRelError: scale > 0 ? err / scale : err };
+}

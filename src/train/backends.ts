@@ -32,36 +32,37 @@ try {
   throw new LinfoldError('build/tfjs-gradients.cjs is missing: run `npm run build` (npm ci does it)');
 }
 
-// The wasm binaries sit next to the package's node entry point; point the loader there so it reads them
-// from disk instead of fetching them.
-let wasmPrepared = false;
+// Once, before the wasm backend starts: point its loader at the binaries next to the package's node entry
+// point (read from disk instead of fetched), and fix the thread count (the threaded build when > 1).
 function prepareWasm(): void {
-  if (wasmPrepared) return;
+  if (startedThreads !== undefined) return;
   const dist = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
   setWasmPaths(join(dist, '/'));
-  if (wasmThreads() > 1) registerThreadedWasm();
-  startedThreads = wasmThreads();
-  wasmPrepared = true;
+  const threads = wasmThreads();
+  if (threads > 1) registerThreadedWasm(threads);
+  startedThreads = threads;
 }
 
 /** The workers the threaded build spawns up front: more threads than this would wait for a new worker. */
 const MAX_WASM_THREADS = 8;
 let requestedThreads: number | undefined;
+/** Set once the wasm backend is prepared: its thread count is fixed from then on. */
 let startedThreads: number | undefined;
+
+function wholeThreads(value: string | number, what: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new LinfoldError(`${what} must be a whole number ≥ 1, got '${value}'`);
+  return n;
+}
 
 /**
  * Threads of the wasm backend: as started, else setWasmThreads(), else LINFOLD_THREADS, else the machine's
  * cores (at most 8). 1 runs the single-threaded SIMD build.
  */
 export function wasmThreads(): number {
-  if (startedThreads) return startedThreads;
+  if (startedThreads !== undefined) return startedThreads;
   const env = process.env.LINFOLD_THREADS;
-  let n = requestedThreads ?? os.availableParallelism();
-  if (requestedThreads === undefined && env !== undefined && env !== '') {
-    n = Number(env);
-    if (!Number.isInteger(n) || n < 1) throw new LinfoldError(`LINFOLD_THREADS must be a whole number ≥ 1, got '${env}'`);
-  }
-  return Math.min(n, MAX_WASM_THREADS);
+  return Math.min(requestedThreads ?? (env ? wholeThreads(env, 'LINFOLD_THREADS') : os.availableParallelism()), MAX_WASM_THREADS);
 }
 
 /** "1 thread", "2 threads". */
@@ -69,7 +70,7 @@ export const threadCount = (n: number): string => `${n} thread${n === 1 ? '' : '
 
 /** Sets the wasm backend's thread count (library use; the CLI's --threads sets LINFOLD_THREADS). Fixed once wasm has started. */
 export function setWasmThreads(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new LinfoldError(`threads must be a whole number ≥ 1, got '${n}'`);
+  wholeThreads(n, 'threads');
   if (startedThreads !== undefined && Math.min(n, MAX_WASM_THREADS) !== startedThreads)
     throw new LinfoldError(`the wasm backend already runs with ${startedThreads} thread(s); set threads before it starts`);
   requestedThreads = n;
@@ -81,12 +82,11 @@ export function setWasmThreads(n: number): void {
  * by name) with a loader that gives the workers files: the worker script written at install
  * (build/tfjs-wasm-worker.cjs) and the module's own glue script.
  */
-function registerThreadedWasm(): void {
+function registerThreadedWasm(threads: number): void {
   const workerScript = join(dirname(require.resolve('../../build/tfjs-gradients.cjs')), 'tfjs-wasm-worker.cjs');
   if (!existsSync(workerScript)) throw new LinfoldError('build/tfjs-wasm-worker.cjs is missing: run `npm run build` (npm ci does it), or set LINFOLD_THREADS=1');
   const glue = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
   const factory = require(glue) as (config: object) => Promise<WasmModule>;
-  const threads = wasmThreads();
   tf.removeBackend('wasm');
   tf.registerBackend('wasm', async () => {
     // The build caps its thread pool at half the logical cores it reads from os.cpus() while the module
@@ -103,6 +103,7 @@ function registerThreadedWasm(): void {
     } finally {
       os.cpus = cpus;
     }
+    // the bridge tfjs's own loader (init() in tfjs-backend-wasm) attaches to the module
     module.tfjs = {
       init: module.cwrap('init', null, []),
       initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),

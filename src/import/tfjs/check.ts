@@ -2,7 +2,7 @@
 // reports, per output, max |tfjs - ort| / max |ort|.
 import { randomFeeds } from '../random.js';
 import type { Model, ValueInfo } from '../ir.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, compareValues } from '../tensor.js';
 import { LinfoldError } from '../../errors.js';
 import { ortSession, runOrt } from '../ort.js';
 import { tf, useBackend, currentBackend, wasmThreads, type BackendName } from '../../train/backends.js';
@@ -81,17 +81,10 @@ export async function checkModel(model: Model, opts: CheckOptions = {}): Promise
   return result;
 }
 
-/** max |a - b| and that over max |b| (max |a - b| itself when b is all zeros). Shapes must agree. */
+/** max |a - b| and that over max |b| (max |a - b| itself when b is all zeros); an infinite error when shapes differ. */
 export function compareTensors(a: Tensor, b: Tensor): { maxRelError: number; maxAbsError: number } {
   if (a.dims.length !== b.dims.length || a.dims.some((d, i) => d !== b.dims[i]))
     return { maxRelError: Infinity, maxAbsError: Infinity };
-  const x = a.numbers(), y = b.numbers();
-  let err = 0, scale = 0;
-  for (let i = 0; i < y.length; i++) {
-    const bothNaN = Number.isNaN(x[i]) && Number.isNaN(y[i]);
-    const d = bothNaN || x[i] === y[i] ? 0 : Math.abs(x[i] - y[i]);
-    err = Math.max(err, Number.isNaN(d) ? Infinity : d);
-    if (Number.isFinite(y[i])) scale = Math.max(scale, Math.abs(y[i]));
-  }
-  return { maxAbsError: err, maxRelError: scale > 0 ? err / scale : err };
+  const { maxRelError, maxAbsError } = compareValues(a.numbers(), b.numbers());
+  return { maxRelError, maxAbsError };
 }

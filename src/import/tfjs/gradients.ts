@@ -393,7 +393,7 @@ export function registerGradients(): void {
       gradFunc: (dy, saved, attrs) => {
         const [x, alpha] = saved;
         const d = dy as TfTensor;
-        const fused = gradientPolicy.prelu[tf.getBackend()] && x.dtype === 'float32' && alpha.rank === 1 && alpha.shape[0] === x.shape[x.rank - 1] && d.size === x.size;
+        const fused = gradientPolicy.prelu[tf.getBackend()] && x.dtype === 'float32' && alpha.rank === 1 && alpha.shape[0] === x.shape[x.rank - 1];
         if (!fused) return prelu(dy, saved, attrs as Record<string, unknown>);
         return { x: () => wasmPreluGrad(x, alpha, d, 'x'), alpha: () => wasmPreluGrad(x, alpha, d, 'slope') };
       },
