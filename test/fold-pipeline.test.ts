@@ -53,7 +53,7 @@ test('macs objective: the same chain keeps its convs (merging would raise MACs) 
   assert.equal(report.after.latencyMs, null);
 });
 
-test('macs objective with lookahead: an inverted-residual block (expand → dw → project, + x) folds to one conv', async () => {
+test('macs objective plans whole chains: an inverted-residual block (expand → dw → project, + x) folds to one conv', async () => {
   const b = new GraphBuilder({ opset: 13 });
   const x = b.input('x', ['batch', 8, 10, 10]);
   let h = b.prelu(b.conv(x, 8, 32, 1), new Array(32).fill(1));
@@ -66,9 +66,11 @@ test('macs objective with lookahead: an inverted-residual block (expand → dw �
   assert.equal(count(model, 'Add'), 1, 'the border bias map; the residual is absorbed');
   assert.equal(report.before.macs, 800 * 100);
   assert.equal(report.after.macs, 576 * 100);
-  assert.ok(report.taken.some((e) => e.pass === 'merge-conv' && /, then /.test(e.what)));
-  const none = await fold(m, { objective: 'macs', latencyRuns: 0, lookahead: 0 });
-  assert.equal(count(none.model, 'Conv'), 3, 'without lookahead the first merge alone loses');
+  // judged as a pair, expand∘dw would lose (2304 > 8·32 + 32·9 per pixel); the chain as a whole wins
+  const merges = report.taken.filter((e) => e.pass === 'merge-conv');
+  assert.equal(merges.length, 2);
+  assert.ok(Math.abs(merges[0].objective!.before[0] - 800 * 100) < 1e-3, JSON.stringify(merges[0].objective));
+  assert.ok(Math.abs(merges[0].objective!.after[0] - 576 * 100) < 1e-3, JSON.stringify(merges[0].objective));
 });
 
 test('a fold that breaks the tolerance is undone and named in the report', async () => {
@@ -111,17 +113,28 @@ test('passes option restricts the passes; unknown names are an error', async () 
   await assert.rejects(fold(plainChain(), { passes: ['nope'] }), LinfoldError);
 });
 
-test('latency objective runs and only keeps merges that measure faster', async () => {
-  const { report } = await fold(plainChain(), { objective: 'latency', latencyRuns: 5 });
-  for (const e of report.taken.filter((t) => t.pass === 'merge-conv')) assert.ok(e.objective!.after[0] < e.objective!.before[0]);
+test('latency objective (the default): merges measured faster are taken, whole chains judged', async () => {
+  // 1×1 convs 16 → 64 → 64 → 16 with identity PRelus: one 1×1 16 → 16 conv does the work of three at 1/24 of the MACs
+  const b = new GraphBuilder({ opset: 13 });
+  let y = b.input('x', ['batch', 16, 24, 24]);
+  for (const [cin, cout] of [[16, 64], [64, 64], [64, 16]]) y = b.prelu(b.conv(y, cin, cout, 1), new Array(cout).fill(1));
+  const { model, report } = await fold(b.output(y).model(), { latencyRuns: 5 });
+  assert.equal(report.objective, 'latency');
+  const merges = report.taken.filter((t) => t.pass === 'merge-conv');
+  assert.equal(merges.length, 2, renderFoldMarkdown(report));
+  for (const e of merges) assert.ok(e.objective!.after[0] < e.objective!.before[0], JSON.stringify(e.objective));
+  assert.equal(count(model, 'Conv'), 1);
   assert.ok(report.verification.maxRelError < 1e-4);
+  // the plain 3×3 chain: whatever is taken was planned cheaper than what it replaced
+  const plain = await fold(plainChain(), { latencyRuns: 0 });
+  for (const e of plain.report.taken.filter((t) => t.pass === 'merge-conv')) assert.ok(e.objective!.after[0] < e.objective!.before[0]);
 });
 
 test('writeFolded refuses to overwrite the input and writes a model onnxruntime-node loads', async () => {
   const input = join(tmp, 'in.onnx');
   saveModel(plainChain(), input);
   const before = readFileSync(input);
-  const { model } = await fold(loadModel(input), { latencyRuns: 0 });
+  const { model } = await fold(loadModel(input), { objective: 'depth', latencyRuns: 0 });
   await assert.rejects(writeFolded(model, input, input), /refusing to overwrite the input/);
   await assert.rejects(writeFolded(model, join(tmp, '.', 'in.onnx'), input), /refusing/);
   assert.deepEqual(readFileSync(input), before);

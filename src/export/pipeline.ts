@@ -24,6 +24,8 @@ import { foldThroughPoolPass } from './fold-through-pool.js';
 import { staticShapes, type ShapeMap } from './shapes.js';
 import { compareOutputs, firstExample, pairedLatency, randomFeeds } from './verify.js';
 import { analyzeMetrics, graphMacs, layerDepth } from './metrics.js';
+import { findChains, geometriesOf, pairKey, planMerges, type MergePlan } from './merge-plan.js';
+import { layerCoster } from './layer-cost.js';
 
 export type Objective = 'depth' | 'macs' | 'latency';
 
@@ -37,8 +39,14 @@ export const PASSES: readonly FoldPass[] = [
   absorbResidualPass, splitPartialPass,
 ];
 
+/** The passes whose merges the chain planner (merge-plan.ts) decides, over whole chains. */
+const PLANNED_PASSES = new Set(['merge-conv', 'merge-matmul']);
+
 export interface FoldOptions {
+  /** what merges must improve (default latency: measured onnxruntime cost of each candidate layer) */
   objective?: Objective;
+  /** latency objective: time candidate layers with onnxruntime ('measured', default) or use the cost model ('model') */
+  cost?: 'measured' | 'model';
   /** max relative error (max-abs error / max |reference|) allowed on every output; default 1e-4 */
   tolerance?: number;
   /** extra verification inputs (each a full set of feeds) */
@@ -56,8 +64,6 @@ export interface FoldOptions {
   latencyRuns?: number;
   /** verify after every taken rewrite ('each', default) or only at the end ('final'; on failure it reruns with 'each') */
   verify?: 'each' | 'final';
-  /** a merge that loses on the objective may be followed by up to this many merges of the node it made (default 2) */
-  lookahead?: number;
   /** progress messages */
   log?: (msg: string) => void;
 }
@@ -117,7 +123,7 @@ export interface FoldResult {
 }
 
 export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldResult> {
-  const objective = opts.objective ?? 'depth';
+  const objective = opts.objective ?? 'latency';
   if (!['depth', 'macs', 'latency'].includes(objective)) throw new LinfoldError(`objective '${objective}': choose depth, macs or latency`);
   const tolerance = opts.tolerance ?? 1e-4;
   const eps = opts.eps ?? 0;
@@ -180,7 +186,13 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
     return false;
   };
   const objRuns = Math.max(5, Math.min(latencyRuns || 10, 15));
-  const lookahead = opts.lookahead ?? 2;
+  const coster = layerCoster(objective, { measure: opts.cost !== 'model' });
+  /** The cheapest partition of every chain of linear layers in the current graph (costs measured first). */
+  const planNow = async (): Promise<MergePlan> => {
+    const chains = findChains(g, ctx);
+    await coster.prepare(geometriesOf(chains));
+    return planMerges(chains, (geom) => coster.cost(geom));
+  };
 
   const taken: FoldEvent[] = [];
   const rejected = new Map<string, FoldEvent>();
@@ -190,7 +202,7 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
   let rounds = 0;
   const verifyEach = (opts.verify ?? 'each') === 'each';
 
-  /** Applies one candidate and judges it; leaves the graph rewritten (true) or for the caller to restore (false). */
+  /** Applies one candidate; returns why it failed, if it did. */
   const applyOne = (c: Candidate): string | undefined => {
     try {
       c.apply!();
@@ -204,13 +216,12 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
 
   /**
    * Applies one candidate and judges it; leaves the graph rewritten (true) or for the caller to restore
-   * (false). A merge that loses on the objective may be followed by up to `lookahead` further merges of the
-   * same pass that involve the node it created (e.g. expand∘dw raises MACs, but expand∘dw∘project lowers
-   * them): the chain is taken as a whole when it ends better than it started.
+   * (false). A merge the chain planner chose (`planned`: the chain's cost as it is and as planned) is already
+   * judged; any other merge must improve the objective's lexicographic measure (under latency: MACs, depth,
+   * critical layers, nodes), and a speed-only respelling under latency is timed against the current model.
    */
-  const attempt = async (pass: FoldPass, c: Candidate, key: string): Promise<boolean> => {
-    const beforeBytes = objective === 'latency' && (pass.kind === 'merge' || c.speedOnly) ? encodeModel(model) : undefined;
-    const namesBefore = new Set(g.nodes.map((n) => n.name));
+  const attempt = async (pass: FoldPass, c: Candidate, key: string, planned?: { costNow: number; costPlanned: number }): Promise<boolean> => {
+    const beforeBytes = objective === 'latency' && c.speedOnly ? encodeModel(model) : undefined;
     const failed = applyOne(c);
     if (failed) {
       rejected.set(key, { pass: pass.name, what: c.what, nodes: c.nodes, reason: failed });
@@ -220,32 +231,24 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
     let after = measure();
     let fine: boolean;
     let objBefore = current;
-    const chain = [c];
-    if (beforeBytes) {
-      // latency: the candidate and the current model timed in alternation; 2% margin against noise
+    if (planned) {
+      objBefore = [planned.costNow];
+      after = [planned.costPlanned];
+      fine = true;
+    } else if (beforeBytes) {
+      // the candidate and the current model timed in alternation; 2% margin against noise
       const [tCur, tCand] = await pairedLatency(beforeBytes, encodeModel(model), latencyFeeds, objRuns);
       objBefore = [tCur];
       after = [tCand];
       fine = tCand < tCur * 0.98;
-    } else if (pass.kind === 'merge') {
-      fine = lexLess(after, current);
-      for (let step = 0; !fine && step < lookahead; step++) {
-        const fresh = new Set(g.nodes.map((n) => n.name).filter((n) => !namesBefore.has(n)));
-        const follow = pass.candidates(g, ctx).find((k) => k.apply && k.nodes.some((n) => fresh.has(n)));
-        if (!follow || applyOne(follow)) break;
-        chain.push(follow);
-        await refreshShapes();
-        after = measure();
-        fine = lexLess(after, current);
-      }
-    } else if (c.speedOnly) {
+    } else if (pass.kind === 'merge') fine = lexLess(after, current);
+    else if (c.speedOnly) {
       // an exact respelling that may add nodes: only depth/MACs must not get worse (the last entry is the node count)
       fine = !lexLess(current.slice(0, -1), after.slice(0, -1));
     } else fine = !lexLess(current, after) || objective === 'latency';
-    const what = chain.map((k) => k.what).join(', then ');
-    const ev: FoldEvent = { pass: pass.name, what, nodes: [...new Set(chain.flatMap((k) => k.nodes))], objective: { before: objBefore, after } };
+    const ev: FoldEvent = { pass: pass.name, what: c.what, nodes: c.nodes, objective: { before: objBefore, after } };
     if (!fine) {
-      rejected.set(key, { ...ev, what: c.what, nodes: c.nodes, reason: `objective: ${objective} ${fmtObj(objBefore, objective)} → ${fmtObj(after, objective)} does not improve${chain.length > 1 ? ` (nor with the ${chain.length - 1} merge(s) after it)` : ''}` });
+      rejected.set(key, { ...ev, reason: `objective: ${objective} ${fmtObj(objBefore, objective)} → ${fmtObj(after, objective)} does not improve` });
       return false;
     }
     if (verifyEach) {
@@ -261,13 +264,13 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
         const bad = { ...ev, reason: ev.reason ?? `verification: relative error ${rel.toExponential(2)} ≥ tolerance ${tolerance}` };
         rejected.set(key, bad);
         failedVerification.push(bad);
-        log(`undone: ${what} (${bad.reason})`);
+        log(`undone: ${c.what} (${bad.reason})`);
         return false;
       }
     }
     current = measure();
     taken.push(ev);
-    log(`${pass.name}: ${what}`);
+    log(`${pass.name}: ${c.what}`);
     return true;
   };
 
@@ -278,15 +281,32 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
       for (;;) {
         const cands = pass.candidates(g, ctx);
         for (const c of cands) if (c.refused) rejected.set(candidateKey(pass.name, c), { pass: pass.name, what: c.what, nodes: c.nodes, reason: `not exact: ${c.refused}` });
-        const next = cands.find((c) => c.apply && !tried.has(candidateKey(pass.name, c)));
+        const plan = PLANNED_PASSES.has(pass.name) && cands.some((c) => c.apply) ? await planNow() : undefined;
+        if (plan) recordDeclined(pass.name, cands, plan);
+        const next = cands.find((c) => c.apply && !tried.has(candidateKey(pass.name, c)) && (!plan || plan.together.has(pairKey(c.nodes[0], c.nodes[1]))));
         if (!next) break;
         const key = candidateKey(pass.name, next);
         tried.add(key);
         const snap = snapshot(g);
-        if (await attempt(pass, next, key)) {
+        if (await attempt(pass, next, key, plan?.chains.find((ch) => ch.nodes.includes(next.nodes[0])))) {
           rejected.delete(key);
           changed = true;
         } else restore(g, snap);
+      }
+    }
+  }
+
+  /** Pairs the planner keeps apart, named in the report with the chain's costs. */
+  function recordDeclined(passName: string, cands: Candidate[], plan: MergePlan): void {
+    for (const ch of plan.chains) {
+      for (const [a, b] of ch.apart) {
+        const c = cands.find((k) => k.apply && k.nodes[0] === a && k.nodes[1] === b);
+        if (!c) continue;
+        const parts = ch.segments.map(([i, j]) => (i === j ? ch.nodes[i] : `${ch.nodes[i]}…${ch.nodes[j]}`)).join(' | ');
+        rejected.set(candidateKey(passName, c), {
+          pass: passName, what: c.what, nodes: c.nodes, objective: { before: [ch.costNow], after: [ch.costPlanned] },
+          reason: `objective: ${objective}: the cheapest partition of the chain ${ch.nodes.join(' → ')} is ${parts} (${fmtCost(ch.costPlanned, objective)}, as it is ${fmtCost(ch.costNow, objective)}); merging these two is not part of it`,
+        });
       }
     }
   }
@@ -343,8 +363,9 @@ function selectPasses(names?: string[]): FoldPass[] {
   });
 }
 
-const OBJ_LABELS: Record<Objective, string> = { depth: 'depth, critical layers, MACs, nodes', macs: 'MACs, depth, critical layers, nodes', latency: 'ms' };
-const fmtObj = (v: number[], o: Objective) => (o === 'latency' ? `${v[0].toFixed(3)} ms` : `[${v.join(', ')}] (${OBJ_LABELS[o]})`);
+const OBJ_LABELS: Record<Objective, string> = { depth: 'depth, critical layers, MACs, nodes', macs: 'MACs, depth, critical layers, nodes', latency: 'MACs, depth, critical layers, nodes' };
+const fmtCost = (v: number, o: Objective) => (o === 'latency' ? `${v.toFixed(3)} ms` : o === 'macs' ? `${Math.round(v)} MACs` : `${Math.round(v)} layers`);
+const fmtObj = (v: number[], o: Objective) => (v.length === 1 ? fmtCost(v[0], o) : `[${v.join(', ')}] (${OBJ_LABELS[o]})`);
 
 function staticMetrics(m: Model, feeds: Record<string, Tensor>, eps: number, notes: string[]): FoldMetrics {
   const g = m.graph;
