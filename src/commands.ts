@@ -184,23 +184,39 @@ export function register(program: Command): void {
     .description('fold linear paths into adjacent layers and write a shallower ONNX, verified with onnxruntime')
     .argument('<model.onnx>')
     .option('-o, --output <file>', 'folded model (default: <model>.folded.onnx)')
-    .addOption(new Option('--objective <kind>', 'take a merge only when it improves this').choices(['depth', 'macs', 'latency']).default('depth'))
+    .addOption(new Option('--objective <kind>', 'what merges must lower: onnxruntime latency of the merged layers (measured, the default), MACs, or depth at any cost').choices(['latency', 'depth', 'macs']).default('latency'))
+    .addOption(new Option('--cost <how>', 'latency objective: time candidate layers with onnxruntime, or use the MACs-plus-overhead model').choices(['measured', 'model']).default('measured'))
+    .option('--original <model.onnx>', 'the model before linearize, to compare against (default: the one linearize recorded in the input, when that file still exists)')
     .option('--tolerance <x>', 'max relative output error vs the input model', num('--tolerance'), 1e-4)
     .option('--eps <x>', 'treat slopes within eps of 1 as exactly 1', num('--eps'), 0)
     .option('--data <file>', '.npy/.npz inputs to verify on, besides random ones')
+    .option('--eval-data <source>', "labelled data to measure validation accuracy of original, input and folded model with onnxruntime: 'mnist' or .npy/.npz (with --labels)")
+    .option('--labels <file.npy>', '--eval-data: labels for a .npy of inputs')
     .addOption(inputShapeOption())
     .option('--report <file>', 'write the fold report (JSON; Markdown next to it with .md)')
     .option('--json', 'print the report as JSON')
     .option('--quiet', 'no progress output')
-    .action(async (file: string, opts: { output?: string; objective: string; tolerance: number; eps: number; data?: string; inputShape?: Shapes; report?: string; json?: boolean; quiet?: boolean }) => {
+    .action(async (file: string, opts: { output?: string; objective: string; cost: string; original?: string; tolerance: number; eps: number; data?: string; evalData?: string; labels?: string; inputShape?: Shapes; report?: string; json?: boolean; quiet?: boolean }) => {
       const { model, shapes } = await loadWithShapes(file, opts.inputShape);
       const { fold, writeFolded, renderFoldMarkdown } = await import('./export/index.js');
       const out = opts.output ?? join(dirname(file), basename(file).replace(/\.onnx$/, '') + '.folded.onnx');
       const data = opts.data ? await verificationData(opts.data, model) : undefined;
+      const log = opts.quiet || opts.json ? undefined : (m: string) => process.stderr.write(`${m}\n`);
+      const originalPath = opts.original ?? (await originalOf(model, log));
+      const original = originalPath ? (await loadWithShapes(originalPath, opts.inputShape)).model : undefined;
       const r = await fold(model, {
-        objective: opts.objective as never, tolerance: opts.tolerance, eps: opts.eps, inputShapes: shapes, data,
-        log: opts.quiet || opts.json ? undefined : (m: string) => process.stderr.write(`${m}\n`),
+        objective: opts.objective as never, cost: opts.cost as never, tolerance: opts.tolerance, eps: opts.eps, inputShapes: shapes, data, original, log,
       });
+      if (opts.evalData) {
+        const { ortAccuracy } = await import('./train/evaluate.js');
+        const ds = await openData(opts.evalData, opts.labels, undefined, model);
+        r.report.accuracy = {
+          data: `${opts.evalData} validation split`,
+          ...(original ? { original: await ortAccuracy(original, ds) } : {}),
+          input: await ortAccuracy(model, ds),
+          folded: await ortAccuracy(r.model, ds),
+        };
+      }
       await writeFolded(r.model, out, file);
       if (opts.report) {
         writeText(opts.report, JSON.stringify(r.report, null, 2) + '\n');
@@ -213,6 +229,9 @@ export function register(program: Command): void {
         console.log(`nodes ${b.nodes} → ${a.nodes}, depth ${b.depth} → ${a.depth}, MACs ${b.macs ?? '?'} → ${a.macs ?? '?'}, NAPL ${b.napl?.toFixed(3) ?? '?'} → ${a.napl?.toFixed(3) ?? '?'}`);
         if (b.latencyMs && a.latencyMs) console.log(`onnxruntime latency ${b.latencyMs.toFixed(3)} ms → ${a.latencyMs.toFixed(3)} ms (${(b.latencyMs / a.latencyMs).toFixed(2)}×)`);
         console.log(`folds taken: ${r.report.taken.length}, rejected: ${r.report.rejected.length}; verified max relative error ${r.report.verification.maxRelError.toExponential(2)}`);
+        const acc = r.report.accuracy;
+        if (acc) console.log(`validation accuracy: ${acc.original !== undefined ? `original ${(acc.original * 100).toFixed(2)}%, ` : ''}input ${(acc.input! * 100).toFixed(2)}%, folded ${(acc.folded * 100).toFixed(2)}%`);
+        for (const v of r.report.verdict) console.log(v);
       }
     });
   registerPipeline(program);
@@ -326,6 +345,14 @@ function registerPipeline(program: Command): void {
         else console.log(`wrote ${join(opts.out, `point-${opts.point}.json`)}; merge with: linfold report --merge ${opts.out}/point-*.json`);
       }
     });
+}
+
+/** The original model `linearize` recorded in a model's metadata, when that file still exists unchanged. */
+async function originalOf(model: import('./import/ir.js').Model, log?: (m: string) => void): Promise<string | undefined> {
+  const { recordedOriginal } = await import('./import/onnx-io.js');
+  const r = recordedOriginal(model);
+  if (r.problem) log?.(`${r.problem}: comparing with the input only (give --original)`);
+  return r.path;
 }
 
 /** --data: 'mnist', .npy/.npz, or an image folder sized like the model input. */

@@ -404,6 +404,10 @@ interface FoldLike {
   taken?: { pass?: string; what?: string }[]; rejected?: { pass?: string; what?: string; reason?: string }[];
   verification?: { passed?: boolean; maxRelError?: number; inputs?: string };
   notes?: string[];
+  /** the model before linearize, and plain statements of the result against input and original */
+  original?: FoldMetricsLike & { file?: string };
+  verdict?: string[];
+  accuracy?: { data?: string; original?: number; input?: number; folded?: number };
 }
 function asFold(f: unknown): FoldLike | undefined {
   if (!isObj(f) || !isObj(f.before) || !isObj(f.after)) return undefined;
@@ -667,7 +671,23 @@ export async function renderHtmlReport(input: HtmlReportInput): Promise<string> 
       ].filter((x): x is string[] => !!x);
       const v = fold.verification;
       html += `<p class="lead">${fold.objective ? `Objective <b>${escapeHtml(fold.objective)}</b>. ` : ''}${v ? `Verification <span class="pill${v.passed ? '' : ' bad'}">${v.passed ? 'passed' : 'FAILED'}</span>${num(v.maxRelError) ? ` max relative error ${escapeHtml(v.maxRelError.toExponential(2))}` : ''}${v.inputs ? ` on ${escapeHtml(v.inputs)}` : ''}.` : ''}</p>`;
-      html += table(['', 'before', 'after', 'after/before', 'change'], lines, { num: [false, true, true, true, true] });
+      if (Array.isArray(fold.verdict)) for (const v of fold.verdict) html += note(escapeHtml(String(v)), /SLOWER|DEEPER/.test(String(v)) ? 'warn' : 'info');
+      const acc = fold.accuracy;
+      if (acc && num(acc.folded)) html += `<p class="lead">Validation accuracy (onnxruntime${acc.data ? `, ${escapeHtml(acc.data)}` : ''}): ${([['original', acc.original], ['input', acc.input], ['folded', acc.folded]] as [string, number | undefined][]).filter(([, v]) => num(v)).map(([k, v]) => `${k} <b>${((v as number) * 100).toFixed(2)} %</b>`).join(', ')}.</p>`;
+      const o = fold.original;
+      if (o && isObj(o)) {
+        const withOriginal = (label: string, k: keyof FoldMetricsLike, f: (x: number) => string) => {
+          const row = metric(label, k, f);
+          const x = o[k];
+          return row && [row[0], num(x) ? escapeHtml(f(x)) : 'n/a', ...row.slice(1, 3), num(x) && num(a[k]) && x > 0 ? escapeHtml(`${((a[k] as number) / x).toFixed(2)}×`) : ''];
+        };
+        const rowsO = [
+          withOriginal('nodes', 'nodes', int), withOriginal('conv/matmul layers', 'layers', int), withOriginal('depth (longest conv/matmul path)', 'depth', int),
+          withOriginal('NAPL', 'napl', (x) => fmtNum(x)), withOriginal('parameters', 'params', fmtCount), withOriginal('MACs', 'macs', fmtCount),
+          withOriginal('latency, onnxruntime-node, batch 1', 'latencyMs', (x) => `${x.toFixed(3)} ms`),
+        ].filter((x): x is string[] => !!x);
+        html += table(['', 'original', 'input', 'folded', 'folded/original'], rowsO, { num: [false, true, true, true, true] });
+      } else html += table(['', 'before', 'after', 'after/before', 'change'], lines, { num: [false, true, true, true, true] });
       const taken = Array.isArray(fold.taken) ? fold.taken : [];
       const rejected = Array.isArray(fold.rejected) ? fold.rejected : [];
       if (taken.length) html += `<details><summary>Folds taken (${taken.length})</summary><ul>${taken.map((e) => `<li>${code(String(e.pass ?? ''))} ${escapeHtml(e.what ?? '')}</li>`).join('')}</ul></details>`;

@@ -22,7 +22,7 @@ import { absorbResidualPass } from './absorb-residual.js';
 import { splitPartialPass } from './split-partial.js';
 import { foldThroughPoolPass } from './fold-through-pool.js';
 import { staticShapes, type ShapeMap } from './shapes.js';
-import { compareOutputs, firstExample, pairedLatency, randomFeeds } from './verify.js';
+import { alternatingLatency, compareOutputs, firstExample, pairedLatency, randomFeeds } from './verify.js';
 import { analyzeMetrics, graphMacs, layerDepth } from './metrics.js';
 import { findChains, geometriesOf, pairKey, planMerges, type MergePlan } from './merge-plan.js';
 import { layerCoster } from './layer-cost.js';
@@ -64,6 +64,8 @@ export interface FoldOptions {
   latencyRuns?: number;
   /** verify after every taken rewrite ('each', default) or only at the end ('final'; on failure it reruns with 'each') */
   verify?: 'each' | 'final';
+  /** the model the input was made from (the file before `linearize`): the report compares against it too */
+  original?: Model;
   /** progress messages */
   log?: (msg: string) => void;
 }
@@ -115,6 +117,12 @@ export interface FoldReport {
   };
   rounds: number;
   notes: string[];
+  /** the model before linearize, when known: the comparison that counts */
+  original?: FoldMetrics & { file?: string };
+  /** validation accuracy (onnxruntime) of the original, the input and the folded model, when labelled data was given (filled by the caller) */
+  accuracy?: { data: string; original?: number; input?: number; folded: number };
+  /** plain statements of what the fold achieved against the input and the original, including when it made things worse */
+  verdict: string[];
 }
 
 export interface FoldResult {
@@ -323,7 +331,12 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
   }
   // the written model must load in onnxruntime-node: it just ran there
   const after = staticMetrics(model, latencyFeeds, eps, notes);
-  if (latencyRuns > 0) [before.latencyMs, after.latencyMs] = await pairedLatency(originalBytes, encodeModel(model), latencyFeeds, latencyRuns);
+  const original = opts.original ? { ...staticMetrics(opts.original, latencyFeeds, eps, notes), file: opts.original.path } : undefined;
+  if (latencyRuns > 0) {
+    const lat = await alternatingLatency([originalBytes, encodeModel(model), ...(opts.original ? [encodeModel(opts.original)] : [])], latencyFeeds, latencyRuns);
+    [before.latencyMs, after.latencyMs] = lat;
+    if (original) original.latencyMs = lat[2];
+  }
   // what is left undone, as of the final graph: its refusals, and the applicable rewrites that lost on the
   // objective; every rewrite undone by verification is listed whatever happened later
   const rej: FoldEvent[] = [];
@@ -350,8 +363,33 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
       },
       rounds,
       notes: [...new Set(notes)],
+      ...(original ? { original } : {}),
+      verdict: verdict(before, after, original),
     },
   };
+}
+
+/**
+ * What the fold achieved, in words: depth and latency against the input and, when known, the original. A
+ * folded model slower than what it was made from is said so, never left to be read off the numbers.
+ */
+export function verdict(input: FoldMetrics, folded: FoldMetrics, original?: FoldMetrics & { file?: string }): string[] {
+  const out: string[] = [];
+  const against = (label: string, ref: FoldMetrics) => {
+    const depth = ref.depth === folded.depth ? `as deep (${folded.depth} conv/matmul layers)` : folded.depth < ref.depth ? `shallower (depth ${ref.depth} → ${folded.depth})` : `DEEPER (depth ${ref.depth} → ${folded.depth})`;
+    let speed = 'latency not measured';
+    if (ref.latencyMs && folded.latencyMs) {
+      const r = ref.latencyMs / folded.latencyMs;
+      // within 3%: alternating medians on a shared machine differ that much between identical models
+      speed = r >= 1.03 ? `${r.toFixed(2)}× faster (${ref.latencyMs.toFixed(3)} → ${folded.latencyMs.toFixed(3)} ms)`
+        : r > 1 / 1.03 ? `about as fast (${ref.latencyMs.toFixed(3)} → ${folded.latencyMs.toFixed(3)} ms)`
+          : `SLOWER: ${(1 / r).toFixed(2)}× the latency (${ref.latencyMs.toFixed(3)} → ${folded.latencyMs.toFixed(3)} ms)`;
+    }
+    out.push(`against ${label}: ${depth}, ${speed}`);
+  };
+  against('its input', input);
+  if (original) against(`the original${original.file ? ` (${original.file})` : ''}`, original);
+  return out;
 }
 
 function selectPasses(names?: string[]): FoldPass[] {

@@ -22,8 +22,17 @@ export function renderFoldMarkdown(r: FoldReport): string {
   const out: string[] = [];
   out.push(`# linfold fold${r.model ? `: ${r.model}` : ''}`, '');
   out.push(`Objective **${r.objective}**, tolerance ${r.tolerance} (max-abs error / max |reference|), slope eps ${r.eps}; ${r.rounds} round(s) of ${r.passes.join(', ')}.`, '');
-  out.push('| | before | after | after/before |', '|---|---:|---:|---:|');
-  for (const [label, f, d] of rows) out.push(`| ${label} | ${fmt(f(r.before), d)} | ${fmt(f(r.after), d)} | ${ratio(f(r.before), f(r.after))} |`);
+  for (const v of r.verdict ?? []) out.push(`**${v}**  `);
+  if (r.verdict?.length) out.push('');
+  const o = r.original;
+  if (o) {
+    out.push('| | original | before (input) | after | after/original |', '|---|---:|---:|---:|---:|');
+    for (const [label, f, d] of rows) out.push(`| ${label} | ${fmt(f(o), d)} | ${fmt(f(r.before), d)} | ${fmt(f(r.after), d)} | ${ratio(f(o), f(r.after))} |`);
+  } else {
+    out.push('| | before | after | after/before |', '|---|---:|---:|---:|');
+    for (const [label, f, d] of rows) out.push(`| ${label} | ${fmt(f(r.before), d)} | ${fmt(f(r.after), d)} | ${ratio(f(r.before), f(r.after))} |`);
+  }
+  if (r.accuracy) out.push('', `Validation accuracy (onnxruntime, ${r.accuracy.data}): ${[['original', r.accuracy.original], ['input', r.accuracy.input], ['folded', r.accuracy.folded]].filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${((v as number) * 100).toFixed(2)} %`).join(', ')}.`);
   out.push('');
   const ops = [...new Set([...Object.keys(r.before.opCounts), ...Object.keys(r.after.opCounts)])].sort();
   out.push(`Ops: ${ops.map((o) => `${o} ${r.before.opCounts[o] ?? 0}→${r.after.opCounts[o] ?? 0}`).join(', ')}`, '');

@@ -66,25 +66,28 @@ export async function measureLatency(model: Model | Uint8Array, feeds: Record<st
  * conditions — so before/after ratios are not skewed by which one ran first.
  */
 export async function pairedLatency(a: Model | Uint8Array, b: Model | Uint8Array, feeds: Record<string, Tensor>, runs = 20, warmup = 3): Promise<[number, number]> {
-  const sa = await ortSession(a instanceof Uint8Array ? a : encodeModel(a), 'model', TIMING_OPTIONS);
-  const sb = await ortSession(b instanceof Uint8Array ? b : encodeModel(b), 'model', TIMING_OPTIONS);
+  const [ta, tb] = await alternatingLatency([a, b], feeds, runs, warmup);
+  return [ta, tb];
+}
+
+/** Median latencies (ms) of several models timed in turn, the order rotating from run to run. */
+export async function alternatingLatency(models: (Model | Uint8Array)[], feeds: Record<string, Tensor>, runs = 20, warmup = 3): Promise<number[]> {
+  const sessions: OrtSession[] = [];
   try {
-    for (let i = 0; i < warmup; i++) {
-      await runOrt(sa, feeds);
-      await runOrt(sb, feeds);
-    }
-    const ta: number[] = [], tb: number[] = [];
+    for (const m of models) sessions.push(await ortSession(m instanceof Uint8Array ? m : encodeModel(m), 'model', TIMING_OPTIONS));
+    for (let i = 0; i < warmup; i++) for (const s of sessions) await runOrt(s, feeds);
+    const times: number[][] = sessions.map(() => []);
     for (let i = 0; i < runs; i++) {
-      for (const [s, t] of (i % 2 ? [[sb, tb], [sa, ta]] : [[sa, ta], [sb, tb]]) as [OrtSession, number[]][]) {
+      for (let k = 0; k < sessions.length; k++) {
+        const j = (i + k) % sessions.length;
         const t0 = performance.now();
-        await runOrt(s, feeds);
-        t.push(performance.now() - t0);
+        await runOrt(sessions[j], feeds);
+        times[j].push(performance.now() - t0);
       }
     }
-    return [median(ta), median(tb)];
+    return times.map(median);
   } finally {
-    await sa.release?.();
-    await sb.release?.();
+    for (const s of sessions) await s.release?.();
   }
 }
 

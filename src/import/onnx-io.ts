@@ -1,5 +1,6 @@
 // ONNX bytes ⇄ IR: decoding (with external data), encoding, atomic writes.
 import { readFileSync, writeFileSync, statSync, openSync, writeSync, closeSync, renameSync, rmSync, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { dirname, join, basename, resolve } from 'node:path';
 import protobuf from 'protobufjs';
 import { LinfoldError } from '../errors.js';
@@ -355,4 +356,37 @@ export function sameFile(path: string, other: string): boolean {
   if (!existsSync(path) || !existsSync(other)) return false;
   const a = statSync(path), b = statSync(other);
   return a.ino === b.ino && a.dev === b.dev;
+}
+
+/** The model's metadata_props as a record (what linfold and exporters note about a model). */
+export function modelMetadata(model: Model): Record<string, string> {
+  const props = (model.passthrough?.metadata_props ?? []) as { key?: string; value?: string }[];
+  return Object.fromEntries(props.filter((p) => p.key).map((p) => [p.key!, p.value ?? '']));
+}
+
+/** Sets (or replaces) one metadata_props entry. */
+export function setModelMetadata(model: Model, key: string, value: string): void {
+  const props = ((model.passthrough.metadata_props ?? []) as { key?: string; value?: string }[]).filter((p) => p.key !== key);
+  model.passthrough = { ...model.passthrough, metadata_props: [...props, { key, value }] };
+}
+
+const ORIGINAL_KEY = 'linfold.original';
+const ORIGINAL_HASH_KEY = 'linfold.original_sha256';
+
+const fileSha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+/** Notes in `model`'s metadata the file it was made from (linearize does this), with the file's hash. */
+export function recordOriginal(model: Model, originalPath: string): void {
+  setModelMetadata(model, ORIGINAL_KEY, resolve(originalPath));
+  setModelMetadata(model, ORIGINAL_HASH_KEY, fileSha256(originalPath));
+}
+
+/** The original recorded in a model's metadata: its path when that file exists unchanged, else why not. */
+export function recordedOriginal(model: Model): { path?: string; problem?: string } {
+  const meta = modelMetadata(model);
+  const path = meta[ORIGINAL_KEY];
+  if (!path) return {};
+  if (!existsSync(path)) return { problem: `the original recorded in ${model.path ?? 'the model'} (${path}) no longer exists` };
+  if (meta[ORIGINAL_HASH_KEY] && meta[ORIGINAL_HASH_KEY] !== fileSha256(path)) return { problem: `the original recorded in ${model.path ?? 'the model'} (${path}) has changed since` };
+  return { path };
 }

@@ -1,11 +1,12 @@
 // linearize(): fine-tune a model whose activations were made linearizable, with the sparsity prior pushing
 // slopes to 1 (DESIGN.md §1). Task loss: labels (CE), distillation from the original model run by
 // onnxruntime-node, or both. Channels within freezeEps of 1 are set to exactly 1 and frozen.
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LinfoldError } from '../errors.js';
 import type { Model } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
+import { recordOriginal, recordedOriginal } from '../import/onnx-io.js';
 import { ortSession, runOrt, type OrtSession } from '../import/ort.js';
 import { compile, type Executable } from '../import/tfjs/executor.js';
 import { audit } from '../analyze/audit.js';
@@ -125,6 +126,8 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
   const backend = await useBackend(o.backend ?? 'auto');
   const { model: lmodel, slopes } = makeLinearizable(source, { asPrelu: o.asPrelu, only: o.only, skip: o.skip, includeGates: o.includeGates, granularity: o.granularity });
+  // the file the user brought, for fold's comparison (a model linearized again keeps the first one's)
+  if (source.path && existsSync(source.path) && !recordedOriginal(source).path) recordOriginal(lmodel, source.path);
   // channels each slope value stands for (prior and frozen counts are per channel at either granularity)
   const slopeWeights = slopes.map((s) => s.channels / s.size);
   if (!slopes.length) throw new LinfoldError(`${source.path ?? 'model'}: no activation to linearize${o.only || o.skip ? ' (check --only/--skip)' : ''}`);
