@@ -134,6 +134,7 @@ export function register(program: Command): void {
     .option('--finetune-epochs <n>', 'then epochs with the slopes fixed and no prior (weights recover accuracy)', int('--finetune-epochs'), 0)
     .option('--finetune-lr <x>', 'learning rate of the weights in the fine-tuning epochs (default: --lr); the schedule restarts there', num('--finetune-lr'))
     .option('--finetune-slopes', 'while fine-tuning, also train the slopes of channels that are not yet linear (linear ones stay at 1)')
+    .option('--snap', 'when fine-tuning starts, slopes not yet linear go back to the original activation and stay: every activation ends folded away or as the original (fused by onnxruntime), not as a slower PRelu/blend')
     .option('--steps <n>', 'stop after this many steps', int('--steps'))
     .option('--clip-norm <x>', 'clip gradients to this global norm', num('--clip-norm'))
     .option('--augment <list>', "random augmentation of training images: 'shift:<pixels>', 'flip', comma-separated", 'none')
@@ -160,7 +161,7 @@ export function register(program: Command): void {
         data, loss: opts.loss as never, temperature: opts.temperature as number, distillKind: opts.distillKind as never,
         prior: opts.prior as never, lambda: opts.lambda as number, lambdaWarmup: opts.lambdaWarmup as number, freezeEps: opts.freezeEps as number,
         optimizer: opts.optimizer as never, lr: opts.lr as number, slopeLr: opts.slopeLr as number, schedule: opts.schedule as never,
-        batchSize: opts.batchSize as number, epochs: opts.epochs as number, finetuneEpochs: opts.finetuneEpochs as number, finetuneLr: opts.finetuneLr as number | undefined, finetuneSlopes: Boolean(opts.finetuneSlopes), maxSteps: opts.steps as number | undefined, clipNorm: opts.clipNorm as number | undefined,
+        batchSize: opts.batchSize as number, epochs: opts.epochs as number, finetuneEpochs: opts.finetuneEpochs as number, finetuneLr: opts.finetuneLr as number | undefined, finetuneSlopes: Boolean(opts.finetuneSlopes), snap: Boolean(opts.snap), maxSteps: opts.steps as number | undefined, clipNorm: opts.clipNorm as number | undefined,
         augment: parseAugmentation(String(opts.augment)), seed: opts.seed as number, asPrelu: Boolean(opts.asPrelu), granularity: opts.granularity as never, only: opts.only as RegExp | undefined, skip: opts.skip as RegExp | undefined,
         slopesOnly: Boolean(opts.slopesOnly), fromScratch: Boolean(opts.fromScratch), backend: opts.backend as never,
         checkpointDir: (opts.checkpoint as string) ?? `${out}.ckpt`, resume: Boolean(opts.resume), logFile: (opts.log as string) ?? `${out}.log.jsonl`,

@@ -52,6 +52,12 @@ export interface LinearizeOptions {
   finetuneSlopes?: boolean;
   /** Learning rate of the weights in the fine-tuning phase (default: lr); its schedule restarts there. */
   finetuneLr?: number;
+  /**
+   * When the fine-tuning phase starts, every slope not yet linear goes back to its starting value (the original
+   * activation) and stays there: each activation ends either the identity (folded away) or exactly the one the
+   * model came with (which onnxruntime fuses into its conv), never a slower PRelu or blend in between.
+   */
+  snap?: boolean;
   /** Stop after this many steps in total (for quick runs). */
   maxSteps?: number;
   clipNorm?: number;
@@ -138,6 +144,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   const teacher = o.loss !== 'ce' || !o.data.hasLabels ? await ortSession(source, source.path) : undefined;
   const outName = exe.outputs[0].name;
   const slopeVars = slopes.map((s) => exe.variables.get(s.name)!);
+  const startSlopes = slopeVars.map((v) => Float32Array.from(v.dataSync() as Float32Array));
   const slopeSet = new Set(slopeVars);
   const weightVars = o.slopesOnly ? [] : exe.trainableVariables.filter((v) => !slopeSet.has(v));
   const makeOpt = (lr: number) => (o.optimizer === 'sgd' ? tf.train.momentum(lr, o.momentum) : tf.train.adam(lr));
@@ -146,7 +153,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   const stepsPerEpoch = Math.ceil(o.data.train.size / o.batchSize);
   const allEpochs = o.epochs + o.finetuneEpochs;
   const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * allEpochs);
-  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr ?? o.lr, finetuneSlopes: Boolean(o.finetuneSlopes), seed: o.seed, optimizer: o.optimizer, augment: o.augment, granularity: o.granularity ?? 'channel' };
+  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr ?? o.lr, finetuneSlopes: Boolean(o.finetuneSlopes), ...(o.snap ? { snap: true } : {}), seed: o.seed, optimizer: o.optimizer, augment: o.augment, granularity: o.granularity ?? 'channel' };
 
   let state: LoopState = { epoch: 0, step: 0, history: [], config };
   if (o.resume && o.checkpointDir && hasCheckpoint(o.checkpointDir)) {
@@ -203,7 +210,11 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
     const t0 = Date.now();
     // fine-tuning phase: no prior; the slopes are fixed, or with finetuneSlopes the channels not yet linear train
     const priorPhase = epoch < o.epochs;
-    const slopesTrain = priorPhase || o.finetuneSlopes;
+    const slopesTrain = priorPhase || (o.finetuneSlopes && !o.snap);
+    if (o.snap && epoch === o.epochs && o.finetuneEpochs > 0) {
+      const snapped = snapSlopes(slopeVars, startSlopes, linear, slopeWeights);
+      if (!o.quiet) process.stderr.write(`fine-tuning: ${snapped} channel(s) not linear went back to the original activation\n`);
+    }
     const trained = slopesTrain ? [...weightVars, ...slopeVars] : weightVars;
     if (!trained.length) break;
     let sumLoss = 0, sumTask = 0, sumPrior = 0, count = 0;
@@ -340,6 +351,18 @@ function freezeSlopes(vars: tf.Variable[], eps: number, weights: number[], linea
     if (changed) v.assign(tf.tensor(next, v.shape));
   }
   return frozenCount(linear, weights);
+}
+
+/** Slopes not in `linear` are set back to their starting values; returns how many channels that moved. */
+function snapSlopes(vars: tf.Variable[], start: Float32Array[], linear: Uint8Array[], weights: number[]): number {
+  let moved = 0;
+  for (const [k, v] of vars.entries()) {
+    const now = v.dataSync() as Float32Array;
+    const next = Float32Array.from(now, (x, i) => (linear[k][i] ? x : start[k][i]));
+    for (let i = 0; i < now.length; i++) if (next[i] !== now[i]) moved += weights[k];
+    v.assign(tf.tensor(next, v.shape));
+  }
+  return moved;
 }
 
 function frozenCount(linear: Uint8Array[], weights: number[]): number {
