@@ -229,3 +229,18 @@ test('resume refuses a checkpoint made with other settings, naming them', { time
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /other settings \(lambda: 0\.01 then, 0\.02 now\)/);
 });
+
+test('snap: at fine-tuning, slopes not linear return to their start values and stay there; linear ones stay 1', { timeout: 300_000 }, async () => {
+  // start: layer 0 already linear, the others with a shared slope 0.3 (a LeakyRelu) — they move during the prior epoch
+  const { model: start, slopes } = makeLinearizable(loadModel('fixtures/mnist_cnn.onnx'), { granularity: 'layer' });
+  slopes.forEach((s, k) => start.graph.initializers.set(s.name, Tensor.f32(s.name, start.graph.initializers.get(s.name)!.dims, [k === 0 ? 1 : 0.3])));
+  const { x, y } = mnistNpy(128);
+  const opts = { data: arrays(x, { labels: y }), granularity: 'layer' as const, lambda: 0.05, slopeLr: 0.02, epochs: 1, finetuneEpochs: 1, batchSize: 32, quiet: true, backend: 'wasm' as const };
+  const read = (r: Awaited<ReturnType<typeof linearize>>) => r.slopes.map((s) => r.model.graph.initializers.get(s.name)!.numbers()[0]);
+  const plain = read(await linearize(start, opts));
+  assert.equal(plain[0], 1);
+  assert.ok(plain.slice(1).every((v) => Math.abs(v - 0.3) > 1e-3 && v < 1), `without snap the slopes moved: ${plain}`);
+  const snapped = read(await linearize(start, { ...opts, snap: true }));
+  assert.equal(snapped[0], 1);
+  for (const v of snapped.slice(1)) assert.equal(v, Math.fround(0.3));
+});
