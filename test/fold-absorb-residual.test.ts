@@ -60,3 +60,30 @@ test('strided, channel-changing or non-"same" layers are refused', async () => {
   const m2 = b2.output(b2.op('Add', [x2, b2.conv(x2, 4, 4, 3)])).model();
   assert.equal(absorbResidualPass.candidates(m2.graph, await shapesCtx(m2))[0].apply, undefined);
 });
+
+test('Conv3×3 stride 2 (x) + Conv1×1 stride 2 downsample (x) → one conv with the 1×1 kernel at the centre tap', async () => {
+  for (const [k, pad, groups] of [[3, 1, 1], [5, 2, 1], [3, 1, 4]]) {
+    const b = new GraphBuilder({ opset: 13 });
+    const x = b.input('x', ['batch', 4, 9, 9]);
+    const branch = b.conv(x, 4, 8, k, { pad, stride: 2, group: groups });
+    const down = b.conv(x, 4, 8, 1, { stride: 2, group: groups });
+    const m = b.output(b.op('Add', [down, branch])).model();
+    const { model } = await foldAndCompare(m, async (f) => absorbResidual(f.graph, await shapesCtx(f)));
+    assert.deepEqual(model.graph.nodes.map((n) => n.opType), ['Conv'], `k ${k} groups ${groups}`);
+    assert.deepEqual(model.graph.initializers.get(model.graph.nodes[0].inputs[1])!.dims, [8, 4 / groups, k, k]);
+  }
+});
+
+test('parallel convs that cannot be one conv are refused with the reason', async () => {
+  const b = new GraphBuilder({ opset: 13 });
+  const x = b.input('x', ['batch', 4, 9, 9]);
+  // a 1×1 with pad 1 reads a pixel before the unpadded 3×3's window starts
+  let m = b.output(b.op('Add', [b.conv(x, 4, 4, 3), b.conv(x, 4, 4, 1, { pad: 1 })])).model();
+  let c = absorbResidualPass.candidates(m.graph, await shapesCtx(m)).find((k) => k.nodes.length === 3);
+  assert.match(c?.refused ?? '', /taps do not fall inside/);
+  const b2 = new GraphBuilder({ opset: 13 });
+  const x2 = b2.input('x', ['batch', 4, 9, 9]);
+  m = b2.output(b2.op('Add', [b2.conv(x2, 4, 4, 3, { pad: 1 }), b2.conv(x2, 4, 4, 1, { stride: 2 })])).model();
+  c = absorbResidualPass.candidates(m.graph, await shapesCtx(m)).find((k) => k.nodes.length === 3);
+  assert.match(c?.refused ?? '', /strides/);
+});

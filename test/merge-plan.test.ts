@@ -77,7 +77,7 @@ test('findChains: the residual branch is one chain; merged geometries agree with
   assert.equal(chains.length, 1);
   const ch = chains[0];
   assert.deepEqual(ch.nodes.map((n) => n.opType), ['Conv', 'Conv', 'Conv']);
-  assert.deepEqual(ch.residualAdd, { kind: 'add', shape: [1, 8, 12, 12] });
+  assert.deepEqual(ch.absorbs, [{ kind: 'add', shape: [1, 8, 12, 12] }]);
   const whole = ch.segment(0, 2)!;
   assert.equal(whole.kind, 'conv');
   if (whole.kind !== 'conv') return;

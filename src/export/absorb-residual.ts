@@ -2,9 +2,13 @@
 // with the identity added to its weights: 1 at the kernel tap that reads x at the output's own position
 // (conv: stride 1, begin pad = t·dilation for a tap t, pads summing to the receptive field, Cin = Cout) or
 // on the diagonal of a square matrix (Gemm/MatMul).
-import type { Graph } from '../import/ir.js';
+// Also Add(K(x), D(x)) of two convs reading the same x with the same stride and output (a residual block's
+// branch and its 1×1 downsample): D's kernel is added into K's at the taps that read the same pixels, so the
+// sum is one conv (exact: both read zeros outside x alike).
+import type { Graph, Node } from '../import/ir.js';
 import { addInit, removeNodes, soleReader, prod } from './graph-utils.js';
-import { readConv, readDense, type ConvLayer, type DenseLayer } from './layers.js';
+import { readConv, readDense, stridesOf, type ConvLayer, type DenseLayer } from './layers.js';
+import { emitConv } from './merge-conv.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';
 
 /** The flat kernel tap of a conv that reads the output's own position, or a reason why there is none. */
@@ -31,6 +35,8 @@ export const absorbResidualPass: FoldPass = {
     const consumers = g.consumers();
     for (const add of g.nodes) {
       if (add.opType !== 'Add' || add.inputs[0] === add.inputs[1]) continue;
+      const parallel = parallelConvs(g, add, ctx, producers, consumers);
+      if (parallel) out.push(parallel);
       for (const side of [0, 1]) {
         const fOut = add.inputs[side], x = add.inputs[1 - side];
         const p = producers.get(fOut);
@@ -98,6 +104,71 @@ export const absorbResidualPass: FoldPass = {
     return out;
   },
 };
+
+/** The conv layer (with its constant Add) that produces `name`, read only by `reader`. */
+export function convBehind(g: Graph, name: string, reader: Node, ctx: PassContext, producers: Map<string, Node>, consumers: Map<string, Node[]>): ConvLayer | undefined {
+  const p = producers.get(name);
+  const core = p?.opType === 'Add' ? [producers.get(p.inputs[0]), producers.get(p.inputs[1])].find((q) => q?.opType === 'Conv') : p;
+  if (core?.opType !== 'Conv') return undefined;
+  const l = readConv(g, core, ctx, true, producers, consumers);
+  return typeof l !== 'string' && l.output === name && soleReader(g, name, reader, consumers) ? l : undefined;
+}
+
+/** Where D's kernel sits inside K's (per axis, in taps) so that K + D is one conv, or why it cannot. */
+export function embedding(K: ConvLayer, D: ConvLayer): number[] | string {
+  const r = K.kernel.length;
+  if (D.kernel.length !== r || K.cout !== D.cout || K.cin !== D.cin) return 'the convs differ in rank or channels';
+  if (K.group !== D.group) return `groups differ (${K.group}, ${D.group})`;
+  if (K.map || D.map) return 'a bias map';
+  const offset: number[] = [];
+  for (let i = 0; i < r; i++) {
+    const d = K.dilations[i];
+    if (K.strides[i] !== D.strides[i] || D.dilations[i] !== d) return 'strides or dilations differ';
+    const shift = K.pads[i] - D.pads[i];
+    if (shift < 0 || shift % d || shift / d + D.kernel[i] > K.kernel[i]) return `${nm(D.conv)}'s taps do not fall inside ${nm(K.conv)}'s kernel`;
+    offset.push(shift / d);
+  }
+  return offset;
+}
+
+/** Add(K(x), D(x)) → one conv with D's kernel embedded in K's, when their taps line up. */
+function parallelConvs(g: Graph, add: Node, ctx: PassContext, producers: Map<string, Node>, consumers: Map<string, Node[]>): Candidate | undefined {
+  const a = convBehind(g, add.inputs[0], add, ctx, producers, consumers), b = convBehind(g, add.inputs[1], add, ctx, producers, consumers);
+  if (!a || !b || a.input !== b.input) return undefined;
+  const [K, D] = prod(a.kernel) >= prod(b.kernel) ? [a, b] : [b, a];
+  const what = `${nm(add)} = Conv ${nm(K.conv)}(x) + Conv ${nm(D.conv)}(x)`;
+  const nodes = [nm(K.conv), nm(D.conv), nm(add)];
+  const r = K.kernel.length;
+  const refuse = (why: string): Candidate => ({ what, nodes, refused: why });
+  const offset = embedding(K, D);
+  if (typeof offset === 'string') return refuse(offset);
+  const sk = ctx.shapeOf(K.output), sd = ctx.shapeOf(D.output);
+  if (!sk || !sd || sk.join() !== sd.join()) return refuse('output shapes differ or are unknown');
+  return {
+    what: `${what} → one conv (${D.kernel.join('×')} kernel added into ${K.kernel.join('×')})`,
+    nodes,
+    apply: () => {
+      const W = K.W.slice();
+      const kS = stridesOf(K.kernel), dS = stridesOf(D.kernel);
+      const kk = prod(K.kernel), kd = prod(D.kernel);
+      const per = K.cout * (K.cin / K.group);
+      for (let t = 0; t < kd; t++) {
+        let m = 0;
+        for (let i = 0, rem = t; i < r; i++) {
+          const c = Math.floor(rem / dS[i]);
+          rem -= c * dS[i];
+          m += (c + offset[i]) * kS[i];
+        }
+        for (let oc = 0; oc < per; oc++) W[oc * kk + m] += D.W[oc * kd + t];
+      }
+      const bias = K.bias.map((v, o) => v + D.bias[o]);
+      const s = ctx.shapeOf(add.outputs[0]);
+      const made = emitConv(g, K.input, add.outputs[0], { W, wDims: K.wDims, group: K.group, strides: K.strides, dilations: K.dilations, pads: K.pads, kernel: K.kernel, bias },
+        [K.conv, K.add, D.conv, D.add, add].filter((n): n is Node => !!n), `${K.conv.name || 'conv'}_parallel`);
+      if (s) for (const n of made) ctx.setShape(n.outputs[0], s);
+    },
+  };
+}
 
 export function absorbResidual(g: Graph, ctx: Partial<PassContext> = {}): boolean {
   return runPass(absorbResidualPass, g, ctx);

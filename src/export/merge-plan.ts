@@ -15,7 +15,7 @@ import type { Graph, Node } from '../import/ir.js';
 import { soleReader, numericDims, prod } from './graph-utils.js';
 import { readConv, readDense, type ConvLayer, type DenseLayer } from './layers.js';
 import { planConvMerge } from './merge-conv.js';
-import { identityTap } from './absorb-residual.js';
+import { convBehind, embedding, identityTap } from './absorb-residual.js';
 import type { PassContext } from './pass.js';
 import type { LayerGeometry } from './layer-cost.js';
 import { nm } from './pass.js';
@@ -26,8 +26,8 @@ export interface Chain {
   nodes: Node[];
   /** merged geometry of segment i..j (j ≥ i), undefined when that merge is not exact */
   segment(i: number, j: number): LayerGeometry | undefined;
-  /** geometry of the Add a merge of the whole chain absorbs (a residual branch), if any */
-  residualAdd?: LayerGeometry;
+  /** what a merge of the whole chain absorbs besides: a residual Add (and a parallel downsample conv), if any */
+  absorbs?: LayerGeometry[];
 }
 
 /** Every chain of two or more layers in the graph. */
@@ -78,11 +78,21 @@ function convChains(g: Graph, ctx: PassContext): Chain[] {
     const last = ls[ls.length - 1];
     const whole = merged[0][ls.length - 1];
     const add = residualAdd(g, head.input, last.output, consumers);
+    // a join the whole merged chain absorbs: the identity (x + f(x)), or a parallel conv of x (a 1×1 downsample)
+    let join: LayerGeometry[] | undefined;
+    if (add && whole && typeof identityTap(whole) === 'number') join = [addGeometry(ctx, add)].filter((x) => !!x) as LayerGeometry[];
+    const sum = consumers.get(last.output)?.length === 1 ? consumers.get(last.output)![0] : undefined;
+    if (!join && whole && sum?.opType === 'Add') {
+      const D = convBehind(g, sum.inputs[0] === last.output ? sum.inputs[1] : sum.inputs[0], sum, ctx, producers, consumers);
+      const dGeom = D && D.input === head.input && typeof embedding(whole, D) !== 'string' ? geometry(D) : undefined;
+      const aGeom = addGeometry(ctx, sum);
+      if (dGeom && aGeom) join = [aGeom, dGeom];
+    }
     chains.push({
       kind: 'conv',
       nodes: ls.map((l) => l.conv),
       segment: (i, j) => geometry(merged[i][j - i]),
-      residualAdd: add && whole && typeof identityTap(whole) === 'number' ? addGeometry(ctx, add) : undefined,
+      absorbs: join?.length ? join : undefined,
     });
   }
   return chains;
@@ -126,7 +136,7 @@ function denseChains(g: Graph, ctx: PassContext): Chain[] {
       kind: 'dense',
       nodes: ls.map((l) => l.core),
       segment,
-      residualAdd: add && head.K === last.N && segment(0, ls.length - 1) ? addGeometry(ctx, add) : undefined,
+      absorbs: add && head.K === last.N && segment(0, ls.length - 1) ? [addGeometry(ctx, add)].filter((x) => !!x) as LayerGeometry[] : undefined,
     });
   }
   return chains;
@@ -194,7 +204,7 @@ export function planMerges(chains: Chain[], cost: (geom: LayerGeometry) => numbe
     const n = ch.nodes.length;
     // without static shapes a chain cannot be costed: every exact merge is taken (fewest layers)
     const costed = ch.nodes.every((_, i) => ch.segment(i, i)?.kind !== 'unknown');
-    const addCost = costed && ch.residualAdd ? cost(ch.residualAdd) : 0;
+    const addCost = costed && ch.absorbs ? ch.absorbs.reduce((t, geom) => t + cost(geom), 0) : 0;
     const segCost = (i: number, j: number): number | undefined => {
       const geom = ch.segment(i, j);
       if (!geom) return undefined;
@@ -226,7 +236,7 @@ export function geometriesOf(chains: Chain[]): LayerGeometry[] {
         if (geom.kind !== 'unknown') out.push(geom);
       }
     }
-    if (ch.residualAdd) out.push(ch.residualAdd);
+    if (ch.absorbs) out.push(...ch.absorbs);
   }
   return out;
 }
