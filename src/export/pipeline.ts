@@ -24,6 +24,7 @@ import { foldThroughPoolPass } from './fold-through-pool.js';
 import { staticShapes, type ShapeMap } from './shapes.js';
 import { compareOutputs, firstExample, pairedLatency, randomFeeds } from './verify.js';
 import { analyzeMetrics, graphMacs, layerDepth } from './metrics.js';
+import { approximationReport, outputsOn, type ApproximationReport } from './approximate.js';
 
 export type Objective = 'depth' | 'macs' | 'latency';
 
@@ -60,6 +61,11 @@ export interface FoldOptions {
   lookahead?: number;
   /** progress messages */
   log?: (msg: string) => void;
+  /** 'approximate': also merge zero-padded convs that are exact only away from the borders; their error is
+   *  measured and reported (FoldReport.approximation), not held to the tolerance (default 'exact') */
+  borders?: 'exact' | 'approximate';
+  /** accuracy of a model (e.g. ortAccuracy on labelled data): reported before/after when approximate merges are taken */
+  accuracy?: (m: Model) => Promise<number>;
 }
 
 export interface FoldMetrics {
@@ -87,6 +93,8 @@ export interface FoldEvent {
   objective?: { before: number[]; after: number[] };
   /** relative output error after the rewrite, when verified */
   relError?: number;
+  /** a border-approximate merge: relError is its own error (against the model before it) */
+  approximate?: boolean;
 }
 
 export interface FoldReport {
@@ -109,6 +117,9 @@ export interface FoldReport {
   };
   rounds: number;
   notes: string[];
+  /** with borders 'approximate' and approximate merges taken: the folded model against the input model
+   *  (verification above then compares against the model after the last approximate merge) */
+  approximation?: ApproximationReport;
 }
 
 export interface FoldResult {
@@ -138,6 +149,7 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
   const references: Record<string, Tensor>[] = [];
   for (const f of feedSets) references.push(await runOrt(refSession, f));
   await refSession.release?.();
+  const inputReferences = [...references];
   const verifyNow = async (m: Model) => {
     const s = await ortSession(encodeModel(m), 'folded model');
     let worst = { maxRelError: 0, perOutput: {} as FoldReport['verification']['perOutput'] };
@@ -163,6 +175,7 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
     shapeOf: (n) => shapes.get(n),
     setShape: (n, s) => void shapes.set(n, s),
     objective,
+    borders: opts.borders,
   };
 
   const notes: string[] = [];
@@ -188,7 +201,7 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
   const tried = new Set<string>();
   let current = measure();
   let rounds = 0;
-  const verifyEach = (opts.verify ?? 'each') === 'each';
+  const verifyEach = (opts.verify ?? 'each') === 'each' || opts.borders === 'approximate';
 
   /** Applies one candidate and judges it; leaves the graph rewritten (true) or for the caller to restore (false). */
   const applyOne = (c: Candidate): string | undefined => {
@@ -257,7 +270,11 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
         ev.reason = `verification: ${(e as Error).message}`;
       }
       ev.relError = rel;
-      if (!(rel < tolerance)) {
+      if (chain.some((k) => k.approximate) && Number.isFinite(rel)) {
+        // taken whatever its error; later rewrites are verified against the model as it is now
+        ev.approximate = true;
+        references.splice(0, references.length, ...(await outputsOn(model, feedSets)));
+      } else if (!(rel < tolerance)) {
         const bad = { ...ev, reason: ev.reason ?? `verification: relative error ${rel.toExponential(2)} ≥ tolerance ${tolerance}` };
         rejected.set(key, bad);
         failedVerification.push(bad);
@@ -330,6 +347,9 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
       },
       rounds,
       notes: [...new Set(notes)],
+      ...(taken.some((e) => e.approximate)
+        ? { approximation: await approximationReport(input, model, taken.filter((e) => e.approximate).length, feedSets, inputReferences, opts.accuracy) }
+        : {}),
     },
   };
 }
