@@ -11,6 +11,23 @@ import { fold } from '../src/export/pipeline.js';
 import { renderFoldMarkdown } from '../src/export/report.js';
 import { compareOutputs, randomFeeds, runModel } from '../src/export/verify.js';
 import { count } from './support/fold.js';
+import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadModel, saveModel } from '../src/import/onnx-io.js';
+import { Tensor } from '../src/import/tensor.js';
+import { makeLinearizable } from '../src/train/linearizable.js';
+import { linearize } from '../src/train/linearize.js';
+import { heal } from '../src/train/heal.js';
+import { ortAccuracy } from '../src/train/evaluate.js';
+import { mnist, arrays, type Dataset } from '../src/train/data.js';
+import { layerDepth } from '../src/export/metrics.js';
+import { writeNpy } from './support/npy.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'linfold-mr-'));
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+/** Accuracy points heal must add (measured over seeds: see the commit) */
+const MARGIN = 0.01;
 
 const convs = (m: Model) => m.graph.nodes.filter((n) => n.opType === 'Conv');
 
@@ -104,4 +121,77 @@ test('fold --borders approximate merges padded pairs as their pad-front form and
     assert.ok((await rel(pf, model)) < 1e-5);
     assert.match(renderFoldMarkdown(report), /Approximate at the borders: \d conv merge/);
   }
+});
+
+// ---------------------------------------------------------------- training: linearize --merge-ready, heal
+
+const ORIGINAL = 'fixtures/mnist_cnn.onnx';
+
+/** The first n bundled digits as a labelled dataset (train and validation split as usual). */
+function subset(n: number): Dataset {
+  const b = mnist().train.batches(n, { shuffle: true, seed: 5 }).next().value!;
+  const x = join(tmp, `x${n}.npy`), y = join(tmp, `y${n}.npy`);
+  writeNpy(x, b.x as Float32Array, b.shape);
+  writeNpy(y, BigInt64Array.from(b.y!, (v: number) => BigInt(v)), [n]);
+  return arrays(x, { labels: y });
+}
+
+test('linearize --merge-ready: the conv pairs whose middle activation goes linear are rewritten during training, logged, and fold merges them exactly', { timeout: 600_000 }, async () => {
+  const log = join(tmp, 'mr.log.jsonl');
+  const r = await linearize(loadModel(ORIGINAL), {
+    data: subset(640), granularity: 'layer', only: /relu1/, lambda: 1, slopeLr: 0.2, epochs: 1, maxSteps: 12, batchSize: 32,
+    mergeReady: true, logFile: log, quiet: true, backend: 'wasm',
+  });
+  const rewrites = r.mergeReady.flatMap((e) => e.rewrites);
+  assert.deepEqual(rewrites.map((w) => w.second).sort(), ['/layers/layers.0/conv2/Conv', '/layers/layers.1/conv2/Conv']);
+  for (const e of r.mergeReady) {
+    assert.ok(e.step > 0 && e.step < 12, 'rewritten while training, and trained on after');
+    assert.ok(e.maxRelChange > 0 && e.maxRelChange < 1, `function change ${e.maxRelChange}`);
+    assert.ok(e.agreement > 0.5 && e.accuracyBefore !== null && e.accuracyAfter !== null);
+  }
+  const logged = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.event === 'merge-ready');
+  assert.equal(logged.length, r.mergeReady.length);
+  // the written graph is in the pad-front form: A pads p1 + p2·s1, B unpadded
+  const pads = (name: string) => attrInts(r.model.graph.nodes.find((n) => n.name === name)!, 'pads');
+  assert.deepEqual(pads('/layers/layers.0/conv1/Conv'), [2, 2, 2, 2]);
+  assert.deepEqual(pads('/layers/layers.1/conv1/Conv'), [3, 3, 3, 3]);
+  for (const b of ['/layers/layers.0/conv2/Conv', '/layers/layers.1/conv2/Conv']) assert.deepEqual(pads(b), [0, 0, 0, 0]);
+  // fold merges both 3×3∘3×3 pairs, exactly (its own onnxruntime verification, and again here)
+  const { model, report } = await fold(r.model, { latencyRuns: 0, tolerance: 1e-5 });
+  const merges = report.taken.filter((e) => e.pass === 'merge-conv');
+  assert.equal(merges.length, 2, report.taken.map((e) => e.what).join('\n'));
+  assert.ok(merges.every((e) => !e.approximate));
+  assert.equal(report.before.depth, 6);
+  assert.equal(report.after.depth, 4);
+  assert.ok((await rel(r.model, model)) < 1e-5);
+  // without --merge-ready the same run leaves the pairs unmergeable
+  const plain = await linearize(loadModel(ORIGINAL), { data: subset(640), granularity: 'layer', only: /relu1/, lambda: 1, slopeLr: 0.2, epochs: 1, maxSteps: 12, batchSize: 32, quiet: true, backend: 'wasm' });
+  assert.equal(plain.mergeReady.length, 0);
+  assert.equal((await fold(plain.model, { latencyRuns: 0 })).report.after.depth, 6);
+});
+
+test('heal: an approximately folded, accuracy-dropped mnist_cnn recovers accuracy (onnxruntime); depth stays', { timeout: 900_000 }, async () => {
+  // "linearized": the two block-internal ReLUs set to the identity (slope 1), then folded with approximate borders
+  const original = loadModel(ORIGINAL);
+  const { model: lin, slopes } = makeLinearizable(original, { granularity: 'layer', only: /relu1/ });
+  for (const s of slopes) lin.graph.initializers.set(s.name, Tensor.f32(s.name, lin.graph.initializers.get(s.name)!.dims, [1]));
+  const { model: folded, report } = await fold(lin, { latencyRuns: 0, borders: 'approximate' });
+  assert.equal(report.after.depth, 4);
+  assert.equal(report.approximation!.merges, 2);
+  const data = mnist();
+  const accOriginal = await ortAccuracy(original, data);
+  const accFolded = await ortAccuracy(folded, data);
+  assert.ok(accFolded < accOriginal - 0.02, `folded ${accFolded} vs original ${accOriginal}: accuracy dropped`);
+  const file = join(tmp, 'healed.onnx');
+  const r = await heal(folded, { teacher: original, data, epochs: 1, maxSteps: 300, lr: 1e-3, quiet: true, backend: 'wasm', seed: 1 });
+  saveModel(r.model, file);
+  const healed = loadModel(file);
+  const accHealed = await ortAccuracy(healed, data);
+  assert.equal(r.before.accuracy, accFolded);
+  assert.equal(r.after.accuracy, accHealed, 'reported accuracy is onnxruntime on the written model');
+  assert.ok(accHealed > accFolded + MARGIN, `healed ${accHealed} vs folded ${accFolded}`);
+  assert.ok(r.after.agreement > r.before.agreement);
+  const d = (m: Model) => layerDepth(m.graph).depth;
+  assert.equal(d(healed), d(folded));
+  assert.deepEqual(healed.graph.nodes.map((n) => n.opType), folded.graph.nodes.map((n) => n.opType), 'same graph, only weights change');
 });
