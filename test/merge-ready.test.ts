@@ -26,8 +26,8 @@ import { writeNpy } from './support/npy.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'linfold-mr-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
-/** Accuracy points heal must add (measured over seeds: see the commit) */
-const MARGIN = 0.01;
+/** Accuracy heal must add in 300 steps: measured +69.8, +69.9, +70.6 points (seeds 1, 2, 3; 19.6 % → 89–90 %) */
+const MARGIN = 0.5;
 
 const convs = (m: Model) => m.graph.nodes.filter((n) => n.opType === 'Conv');
 
@@ -139,13 +139,13 @@ function subset(n: number): Dataset {
 test('linearize --merge-ready: the conv pairs whose middle activation goes linear are rewritten during training, logged, and fold merges them exactly', { timeout: 600_000 }, async () => {
   const log = join(tmp, 'mr.log.jsonl');
   const r = await linearize(loadModel(ORIGINAL), {
-    data: subset(640), granularity: 'layer', only: /relu1/, lambda: 1, slopeLr: 0.2, epochs: 1, maxSteps: 12, batchSize: 32,
+    data: subset(640), granularity: 'layer', only: /relu1/, lambda: 1, slopeLr: 0.2, epochs: 3, maxSteps: 40, batchSize: 32,
     mergeReady: true, logFile: log, quiet: true, backend: 'wasm',
   });
   const rewrites = r.mergeReady.flatMap((e) => e.rewrites);
   assert.deepEqual(rewrites.map((w) => w.second).sort(), ['/layers/layers.0/conv2/Conv', '/layers/layers.1/conv2/Conv']);
   for (const e of r.mergeReady) {
-    assert.ok(e.step > 0 && e.step < 12, 'rewritten while training, and trained on after');
+    assert.ok(e.step > 0 && e.step < 40, 'rewritten while training, and trained on after');
     assert.ok(e.maxRelChange > 0 && e.maxRelChange < 1, `function change ${e.maxRelChange}`);
     assert.ok(e.agreement > 0.5 && e.accuracyBefore !== null && e.accuracyAfter !== null);
   }
@@ -165,7 +165,7 @@ test('linearize --merge-ready: the conv pairs whose middle activation goes linea
   assert.equal(report.after.depth, 4);
   assert.ok((await rel(r.model, model)) < 1e-5);
   // without --merge-ready the same run leaves the pairs unmergeable
-  const plain = await linearize(loadModel(ORIGINAL), { data: subset(640), granularity: 'layer', only: /relu1/, lambda: 1, slopeLr: 0.2, epochs: 1, maxSteps: 12, batchSize: 32, quiet: true, backend: 'wasm' });
+  const plain = await linearize(loadModel(ORIGINAL), { data: subset(640), granularity: 'layer', only: /relu1/, lambda: 1, slopeLr: 0.2, epochs: 3, maxSteps: 40, batchSize: 32, quiet: true, backend: 'wasm' });
   assert.equal(plain.mergeReady.length, 0);
   assert.equal((await fold(plain.model, { latencyRuns: 0 })).report.after.depth, 6);
 });
