@@ -138,10 +138,16 @@ function subset(n: number): Dataset {
 
 test('linearize --merge-ready: the conv pairs whose middle activation goes linear are rewritten during training, logged, and fold merges them exactly', { timeout: 600_000 }, async () => {
   const log = join(tmp, 'mr.log.jsonl');
-  const r = await linearize(loadModel(ORIGINAL), {
+  const opts = {
     data: subset(640), granularity: 'layer', only: /relu1/, lambda: 1, slopeLr: 0.2, epochs: 3, maxSteps: 40, batchSize: 32,
-    mergeReady: true, logFile: log, quiet: true, backend: 'wasm',
-  });
+    mergeReady: true, quiet: true, backend: 'wasm', checkpointDir: join(tmp, 'mr.ckpt'),
+  } as const;
+  const r = await linearize(loadModel(ORIGINAL), { ...opts, logFile: log });
+  // resuming from the last checkpoint (nothing left to train) rebuilds the same pad-front model
+  const resumed = await linearize(loadModel(ORIGINAL), { ...opts, resume: true });
+  assert.equal(resumed.mergeReady.length, 1);
+  assert.equal(resumed.mergeReady[0].rewrites.length, 2);
+  assert.equal(await rel(r.model, resumed.model), 0);
   const rewrites = r.mergeReady.flatMap((e) => e.rewrites);
   assert.deepEqual(rewrites.map((w) => w.second).sort(), ['/layers/layers.0/conv2/Conv', '/layers/layers.1/conv2/Conv']);
   for (const e of r.mergeReady) {
