@@ -1,5 +1,6 @@
 // bench/fold: onnxruntime-node latency before and after `fold` on linearized ResNet-style models, as a ratio.
 //   node --import tsx bench/fold.ts [--runs 50] [--size 56] [--linearized file.onnx ...] [--recipe channel|layer] [--original model.onnx] [--only-real]
+//        [--objective depth|macs|latency (for --linearized/--recipe; default latency)] [--borders exact|approximate]
 // Real models (the issue's measure): each `--linearized` file, or with `--recipe` the mnist_cnn fixture linearized
 // here by `linearize` with the recipe below (cached in bench/out/), is folded (objective latency) and timed next to
 // its unfolded self and the original ReLU fixture, with onnxruntime's validation accuracy on the MNIST split.
@@ -207,7 +208,7 @@ async function linearizedFixture(recipe: keyof typeof RECIPES): Promise<string> 
 async function real(file: string): Promise<void> {
   const original = loadModel(ORIGINAL);
   const linear = loadModel(file);
-  const { model: folded, report: r } = await fold(linear, { objective: 'latency', latencyRuns: 20 });
+  const { model: folded, report: r } = await fold(linear, { objective: OBJECTIVE, borders: BORDERS, latencyRuns: 20 });
   const data = mnist();
   const [accO, accL, accF] = [await ortAccuracy(original, data), await ortAccuracy(linear, data), await ortAccuracy(folded, data)];
   const [tO, tL, tF] = await latencies([original, linear, folded], RUNS);
@@ -219,8 +220,11 @@ async function real(file: string): Promise<void> {
   console.log(`  latency, batch 1            original ${tO.toFixed(3)} ms   linearized ${tL.toFixed(3)} ms   folded ${tF.toFixed(3)} ms`);
   console.log(`  fold speed-up ${(tL / tF).toFixed(2)}× (linearized → folded); folded vs original ReLU model ${(tO / tF).toFixed(2)}×; max rel. error ${r.verification.maxRelError.toExponential(1)}`);
   console.log(`  ops: ${ops(r.before.opCounts)}  →  ${ops(r.after.opCounts)}`);
+  console.log(`  conv/matmul depth ${r.before.depth} → ${r.after.depth} (objective ${OBJECTIVE}${r.approximation ? `; ${r.approximation.merges} border-approximate merge(s)` : ''})`);
 }
 
+const OBJECTIVE = (args.includes('--objective') ? args[args.indexOf('--objective') + 1] : 'latency') as 'depth' | 'macs' | 'latency';
+const BORDERS = (args.includes('--borders') ? args[args.indexOf('--borders') + 1] : 'exact') as 'exact' | 'approximate';
 const ORIGINAL = args.includes('--original') ? args[args.indexOf('--original') + 1] : 'fixtures/mnist_cnn.onnx';
 const files = args.flatMap((a, k) => (args[k - 1] === '--linearized' ? [a] : []));
 const recipe = args.includes('--recipe') ? (args[args.indexOf('--recipe') + 1] as keyof typeof RECIPES) : undefined;

@@ -145,6 +145,7 @@ export function register(program: Command): void {
     .option('--skip <regex>', 'skip layers whose name matches', regex('--skip'))
     .option('--slopes-only', 'train the slopes only, keep the weights')
     .option('--from-scratch', 'start from random weights (the prior applied from scratch)')
+    .option('--merge-ready', 'when an activation between two convs becomes linear and the second conv zero-pads, move its padding onto the first (pad-front form) and train on: fold then merges the pair exactly')
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
     .option('--checkpoint <dir>', 'checkpoint folder, written after every epoch (default: <output>.ckpt)')
     .option('--resume', 'continue from the checkpoint')
@@ -163,7 +164,7 @@ export function register(program: Command): void {
         optimizer: opts.optimizer as never, lr: opts.lr as number, slopeLr: opts.slopeLr as number, schedule: opts.schedule as never,
         batchSize: opts.batchSize as number, epochs: opts.epochs as number, finetuneEpochs: opts.finetuneEpochs as number, finetuneLr: opts.finetuneLr as number | undefined, finetuneSlopes: Boolean(opts.finetuneSlopes), snap: Boolean(opts.snap), maxSteps: opts.steps as number | undefined, clipNorm: opts.clipNorm as number | undefined,
         augment: parseAugmentation(String(opts.augment)), seed: opts.seed as number, asPrelu: Boolean(opts.asPrelu), granularity: opts.granularity as never, only: opts.only as RegExp | undefined, skip: opts.skip as RegExp | undefined,
-        slopesOnly: Boolean(opts.slopesOnly), fromScratch: Boolean(opts.fromScratch), backend: opts.backend as never,
+        slopesOnly: Boolean(opts.slopesOnly), fromScratch: Boolean(opts.fromScratch), mergeReady: Boolean(opts.mergeReady), backend: opts.backend as never,
         checkpointDir: (opts.checkpoint as string) ?? `${out}.ckpt`, resume: Boolean(opts.resume), logFile: (opts.log as string) ?? `${out}.log.jsonl`,
         quiet: Boolean(opts.quiet) || Boolean(opts.json),
       });
@@ -176,6 +177,58 @@ export function register(program: Command): void {
         console.log(`validation ${r.before.valAccuracy !== null ? 'accuracy' : 'agreement with the original'}: ${acc(r.before.valAccuracy ?? r.before.teacherAgreement)} → ${acc(r.after.valAccuracy ?? r.after.teacherAgreement)}`);
         console.log(`NAPL (effective depth): ${r.before.napl.toFixed(3)} → ${r.after.napl.toFixed(3)}; APL ${r.before.apl.toFixed(3)} → ${r.after.apl.toFixed(3)}`);
         console.log(`linear channels: ${r.after.linearChannels}/${r.after.channels}`);
+        if (opts.mergeReady) console.log(`merge-ready: ${r.mergeReady.reduce((n, e) => n + e.rewrites.length, 0)} conv pair(s) rewritten to the pad-front form`);
+      }
+    });
+
+  program
+    .command('heal')
+    .summary('fine-tune a folded model back towards its teacher (all weights, distillation)')
+    .description('fine-tune every weight of a (folded) model, activations unchanged, distilling from the teacher run by onnxruntime (plus labels when the data has them); accuracy and agreement are measured by onnxruntime on the written file')
+    .argument('<model.onnx>')
+    .requiredOption('--teacher <model.onnx>', 'the model to heal towards (e.g. the one before folding)')
+    .option('-o, --output <file>', 'healed model (default: <model>.healed.onnx)')
+    .option('--data <source>', "training data: 'mnist' (bundled digits), a .npy/.npz file, or an image folder", 'mnist')
+    .option('--labels <file.npy>', 'labels for a .npy input file')
+    .option('--image-size <CxHxW>', 'image folders: model input size, e.g. 3x224x224')
+    .addOption(new Option('--loss <kind>', 'task loss (default: both when the data has labels, else distill)').choices(['ce', 'distill', 'both']))
+    .option('--temperature <T>', 'distillation temperature', num('--temperature'), 2)
+    .addOption(new Option('--distill-kind <kind>', 'distillation loss on outputs').choices(['kl', 'mse']).default('kl'))
+    .addOption(new Option('--optimizer <name>').choices(['adam', 'sgd']).default('adam'))
+    .option('--lr <x>', 'learning rate', num('--lr'), 3e-4)
+    .addOption(new Option('--schedule <kind>').choices(['cosine', 'step', 'constant']).default('cosine'))
+    .option('--batch-size <n>', 'batch size', int('--batch-size'), 64)
+    .option('--epochs <n>', 'epochs', int('--epochs'), 2)
+    .option('--steps <n>', 'stop after this many steps', int('--steps'))
+    .option('--clip-norm <x>', 'clip gradients to this global norm', num('--clip-norm'))
+    .option('--augment <list>', "random augmentation of training images: 'shift:<pixels>', 'flip', comma-separated", 'none')
+    .option('--seed <n>', 'seed of shuffling', int('--seed'), 0)
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .option('--log <file.jsonl>', 'one JSON line per epoch (default: <output>.log.jsonl)')
+    .option('--quiet', 'no progress output')
+    .option('--json', 'print the result summary as JSON')
+    .action(async (file: string, opts: Record<string, unknown>) => {
+      const { model } = await loadWithShapes(file);
+      const { model: teacher } = await loadWithShapes(String(opts.teacher));
+      const { heal } = await import('./train/heal.js');
+      const { saveModel } = await import('./import/onnx-io.js');
+      const out = (opts.output as string) ?? join(dirname(file), basename(file).replace(/\.onnx$/, '') + '.healed.onnx');
+      const data = await openData(String(opts.data), opts.labels as string | undefined, opts.imageSize as string | undefined, model);
+      const r = await heal(model, {
+        teacher, data, loss: opts.loss as never, temperature: opts.temperature as number, distillKind: opts.distillKind as never,
+        optimizer: opts.optimizer as never, lr: opts.lr as number, schedule: opts.schedule as never, batchSize: opts.batchSize as number,
+        epochs: opts.epochs as number, maxSteps: opts.steps as number | undefined, clipNorm: opts.clipNorm as number | undefined,
+        augment: parseAugmentation(String(opts.augment)), seed: opts.seed as number, backend: opts.backend as never,
+        logFile: (opts.log as string) ?? `${out}.log.jsonl`, quiet: Boolean(opts.quiet) || Boolean(opts.json),
+      });
+      saveModel(r.model, out);
+      const summary = { output: out, backend: r.backend, teacher: r.teacher, before: r.before, after: r.after, steps: r.history[r.history.length - 1]?.step ?? 0 };
+      if (opts.json) console.log(JSON.stringify(summary, null, 2));
+      else {
+        const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
+        console.log(`wrote ${out}`);
+        console.log(`validation accuracy (onnxruntime): ${pct(r.before.accuracy)} → ${pct(r.after.accuracy)} (teacher ${pct(r.teacher.accuracy)})`);
+        console.log(`agreement with the teacher: ${pct(r.before.agreement)} → ${pct(r.after.agreement)}`);
       }
     });
 
@@ -193,11 +246,12 @@ export function register(program: Command): void {
     .option('--data <file>', '.npy/.npz inputs to verify on, besides random ones')
     .option('--eval-data <source>', "labelled data to measure validation accuracy of original, input and folded model with onnxruntime: 'mnist' or .npy/.npz (with --labels)")
     .option('--labels <file.npy>', '--eval-data: labels for a .npy of inputs')
+    .addOption(new Option('--borders <kind>', "zero-padded conv pairs: merge only where exact, or also 'approximate' (differs on the outer ring; the error is measured and reported, then `linfold heal`)").choices(['exact', 'approximate']).default('exact'))
     .addOption(inputShapeOption())
     .option('--report <file>', 'write the fold report (JSON; Markdown next to it with .md)')
     .option('--json', 'print the report as JSON')
     .option('--quiet', 'no progress output')
-    .action(async (file: string, opts: { output?: string; objective: string; cost: string; original?: string; tolerance: number; eps: number; data?: string; evalData?: string; labels?: string; inputShape?: Shapes; report?: string; json?: boolean; quiet?: boolean }) => {
+    .action(async (file: string, opts: { output?: string; objective: string; cost: string; original?: string; tolerance: number; eps: number; data?: string; evalData?: string; labels?: string; borders: string; inputShape?: Shapes; report?: string; json?: boolean; quiet?: boolean }) => {
       const { model, shapes } = await loadWithShapes(file, opts.inputShape);
       const { fold, writeFolded, renderFoldMarkdown } = await import('./export/index.js');
       const out = opts.output ?? join(dirname(file), basename(file).replace(/\.onnx$/, '') + '.folded.onnx');
@@ -205,17 +259,19 @@ export function register(program: Command): void {
       const log = opts.quiet || opts.json ? undefined : (m: string) => process.stderr.write(`${m}\n`);
       const originalPath = opts.original ?? (await originalOf(model, log));
       const original = originalPath ? (await loadWithShapes(originalPath, opts.inputShape)).model : undefined;
+      const labelled = opts.evalData ? await openData(opts.evalData, opts.labels, undefined, model) : undefined;
+      if (labelled && !labelled.hasLabels) throw new LinfoldError(`--eval-data ${opts.evalData}: the data has no labels`);
+      const { ortAccuracy } = await import('./train/evaluate.js');
       const r = await fold(model, {
         objective: opts.objective as never, cost: opts.cost as never, tolerance: opts.tolerance, eps: opts.eps, inputShapes: shapes, data, original, log,
+        borders: opts.borders as never, accuracy: labelled ? (m) => ortAccuracy(m, labelled) : undefined,
       });
-      if (opts.evalData) {
-        const { ortAccuracy } = await import('./train/evaluate.js');
-        const ds = await openData(opts.evalData, opts.labels, undefined, model);
+      if (labelled) {
         r.report.accuracy = {
           data: `${opts.evalData} validation split`,
-          ...(original ? { original: await ortAccuracy(original, ds) } : {}),
-          input: await ortAccuracy(model, ds),
-          folded: await ortAccuracy(r.model, ds),
+          ...(original ? { original: await ortAccuracy(original, labelled) } : {}),
+          input: await ortAccuracy(model, labelled),
+          folded: await ortAccuracy(r.model, labelled),
         };
       }
       await writeFolded(r.model, out, file);
@@ -233,6 +289,8 @@ export function register(program: Command): void {
         const acc = r.report.accuracy;
         if (acc) console.log(`validation accuracy: ${acc.original !== undefined ? `original ${(acc.original * 100).toFixed(2)}%, ` : ''}input ${(acc.input! * 100).toFixed(2)}%, folded ${(acc.folded * 100).toFixed(2)}%`);
         for (const v of r.report.verdict) console.log(v);
+        const ap = r.report.approximation;
+        if (ap) console.log(`approximate at the borders: ${ap.merges} merge(s); against the input: max relative error ${ap.maxRelError.toExponential(2)}, top-1 agreement ${(100 * ap.agreement).toFixed(2)}%${ap.accuracy ? `, accuracy ${(100 * ap.accuracy.before).toFixed(2)}% → ${(100 * ap.accuracy.after).toFixed(2)}%` : ''} (heal it: linfold heal ${out} --teacher ${file})`);
       }
     });
   registerPipeline(program);

@@ -18,13 +18,15 @@ export { renderHtmlReport, type SweepPoint } from './analyze/report-html.js';
 
 // train: linearizable activations, data, the fine-tuning loop, backends
 export { makeLinearizable, type Slope, type LinearizableOptions } from './train/linearizable.js';
-export { linearize, type LinearizeOptions, type LinearizeResult, type EpochLog } from './train/linearize.js';
+export { linearize, type LinearizeOptions, type LinearizeResult, type EpochLog, type MergeReadyEvent } from './train/linearize.js';
 export { mnist, arrays, imageFolder, type Dataset, type Batch } from './train/data.js';
 export { listBackends, useBackend, setWasmThreads, wasmThreads, type BackendName } from './train/backends.js';
-export { ortAccuracy } from './train/evaluate.js';
+export { ortAccuracy, ortAgreement } from './train/evaluate.js';
+export { heal, type HealOptions, type HealResult } from './train/heal.js';
 
 // export: folding
 export { fold, writeFolded, renderFoldMarkdown, type FoldOptions, type FoldReport, type FoldResult } from './export/index.js';
+export { padFront, type PadFrontRewrite } from './export/pad-front.js';
 
 // workflows
 export { sweep, mergeSweep, type SweepOptions, type SweepResult } from './sweep.js';

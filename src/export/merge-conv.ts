@@ -13,7 +13,11 @@
 // end (true for a pointwise A without padding, false for 3×3∘3×3 with "same" padding). Then every bias
 // (A's bias or bias map, pushed through B with B's own padding, plus B's bias) is computed exactly as a
 // constant map [Cout, ...outSpatial] — a per-channel bias when it does not vary over positions, else a
-// constant Add after the merged conv. Otherwise the pair is refused, with the reason.
+// constant Add after the merged conv. Otherwise the pair is refused, with the reason — unless the pass
+// context asks for `borders: 'approximate'`: then the pair merges as in its pad-front form (padFrontLayers:
+// merged padding p1 + p2·s1, bias Σ_taps B·b1 + b2), which differs from the original on B's outer output
+// ring only, and the candidate is marked `approximate` (the pipeline measures its error instead of holding
+// it to the tolerance).
 import type { Graph, Node } from '../import/ir.js';
 import { addInit, gcd, ints, int, makeNode, prod, removeNodes, soleReader } from './graph-utils.js';
 import { readConv, convMap, convOutSize, expandBias, mapToBias, enumerate, stridesOf, type ConvLayer } from './layers.js';
@@ -138,6 +142,16 @@ export function planConvMerge(A: ConvLayer, B: ConvLayer, full = true): ConvMerg
   return plan;
 }
 
+/** A and B in the pad-front form (A padded p1 + p2·s1 per side, B unpadded; see pad-front.ts), or why not. */
+export function padFrontLayers(A: ConvLayer, B: ConvLayer): [ConvLayer, ConvLayer] | string {
+  const r = A.kernel.length;
+  if (B.kernel.length !== r) return 'different spatial ranks';
+  if (A.map) return `${nm(A.conv)} has a position-dependent bias map`;
+  const pads = A.pads.map((p, k) => p + B.pads[k] * A.strides[k % r]);
+  const outSpatial = A.inSpatial?.map((x, a) => convOutSize(x, A.kernel[a], A.strides[a], A.dilations[a], pads[a], pads[a + r]));
+  return [{ ...A, pads, outSpatial }, { ...B, pads: B.pads.map(() => 0), inSpatial: outSpatial }];
+}
+
 /** Replaces the layer nodes of A and B by the merged conv (and its bias-map Add). */
 export function emitConv(g: Graph, input: string, output: string, plan: ConvMergePlan, replace: Node[], base: string): Node[] {
   const at = replace[replace.length - 1];
@@ -182,18 +196,29 @@ export const mergeConvPass: FoldPass = {
         out.push({ what, nodes: key, refused: B });
         continue;
       }
-      const plan = planConvMerge(A, B, false);
+      let plan = planConvMerge(A, B, false);
+      // borders 'approximate': a pair refused at the borders merges in its pad-front form (B reading A on the
+      // ring instead of zeros), which differs from the original only on B's outer ring of outputs
+      let layers: [ConvLayer, ConvLayer] = [A, B];
+      const approximate = typeof plan === 'string' && ctx.borders === 'approximate' && B.pads.some((p) => p !== 0);
+      if (approximate) {
+        const pf = padFrontLayers(A, B);
+        const p2 = typeof pf === 'string' ? pf : planConvMerge(pf[0], pf[1], false);
+        if (typeof p2 === 'string') plan = `${plan}; approximate merge impossible too: ${p2}`;
+        else [plan, layers] = [p2, pf as [ConvLayer, ConvLayer]];
+      }
       if (typeof plan === 'string') {
         out.push({ what, nodes: key, refused: plan });
         continue;
       }
-      const desc = `${what} → Conv ${plan.kernel.join('×')} stride ${plan.strides.join('×')}${plan.group > 1 ? ` group ${plan.group}` : ''}`;
+      const desc = `${what} → Conv ${plan.kernel.join('×')} stride ${plan.strides.join('×')}${plan.group > 1 ? ` group ${plan.group}` : ''}${approximate ? ' (approximate at the borders)' : ''}`;
       out.push({
         what: desc,
         nodes: key,
+        ...(approximate ? { approximate: true } : {}),
         apply: () => {
           const s = ctx.shapeOf(B.output);
-          const full = planConvMerge(A, B) as ConvMergePlan;
+          const full = planConvMerge(...layers) as ConvMergePlan;
           const nodes = emitConv(g, A.input, B.output, full, [A.conv, ...(A.add ? [A.add] : []), B.conv, ...(B.add ? [B.add] : [])], `${nB.name || 'conv'}_merged`);
           if (s) for (const n of nodes) ctx.setShape(n.outputs[0], s);
         },

@@ -14,7 +14,7 @@
 import type { Graph, Node } from '../import/ir.js';
 import { soleReader, numericDims, prod } from './graph-utils.js';
 import { readConv, readDense, type ConvLayer, type DenseLayer } from './layers.js';
-import { planConvMerge } from './merge-conv.js';
+import { padFrontLayers, planConvMerge } from './merge-conv.js';
 import { convBehind, embedding, identityTap } from './absorb-residual.js';
 import type { PassContext } from './pass.js';
 import type { LayerGeometry } from './layer-cost.js';
@@ -63,7 +63,12 @@ function convChains(g: Graph, ctx: PassContext): Chain[] {
     for (let i = 0; i < ls.length; i++) {
       for (let j = i + 1; j < ls.length; j++) {
         const A = merged[i][j - i - 1];
-        const plan = A && planConvMerge(A, ls[j], false);
+        let plan = A && planConvMerge(A, ls[j], false);
+        // borders 'approximate': a pair refused at the borders merges in its pad-front form (merge-conv.ts)
+        if (A && typeof plan === 'string' && ctx.borders === 'approximate') {
+          const pf = padFrontLayers(A, ls[j]);
+          if (typeof pf !== 'string') plan = planConvMerge(pf[0], pf[1], false);
+        }
         merged[i].push(plan && typeof plan !== 'string' ? {
           ...ls[j], input: A!.input, W: new Float64Array(0), wDims: plan.wDims, group: plan.group, cin: A!.cin,
           kernel: plan.kernel, strides: plan.strides, dilations: plan.dilations, pads: plan.pads, inSpatial: A!.inSpatial,

@@ -22,6 +22,8 @@ export interface PassContext {
   opset?: number;
   /** The pipeline's objective (undefined outside the pipeline: passes read it as 'depth'). */
   objective?: 'depth' | 'macs' | 'latency';
+  /** 'approximate' lets merge-conv merge zero-padded pairs that are exact only away from the borders (default 'exact'). */
+  borders?: 'exact' | 'approximate';
 }
 
 export interface Candidate {
@@ -42,6 +44,8 @@ export interface Candidate {
    * with the node-count tie-break ignored (the pass proposes it there only by a rule it has measured).
    */
   speedOnly?: boolean;
+  /** The rewrite changes the function (a border-approximate conv merge): verified for its error, not held to the tolerance. */
+  approximate?: boolean;
 }
 
 export interface FoldPass {
@@ -56,6 +60,7 @@ export function passContext(opts: Partial<PassContext> & { shapes?: Map<string, 
     eps: opts.eps ?? 0,
     opset: opts.opset,
     objective: opts.objective,
+    borders: opts.borders,
     shapeOf: opts.shapeOf ?? ((n) => shapes.get(n)),
     setShape: opts.setShape ?? ((n, s) => void shapes.set(n, s)),
   };

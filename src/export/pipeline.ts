@@ -26,6 +26,7 @@ import { alternatingLatency, compareOutputs, firstExample, pairedLatency, random
 import { analyzeMetrics, graphMacs, layerDepth } from './metrics.js';
 import { findChains, geometriesOf, pairKey, planMerges, type MergePlan } from './merge-plan.js';
 import { layerCoster } from './layer-cost.js';
+import { approximationReport, outputsOn, type ApproximationReport } from './approximate.js';
 
 export type Objective = 'depth' | 'macs' | 'latency';
 
@@ -68,6 +69,11 @@ export interface FoldOptions {
   original?: Model;
   /** progress messages */
   log?: (msg: string) => void;
+  /** 'approximate': also merge zero-padded convs that are exact only away from the borders; their error is
+   *  measured and reported (FoldReport.approximation), not held to the tolerance (default 'exact') */
+  borders?: 'exact' | 'approximate';
+  /** accuracy of a model (e.g. ortAccuracy on labelled data): reported before/after when approximate merges are taken */
+  accuracy?: (m: Model) => Promise<number>;
 }
 
 export interface FoldMetrics {
@@ -95,6 +101,8 @@ export interface FoldEvent {
   objective?: { before: number[]; after: number[] };
   /** relative output error after the rewrite, when verified */
   relError?: number;
+  /** a border-approximate merge: relError is its own error (against the model before it) */
+  approximate?: boolean;
 }
 
 export interface FoldReport {
@@ -123,6 +131,9 @@ export interface FoldReport {
   accuracy?: { data: string; original?: number; input?: number; folded: number };
   /** plain statements of what the fold achieved against the input and the original, including when it made things worse */
   verdict: string[];
+  /** with borders 'approximate' and approximate merges taken: the folded model against the input model
+   *  (verification above then compares against the model after the last approximate merge) */
+  approximation?: ApproximationReport;
 }
 
 export interface FoldResult {
@@ -152,6 +163,7 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
   const references: Record<string, Tensor>[] = [];
   for (const f of feedSets) references.push(await runOrt(refSession, f));
   await refSession.release?.();
+  const inputReferences = [...references];
   const verifyNow = async (m: Model) => {
     const s = await ortSession(encodeModel(m), 'folded model');
     let worst = { maxRelError: 0, perOutput: {} as FoldReport['verification']['perOutput'] };
@@ -177,6 +189,7 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
     shapeOf: (n) => shapes.get(n),
     setShape: (n, s) => void shapes.set(n, s),
     objective,
+    borders: opts.borders,
   };
 
   const notes: string[] = [];
@@ -208,7 +221,7 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
   const tried = new Set<string>();
   let current = measure();
   let rounds = 0;
-  const verifyEach = (opts.verify ?? 'each') === 'each';
+  const verifyEach = (opts.verify ?? 'each') === 'each' || opts.borders === 'approximate';
 
   /** Applies one candidate; returns why it failed, if it did. */
   const applyOne = (c: Candidate): string | undefined => {
@@ -268,7 +281,11 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
         ev.reason = `verification: ${(e as Error).message}`;
       }
       ev.relError = rel;
-      if (!(rel < tolerance)) {
+      if (c.approximate && Number.isFinite(rel)) {
+        // taken whatever its error; later rewrites are verified against the model as it is now
+        ev.approximate = true;
+        references.splice(0, references.length, ...(await outputsOn(model, feedSets)));
+      } else if (!(rel < tolerance)) {
         const bad = { ...ev, reason: ev.reason ?? `verification: relative error ${rel.toExponential(2)} ≥ tolerance ${tolerance}` };
         rejected.set(key, bad);
         failedVerification.push(bad);
@@ -365,6 +382,9 @@ export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldRe
       notes: [...new Set(notes)],
       ...(original ? { original } : {}),
       verdict: verdict(before, after, original),
+      ...(taken.some((e) => e.approximate)
+        ? { approximation: await approximationReport(input, model, taken.filter((e) => e.approximate).length, feedSets, inputReferences, opts.accuracy) }
+        : {}),
     },
   };
 }

@@ -37,8 +37,12 @@ export function renderFoldMarkdown(r: FoldReport): string {
   const ops = [...new Set([...Object.keys(r.before.opCounts), ...Object.keys(r.after.opCounts)])].sort();
   out.push(`Ops: ${ops.map((o) => `${o} ${r.before.opCounts[o] ?? 0}→${r.after.opCounts[o] ?? 0}`).join(', ')}`, '');
   out.push(`## Verification`, '', `${r.verification.passed ? 'Passed' : 'FAILED'}: max relative error ${r.verification.maxRelError.toExponential(2)} on ${r.verification.inputs}.`, '');
+  if (r.approximation) {
+    const a = r.approximation;
+    out.push(`Approximate at the borders: ${a.merges} conv merge(s) taken outside the tolerance (\`--borders approximate\`); against the input model: max relative error ${a.maxRelError.toExponential(2)}, top-1 agreement ${(100 * a.agreement).toFixed(2)}% on the verification inputs${a.accuracy ? `, accuracy ${(100 * a.accuracy.before).toFixed(2)}% → ${(100 * a.accuracy.after).toFixed(2)}%` : ''}. The check above compares against the model after the last approximate merge.`, '');
+  }
   out.push(`## Folds taken (${r.taken.length})`, '');
-  for (const e of r.taken) out.push(`- \`${e.pass}\` ${e.what}${e.relError !== undefined ? ` (rel. error ${e.relError.toExponential(1)})` : ''}`);
+  for (const e of r.taken) out.push(`- \`${e.pass}\` ${e.what}${e.relError !== undefined ? ` (${e.approximate ? 'approximate, ' : ''}rel. error ${e.relError.toExponential(1)})` : ''}`);
   if (!r.taken.length) out.push('- none');
   out.push('', `## Folds rejected (${r.rejected.length})`, '');
   for (const e of r.rejected) out.push(`- \`${e.pass}\` ${e.what}: ${e.reason}`);

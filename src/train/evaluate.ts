@@ -23,3 +23,26 @@ export async function ortAccuracy(model: Model | string | Uint8Array, data: Data
   await session.release();
   return correct / n;
 }
+
+/** Top-1 agreement of two ONNX models (argmax of their first outputs) on the validation split, under onnxruntime-node. */
+export async function ortAgreement(model: Model | string | Uint8Array, reference: Model | string | Uint8Array, data: Dataset, batchSize = 256): Promise<number> {
+  const [a, b] = [await ortSession(model), await ortSession(reference)];
+  const input = a.inputNames[0];
+  let agree = 0, n = 0;
+  for (const batch of data.validation.batches(batchSize)) {
+    const x = data.dtype === 'int32' ? Tensor.i64(input, batch.shape, batch.x) : Tensor.fromArray(input, 'float32', batch.shape, batch.x as Float32Array);
+    const [la, lb] = [Object.values(await runOrt(a, { [input]: x }))[0].float32(), Object.values(await runOrt(b, { [b.inputNames[0]]: x.withName(b.inputNames[0]) }))[0].float32()];
+    const c = la.length / batch.size;
+    for (let i = 0; i < batch.size; i++) agree += Number(argmaxAt(la, i * c, c) === argmaxAt(lb, i * c, c));
+    n += batch.size;
+  }
+  await a.release();
+  await b.release();
+  return agree / n;
+}
+
+function argmaxAt(v: Float32Array, at: number, n: number): number {
+  let best = 0;
+  for (let j = 1; j < n; j++) if (v[at + j] > v[at + best]) best = j;
+  return best;
+}

@@ -18,6 +18,10 @@ import { makeLinearizable, type Granularity, type Slope } from './linearizable.j
 import { augmentBatch, NO_AUGMENTATION, type Augmentation } from './augment.js';
 import { crossEntropy, distillKL, distillMSE, lambdaAt, priorTerm, type PriorKind } from './objective.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type NamedArray } from './checkpoint.js';
+import { padFront, type PadFrontRewrite } from '../export/pad-front.js';
+import { cloneModel } from '../export/graph-utils.js';
+import { inferShapes } from '../import/shape-inference.js';
+import { compareValues } from '../import/tensor.js';
 
 export type TaskLoss = 'ce' | 'distill' | 'both';
 
@@ -82,6 +86,30 @@ export interface LinearizeOptions {
   quiet?: boolean;
   /** Called after every epoch with its log line. */
   onEpoch?: (log: EpochLog) => void;
+  /** Merge-ready padding: when an activation between two convs A → act → B becomes linear and B zero-pads,
+   *  move B's padding onto A (src/export/pad-front.ts) and train on in that form, so fold merges B∘A exactly.
+   *  Each rewrite's function change is measured on a validation batch and logged (MergeReadyEvent). */
+  mergeReady?: boolean;
+  /** The distillation teacher (default: the source model). */
+  teacher?: Model;
+  /** Heal mode (linfold heal): no slopes and no prior; every weight trains, activations stay as they are
+   *  (PRelu/LeakyRelu slopes fixed). */
+  heal?: boolean;
+}
+
+/** One merge-ready rewrite during training: what moved, and how much the function changed at that moment. */
+export interface MergeReadyEvent {
+  event: 'merge-ready';
+  epoch: number;
+  step: number;
+  rewrites: PadFrontRewrite[];
+  /** on the first validation batch (≤ 256 samples), before → after the rewrite */
+  samples: number;
+  maxRelChange: number;
+  /** argmax agreement of the model before and after */
+  agreement: number;
+  accuracyBefore: number | null;
+  accuracyAfter: number | null;
 }
 
 export interface EpochLog {
@@ -110,6 +138,8 @@ export interface LinearizeResult {
   history: EpochLog[];
   before: { valAccuracy: number | null; teacherAgreement: number | null; apl: number; napl: number };
   after: EpochLog;
+  /** merge-ready rewrites taken (mergeReady) */
+  mergeReady: MergeReadyEvent[];
 }
 
 interface LoopState {
@@ -131,29 +161,39 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   const slopeLr = o.slopeLr ?? 1e-2;
   if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
   const backend = await useBackend(o.backend ?? 'auto');
-  const { model: lmodel, slopes } = makeLinearizable(source, { asPrelu: o.asPrelu, only: o.only, skip: o.skip, includeGates: o.includeGates, granularity: o.granularity });
+  const { model: lmodel, slopes } = o.heal ? { model: cloneModel(source), slopes: [] as Slope[] } : makeLinearizable(source, { asPrelu: o.asPrelu, only: o.only, skip: o.skip, includeGates: o.includeGates, granularity: o.granularity });
+  if (o.heal) inferShapes(lmodel);
   // the file the user brought, for fold's comparison (a model linearized again keeps the first one's)
-  if (source.path && existsSync(source.path) && !recordedOriginal(source).path) recordOriginal(lmodel, source.path);
+  if (!o.heal && source.path && existsSync(source.path) && !recordedOriginal(source).path) recordOriginal(lmodel, source.path);
   // channels each slope value stands for (prior and frozen counts are per channel at either granularity)
   const slopeWeights = slopes.map((s) => s.channels / s.size);
-  if (!slopes.length) throw new LinfoldError(`${source.path ?? 'model'}: no activation to linearize${o.only || o.skip ? ' (check --only/--skip)' : ''}`);
+  if (!slopes.length && !o.heal) throw new LinfoldError(`${source.path ?? 'model'}: no activation to linearize${o.only || o.skip ? ' (check --only/--skip)' : ''}`);
   const input = lmodel.graph.feeds[0];
   checkInput(source, o.data);
   if (o.fromScratch) reinitialize(lmodel, slopes, o.seed);
-  const exe = compile(lmodel, { alsoTrainable: slopes.map((s) => s.name) });
-  const teacher = o.loss !== 'ce' || !o.data.hasLabels ? await ortSession(source, source.path) : undefined;
+  // heal: the activations' own slopes (PRelu) stay fixed
+  const fixedNames = new Set(o.heal ? lmodel.graph.nodes.filter((n) => n.opType === 'PRelu').map((n) => n.inputs[1]) : []);
+  let exe!: Executable, slopeVars: tf.Variable[] = [], weightVars: tf.Variable[] = [];
+  // (re)compiles the training graph from lmodel; the variables keep their order, so the optimizers' state
+  // (kept per position in the variable list) carries over a recompile
+  const build = () => {
+    exe = compile(lmodel, { alsoTrainable: slopes.map((s) => s.name) });
+    slopeVars = slopes.map((s) => exe.variables.get(s.name)!);
+    const fixed = new Set([...slopeVars, ...[...fixedNames].map((n) => exe.variables.get(n))]);
+    weightVars = o.slopesOnly ? [] : exe.trainableVariables.filter((v) => !fixed.has(v));
+  };
+  build();
+  const teacherModel = o.teacher ?? source;
+  const teacher = o.loss !== 'ce' || !o.data.hasLabels ? await ortSession(teacherModel, teacherModel.path) : undefined;
   const outName = exe.outputs[0].name;
-  const slopeVars = slopes.map((s) => exe.variables.get(s.name)!);
   const startSlopes = slopeVars.map((v) => Float32Array.from(v.dataSync() as Float32Array));
-  const slopeSet = new Set(slopeVars);
-  const weightVars = o.slopesOnly ? [] : exe.trainableVariables.filter((v) => !slopeSet.has(v));
   const makeOpt = (lr: number) => (o.optimizer === 'sgd' ? tf.train.momentum(lr, o.momentum) : tf.train.adam(lr));
   const optW = makeOpt(o.lr);
   const optS = makeOpt(slopeLr);
   const stepsPerEpoch = Math.ceil(o.data.train.size / o.batchSize);
   const allEpochs = o.epochs + o.finetuneEpochs;
   const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * allEpochs);
-  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr ?? o.lr, finetuneSlopes: Boolean(o.finetuneSlopes), ...(o.snap ? { snap: true } : {}), seed: o.seed, optimizer: o.optimizer, augment: o.augment, granularity: o.granularity ?? 'channel' };
+  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr ?? o.lr, finetuneSlopes: Boolean(o.finetuneSlopes), ...(o.snap ? { snap: true } : {}), seed: o.seed, optimizer: o.optimizer, augment: o.augment, granularity: o.granularity ?? 'channel', ...(o.mergeReady ? { mergeReady: true } : {}), ...(o.heal ? { heal: true } : {}) };
 
   let state: LoopState = { epoch: 0, step: 0, history: [], config };
   if (o.resume && o.checkpointDir && hasCheckpoint(o.checkpointDir)) {
@@ -206,6 +246,43 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
 
   // per slope value: 1 once the channel is linear (exactly 1); it stays 1 whatever the optimizer does
   const linear = slopeVars.map((v) => Uint8Array.from(v.dataSync(), (a) => Number(a === 1)));
+
+  // merge-ready padding: rewrite the graph at the linear activations between convs, measure the change
+  const mergeEvents: MergeReadyEvent[] = [];
+  const probe = o.mergeReady ? o.data.validation.batches(256).next().value as Batch | undefined : undefined;
+  const probeLogits = () => {
+    const out = tf.tidy(() => exe.run({ [input.name]: toInput(probe!, o.data) })[outName]);
+    const v = out.dataSync() as Float32Array;
+    out.dispose();
+    return Float32Array.from(v);
+  };
+  const mergeReadyNow = (epoch: number) => {
+    if (!probe) return;
+    exe.syncToModel(lmodel);
+    const before = probeLogits();
+    const rewrites = padFront(lmodel);
+    if (!rewrites.length) return;
+    exe.dispose();
+    build();
+    const after = probeLogits();
+    const [pb, pa] = [argmaxRows(before, probe.size), argmaxRows(after, probe.size)];
+    const acc = (p: number[]) => (probe.y ? p.filter((c, i) => c === probe.y![i]).length / probe.size : null);
+    const ev: MergeReadyEvent = {
+      event: 'merge-ready', epoch: epoch + 1, step: state.step, rewrites, samples: probe.size,
+      maxRelChange: compareValues(after, before).maxRelError, agreement: pa.filter((c, i) => c === pb[i]).length / probe.size,
+      accuracyBefore: acc(pb), accuracyAfter: acc(pa),
+    };
+    mergeEvents.push(ev);
+    if (o.logFile) {
+      mkdirSync(dirname(o.logFile), { recursive: true });
+      appendFileSync(o.logFile, JSON.stringify(ev) + '\n');
+    }
+    if (!o.quiet) {
+      const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
+      process.stderr.write(`\nmerge-ready (step ${ev.step}): ${rewrites.map((r) => `${r.second}'s padding onto ${r.first} (pads ${r.padsBefore.join(',')} → ${r.padsAfter.join(',')})`).join('; ')}: max relative output change ${ev.maxRelChange.toExponential(2)}, agreement ${pct(ev.agreement)}, accuracy ${pct(ev.accuracyBefore)} → ${pct(ev.accuracyAfter)} on ${ev.samples} validation samples\n`);
+    }
+  };
+  mergeReadyNow(state.epoch);
   for (let epoch = state.epoch; epoch < allEpochs && state.step < totalSteps; epoch++) {
     const t0 = Date.now();
     // fine-tuning phase: no prior; the slopes are fixed, or with finetuneSlopes the channels not yet linear train
@@ -215,8 +292,9 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
       const snapped = snapSlopes(slopeVars, startSlopes, linear, slopeWeights);
       if (!o.quiet) process.stderr.write(`fine-tuning: ${snapped} channel(s) not linear went back to the original activation\n`);
     }
-    const trained = slopesTrain ? [...weightVars, ...slopeVars] : weightVars;
-    if (!trained.length) break;
+    // (a merge-ready rewrite recompiles the graph: the variable lists are read at every step)
+    const trainedNow = () => (slopesTrain ? [...weightVars, ...slopeVars] : weightVars);
+    if (!trainedNow().length) break;
     let sumLoss = 0, sumTask = 0, sumPrior = 0, count = 0;
     for (const plain of o.data.train.batches(o.batchSize, { shuffle: true, seed: o.seed, epoch })) {
       if (state.step >= totalSteps) break;
@@ -240,11 +318,11 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
           priorVal = tf.keep(priorTerm(slopeVars, o.prior, lambda, slopeWeights));
           return tf.add(taskVal, priorVal) as tf.Scalar;
         };
-        const { value, grads } = tf.variableGrads(f, trained);
+        const { value, grads } = tf.variableGrads(f, trainedNow());
         const clipped = o.clipNorm ? clipByGlobalNorm(grads, o.clipNorm) : grads;
         const named = (vs: tf.Variable[]) => vs.map((v) => ({ name: v.name, tensor: clipped[v.name] }));
         if (weightVars.length) optW.applyGradients(named(weightVars));
-        if (slopesTrain) optS.applyGradients(named(slopeVars));
+        if (slopesTrain && slopeVars.length) optS.applyGradients(named(slopeVars));
         const values = [value, taskVal, priorVal].map((t) => t.dataSync()[0]);
         taskVal.dispose();
         priorVal.dispose();
@@ -254,7 +332,9 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
         progress.finish();
         throw new LinfoldError(`loss became ${loss} at step ${state.step + 1} (epoch ${epoch + 1}); lower --lr or --lambda${o.checkpointDir ? `; the last good checkpoint is ${o.checkpointDir}` : ''}`, 3);
       }
-      const frozen = slopesTrain ? freezeSlopes(slopeVars, o.freezeEps, slopeWeights, linear) : frozenCount(linear, slopeWeights);
+      const wasFrozen = frozenCount(linear, slopeWeights);
+      const frozen = slopesTrain ? freezeSlopes(slopeVars, o.freezeEps, slopeWeights, linear) : wasFrozen;
+      if (frozen > wasFrozen) mergeReadyNow(epoch);
       state.step++;
       sumLoss += loss * b.size; sumTask += task * b.size; sumPrior += prior * b.size; count += b.size;
       progress.tick(1, { loss, prior, frozen });
@@ -282,7 +362,7 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   }
   exe.syncToModel(lmodel);
   const history = state.history;
-  const result: LinearizeResult = { model: lmodel, slopes, backend, history, before, after: history[history.length - 1] ?? { ...before, epoch: 0, step: 0, loss: NaN, taskLoss: NaN, priorLoss: NaN, lambda: 0, lr: 0, frozenChannels: 0, linearChannels: e0.linearChannels, channels: e0.channels, seconds: 0 } };
+  const result: LinearizeResult = { model: lmodel, slopes, backend, history, before, mergeReady: mergeEvents, after: history[history.length - 1] ?? { ...before, epoch: 0, step: 0, loss: NaN, taskLoss: NaN, priorLoss: NaN, lambda: 0, lr: 0, frozenChannels: 0, linearChannels: e0.linearChannels, channels: e0.channels, seconds: 0 } };
   exe.dispose();
   optW.dispose();
   optS.dispose();

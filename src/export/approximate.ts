@@ -1,0 +1,58 @@
+// Border-approximate merges (fold --borders approximate): the pipeline takes them without holding them to
+// the tolerance, re-bases its verification references on the model after each one (so the exact rewrites
+// that follow are still verified exactly), and reports how far the folded model moved from the input.
+import type { Model } from '../import/ir.js';
+import type { Tensor } from '../import/tensor.js';
+import { encodeModel } from '../import/onnx-io.js';
+import { ortSession, runOrt } from '../import/ort.js';
+import { compareOutputs } from './verify.js';
+
+export interface ApproximationReport {
+  /** approximate merges taken */
+  merges: number;
+  /** max relative output error (max-abs / max |reference|) of the folded model against the input model */
+  maxRelError: number;
+  /** top-1 agreement (argmax over the last axis of the first output) with the input model on the verification inputs */
+  agreement: number;
+  /** accuracy of the input and the folded model (FoldOptions.accuracy), when given */
+  accuracy?: { before: number; after: number };
+}
+
+/** Outputs of `model` (onnxruntime-node) on each feed set. */
+export async function outputsOn(model: Model, feedSets: Record<string, Tensor>[]): Promise<Record<string, Tensor>[]> {
+  const s = await ortSession(encodeModel(model), 'folded model');
+  const out: Record<string, Tensor>[] = [];
+  for (const f of feedSets) out.push(await runOrt(s, f));
+  await s.release?.();
+  return out;
+}
+
+export async function approximationReport(
+  input: Model, model: Model, merges: number, feedSets: Record<string, Tensor>[], references: Record<string, Tensor>[],
+  accuracy?: (m: Model) => Promise<number>,
+): Promise<ApproximationReport> {
+  const got = await outputsOn(model, feedSets);
+  let maxRelError = 0, agree = 0, n = 0;
+  for (let k = 0; k < feedSets.length; k++) {
+    maxRelError = Math.max(maxRelError, compareOutputs(references[k], got[k]).maxRelError);
+    const name = Object.keys(references[k])[0];
+    const [a, b] = [references[k][name], got[k][name]];
+    const c = a.dims[a.dims.length - 1] ?? 1;
+    const rows = a.size / c;
+    if (c < 2) continue;
+    const [va, vb] = [a.float32(), b.float32()];
+    for (let r = 0; r < rows; r++) {
+      agree += Number(argmax(va, r * c, c) === argmax(vb, r * c, c));
+      n++;
+    }
+  }
+  const report: ApproximationReport = { merges, maxRelError, agreement: n ? agree / n : NaN };
+  if (accuracy) report.accuracy = { before: await accuracy(input), after: await accuracy(model) };
+  return report;
+}
+
+function argmax(v: Float32Array, at: number, n: number): number {
+  let best = 0;
+  for (let j = 1; j < n; j++) if (v[at + j] > v[at + best]) best = j;
+  return best;
+}
