@@ -7,6 +7,7 @@ import { LinfoldError } from '../errors.js';
 import type { Model } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
 import { ortSession, runOrt, type OrtSession } from '../import/ort.js';
+import { freeBatch } from '../import/batch.js';
 import { compile, type Executable } from '../import/tfjs/executor.js';
 import { audit } from '../analyze/audit.js';
 import { Progress } from '../progress.js';
@@ -119,8 +120,10 @@ const defaults = {
   augment: NO_AUGMENTATION,
 };
 
-export async function linearize(source: Model, options: LinearizeOptions): Promise<LinearizeResult> {
+export async function linearize(fixed: Model, options: LinearizeOptions): Promise<LinearizeResult> {
   const o = { ...defaults, ...options };
+  // a batch fixed at 1 by the exporter becomes symbolic (the written model keeps it so): src/import/batch.ts
+  const source = await freeBatch(fixed, { required: true, log: o.quiet ? undefined : (m) => process.stderr.write(`${m}\n`) });
   const slopeLr = o.slopeLr ?? 1e-2;
   if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
   const backend = await useBackend(o.backend ?? 'auto');
