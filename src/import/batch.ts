@@ -35,7 +35,7 @@ export interface BatchResult {
   /** The rewritten model (the input itself when nothing changed or the batch cannot be freed). */
   model: Model;
   changed: boolean;
-  /** inputs whose fixed leading 1 became 'batch' */
+  /** inputs whose leading dim is a fixed 1 (when `changed`, it became 'batch') */
   inputs: string[];
   rewrites: BatchRewrite[];
   /** why the batch cannot be freed (one line, naming the node); the model is then returned unchanged */
@@ -59,7 +59,7 @@ interface Inferred { shapes: Map<string, Shape>; constants: Map<string, Tensor> 
 
 export async function makeBatchSymbolic(source: Model, opts: BatchOptions = {}): Promise<BatchResult> {
   const batchFeeds = source.graph.feeds.filter((f) => f.shape && f.shape.length >= 1 && f.shape[0] === 1).map((f) => f.name);
-  const unchanged = (reason?: string): BatchResult => ({ model: source, changed: false, inputs: [], rewrites: [], ...(reason ? { reason } : {}) });
+  const unchanged = (reason?: string): BatchResult => ({ model: source, changed: false, inputs: batchFeeds, rewrites: [], ...(reason ? { reason } : {}) });
   if (!batchFeeds.length) return unchanged();
   const label = source.path ?? 'model';
   const m = cloneModel(source);
@@ -353,3 +353,4 @@ export function describeBatch(r: BatchResult): string {
   const verified = r.verifiedError !== undefined ? ` (verified with onnxruntime, a batch of 3 vs one at a time: max relative error ${r.verifiedError.toExponential(1)})` : '';
   return `batch: input${r.inputs.length > 1 ? 's' : ''} ${r.inputs.join(', ')} fixed at 1 → '${BATCH}'; ${r.rewrites.length ? `rewrote ${what}` : 'no constant to rewrite'}${verified}`;
 }
+

@@ -7,7 +7,7 @@ import { LinfoldError } from '../errors.js';
 import type { Model } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
 import { ortSession, runOrt, type OrtSession } from '../import/ort.js';
-import { freeBatch } from '../import/batch.js';
+import { trainableBatch, perSampleExecutable, perSampleSession } from './per-sample.js';
 import { compile, type Executable } from '../import/tfjs/executor.js';
 import { audit } from '../analyze/audit.js';
 import { Progress } from '../progress.js';
@@ -122,8 +122,8 @@ const defaults = {
 
 export async function linearize(fixed: Model, options: LinearizeOptions): Promise<LinearizeResult> {
   const o = { ...defaults, ...options };
-  // a batch fixed at 1 by the exporter becomes symbolic (the written model keeps it so): src/import/batch.ts
-  const source = await freeBatch(fixed, { required: true, log: o.quiet ? undefined : (m) => process.stderr.write(`${m}\n`) });
+  // a batch fixed at 1 by the exporter becomes symbolic (the written model keeps it so), else runs per example
+  const { model: source, perSample } = await trainableBatch(fixed, o.quiet ? undefined : (m) => process.stderr.write(`${m}\n`));
   const slopeLr = o.slopeLr ?? 1e-2;
   if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
   const backend = await useBackend(o.backend ?? 'auto');
@@ -134,8 +134,8 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
   const input = lmodel.graph.feeds[0];
   checkInput(source, o.data);
   if (o.fromScratch) reinitialize(lmodel, slopes, o.seed);
-  const exe = compile(lmodel, { alsoTrainable: slopes.map((s) => s.name) });
-  const teacher = o.loss !== 'ce' || !o.data.hasLabels ? await ortSession(source, source.path) : undefined;
+  const exe = perSampleExecutable(compile(lmodel, { alsoTrainable: slopes.map((s) => s.name) }), perSample);
+  const teacher = o.loss !== 'ce' || !o.data.hasLabels ? perSampleSession(await ortSession(source, source.path), perSample) : undefined;
   const outName = exe.outputs[0].name;
   const slopeVars = slopes.map((s) => exe.variables.get(s.name)!);
   const slopeSet = new Set(slopeVars);
