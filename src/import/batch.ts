@@ -142,7 +142,12 @@ export async function makeBatchSymbolic(source: Model, opts: BatchOptions = {}):
   }
   const result: BatchResult = { model: m, changed: true, inputs: batchFeeds, rewrites };
   if (opts.verify === false) return result;
-  const v = await verifyBatch(source, m, batchFeeds, opts);
+  // float values whose leading axis holds the batch (outermost), to locate a failure
+  const probes = g.nodes.flatMap((n) => n.outputs).filter((v) => {
+    const a = s1.shapes.get(v), b = s2.shapes.get(v);
+    return v && g.valueInfo.get(v)?.dtype === 'float32' && a && b && a.length && b[0] === 2 * (a[0] as number) && a.slice(1).join() === b.slice(1).join();
+  });
+  const v = await verifyBatch(source, m, batchFeeds, probes, opts);
   if (typeof v === 'string') return unchanged(`${label}: ${v}`);
   result.verifiedError = v;
   return result;
@@ -251,7 +256,7 @@ const isNums = (s: Shape | undefined): s is number[] => !!s && s.every((d) => ty
  * batch and on the first alone. Returns the max relative error, or why it failed (naming the first node whose
  * output differs).
  */
-async function verifyBatch(original: Model, rewritten: Model, batchFeeds: string[], opts: BatchOptions): Promise<number | string> {
+async function verifyBatch(original: Model, rewritten: Model, batchFeeds: string[], probes: string[], opts: BatchOptions): Promise<number | string> {
   const tolerance = opts.tolerance ?? 1e-4, seed = opts.seed ?? 4321;
   const base = randomFeeds(original.graph, { seed });
   const examples = [0, 1, 2].map((k) => {
@@ -293,20 +298,14 @@ async function verifyBatch(original: Model, rewritten: Model, batchFeeds: string
     return (e as Error).message;
   }
   if (r.worst <= tolerance) return r.worst;
-  // find the first node (in order) whose batched output differs per example: values with the batch leading
-  const g = rewritten.graph, names: string[] = [];
-  for (const n of g.nodes)
-    for (const o of n.outputs) {
-      const s = g.valueInfo.get(o)?.shape, so = original.graph.valueInfo.get(o)?.shape;
-      if (o && s?.[0] === BATCH && g.valueInfo.get(o)?.dtype === 'float32' && (!so || so[0] === 1)) names.push(o);
-    }
+  // the first node (in order) whose batched output differs per example
   let at: string | undefined;
   try {
-    at = (await compare(names)).at;
+    at = (await compare(probes)).at;
   } catch {
     at = undefined;
   }
-  const node = at ? g.producers().get(at) : undefined;
+  const node = at ? rewritten.graph.producers().get(at) : undefined;
   return `with the batch freed, outputs of a batch of 3 differ from the examples run one at a time (relative error ${r.worst.toExponential(2)})${node ? `; first at node ${nodeLabel(node)}` : ''}`;
 }
 
