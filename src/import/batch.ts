@@ -58,7 +58,8 @@ const SHAPE_INPUT: Record<string, number> = { Reshape: 1, Expand: 1, Tile: 1, Co
 interface Inferred { shapes: Map<string, Shape>; constants: Map<string, Tensor> }
 
 export async function makeBatchSymbolic(source: Model, opts: BatchOptions = {}): Promise<BatchResult> {
-  const batchFeeds = source.graph.feeds.filter((f) => f.shape && f.shape.length >= 1 && f.shape[0] === 1).map((f) => f.name);
+  // rank 2 and more: a [1] input is a scalar option more often than a batch of one
+  const batchFeeds = source.graph.feeds.filter((f) => f.shape && f.shape.length >= 2 && f.shape[0] === 1).map((f) => f.name);
   const unchanged = (reason?: string): BatchResult => ({ model: source, changed: false, inputs: batchFeeds, rewrites: [], ...(reason ? { reason } : {}) });
   if (!batchFeeds.length) return unchanged();
   const label = source.path ?? 'model';
@@ -258,9 +259,9 @@ const isNums = (s: Shape | undefined): s is number[] => !!s && s.every((d) => ty
  */
 async function verifyBatch(original: Model, rewritten: Model, batchFeeds: string[], probes: string[], opts: BatchOptions): Promise<number | string> {
   const tolerance = opts.tolerance ?? 1e-4, seed = opts.seed ?? 4321;
-  const base = randomFeeds(original.graph, { seed });
+  const base = randomFeeds(original.graph, { seed, batch: 1 });
   const examples = [0, 1, 2].map((k) => {
-    const f = randomFeeds(original.graph, { seed: seed + k });
+    const f = randomFeeds(original.graph, { seed: seed + k, batch: 1 });
     return Object.fromEntries(Object.entries(base).map(([name, t]) => [name, batchFeeds.includes(name) ? f[name] : t]));
   });
   const batched: Record<string, Tensor> = { ...base };
