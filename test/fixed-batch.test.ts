@@ -84,6 +84,22 @@ test('nn.TransformerEncoder (batch_first=False, MultiheadAttention) with a class
   assert.ok((await batchedVsOneByOne(m, r.model, 5)) < 1e-5);
 });
 
+test('token ids declared [1, 16] whose Reshape constants already read -1 for the batch: only the declarations change', async () => {
+  const m = loadModel('fixtures/transformer_gelu.onnx');
+  m.graph.inputs[0].shape = [1, 16];
+  m.graph.outputs[0].shape = [1, 10];
+  m.graph.valueInfo = new Map();
+  const r = await makeBatchSymbolic(m);
+  assert.equal(r.reason, undefined);
+  assert.deepEqual(r.rewrites, []);
+  assert.equal(r.model.graph.initializers.size, m.graph.initializers.size);
+  assert.deepEqual(r.model.graph.feeds[0].shape, ['batch', 16]);
+  assert.ok(r.verifiedError! < 1e-5);
+  // a model with a symbolic batch is returned as it is
+  const d = loadModel('fixtures/transformer_gelu.onnx');
+  assert.equal((await makeBatchSymbolic(d)).model, d);
+});
+
 test('a model whose batch cannot be freed: the reason is one line naming the node; freeBatch(required) throws it', async () => {
   const m = loadModel('fixtures/fixed_batch_pinned.onnx');
   const r = await makeBatchSymbolic(m);

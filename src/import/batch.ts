@@ -190,7 +190,10 @@ function candidates(n: Node, s1: Inferred, s2: Inferred): Candidate[] | string {
       best.set(k, Math.min(best.get(k) ?? 3, rank));
     }
   }
-  return [...best].sort((p, q) => p[1] - q[1] || p[0] - q[0]).map(([k]) => ({ from, to: out1.map((d, j) => (j === k ? -1 : d)) }));
+  return [...best].sort((p, q) => p[1] - q[1] || p[0] - q[0]).map(([k]) => {
+    const to = out1.map((d, j) => (j === k ? -1 : d));
+    return to.join() === from.join() ? { from } : { from, to }; // already batch-free: keep it
+  });
 }
 
 /** Points the node at a new constant (or a Shape → Gather → Concat subgraph); returns the undo. */
