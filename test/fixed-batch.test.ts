@@ -100,6 +100,22 @@ test('token ids declared [1, 16] whose Reshape constants already read -1 for the
   assert.equal((await makeBatchSymbolic(d)).model, d);
 });
 
+test("a target computed from the input's shape with a constant 1 for the batch (torchvision Swin's windows) becomes a constant", async () => {
+  // x [1,4,6] → Reshape to Concat([1], Shape(x)[1], [2, 3]) → ReduceSum(axis 3) → [1,4,2]
+  const b = new GraphBuilder({ opset: 13 });
+  const x = b.input('x', [1, 4, 6]);
+  const h = b.op('Unsqueeze', [b.op('Gather', [b.op('Shape', [x]), b.constant(Tensor.i64('one', [], [1]))]), b.initI64([0])]);
+  const r1 = b.op('Reshape', [x, b.op('Concat', [b.initI64([1]), h, b.initI64([2, 3])], { axis: 0 })]);
+  b.graph.nodes.push({ name: 'sum', opType: 'ReduceSum', domain: '', inputs: [r1, b.initI64([3])], outputs: ['y'], attrs: { keepdims: { type: 'int', value: 0 } } });
+  b.output('y', 'float32', [1, 4, 2]);
+  const m = b.model();
+  const r = await makeBatchSymbolic(m);
+  assert.equal(r.reason, undefined);
+  assert.deepEqual(r.rewrites.map((w) => [w.from, w.to]), [[[1, 4, 2, 3], [-1, 4, 2, 3]]]);
+  assert.ok(!r.model.graph.nodes.some((n) => n.opType === 'Concat'), 'the shape chain is gone');
+  assert.ok((await batchedVsOneByOne(m, r.model, 3)) < 1e-6);
+});
+
 test('a model whose batch cannot be freed: the reason is one line naming the node; freeBatch(required) throws it', async () => {
   const m = loadModel('fixtures/fixed_batch_pinned.onnx');
   const r = await makeBatchSymbolic(m);

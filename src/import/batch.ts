@@ -1,25 +1,28 @@
 // makeBatchSymbolic: frees the batch of a model exported with torch.onnx.export's defaults (inputs [1, …], the
 // batch baked into Reshape constants such as [1, -1] or MultiheadAttention's [seq, batch·heads, head_dim]).
 //
-// The fixed-1 leading dim of the inputs becomes the symbol 'batch'. Then, in topological order, every node
-// whose shape operand is a constant (Reshape; Expand, Tile, ConstantOfShape) is judged with shape inference of
-// the graph so far at batch 2 and 3:
+// The fixed-1 leading dim of the inputs becomes the symbol 'batch'. Then one sweep in topological order judges
+// every node with a shape operand (Reshape; Expand, Tile, ConstantOfShape), knowing the graph before it at
+// batch 2 and 3 by shape inference (run segment by segment, so the sweep costs a few inferences in all):
 // - a Reshape whose data carries the batch gets the batch-1 target with -1 at the entry that holds the batch
-//   (the entry is where the batch lands in the row-major layout: a dim of its own, the outer factor of a merged
-//   dim like batch·heads, or an inner one like seq·batch — the first of these that keeps the shapes up to the
-//   next such node consistent);
-// - Expand/Tile/ConstantOfShape keep their constant unless that breaks the shapes downstream, then its leading
-//   1 becomes the batch size, read with Shape → Gather → Concat from the first batched input.
+//   (where the batch lands in the row-major layout: a dim of its own, the outer factor of a merged dim like
+//   batch·heads, or an inner one like seq·batch — the first of these that keeps the shapes consistent up to
+//   the next such node). A target computed from the input's shape (Shape → Gather → Concat) is kept when it
+//   already follows the batch, and replaced the same way when it holds a constant 1 for it (torchvision's
+//   Swin); the other input dims are fixed, so the batch is the only dim that varies;
+// - Expand/Tile/ConstantOfShape keep a constant operand unless that breaks the shapes downstream; then its
+//   leading 1 becomes the batch size, read with Shape → Gather → Concat from the first batched input.
 // The rewrite is verified with onnxruntime: the original run on three random examples one by one against the
 // rewritten model on the three as one batch (and on the first alone). When the batch cannot be freed the
-// result says why, naming the node.
+// result says why, naming the node. The rewritten model keeps the symbolic batch when written.
 import { LinfoldError } from '../errors.js';
 import { Graph, nodeLabel, type Model, type Node, type Shape } from './ir.js';
-import { Tensor, allocArray, compareValues, type TypedArray } from './tensor.js';
+import { Tensor, allocArray, compareValues, type DType, type TypedArray } from './tensor.js';
 import { inferShapes } from './shape-inference.js';
 import { randomFeeds } from './random.js';
 import { ortSession, runOrt } from './ort.js';
 import { cloneModel, makeNode, nameNodes, prod } from '../export/graph-utils.js';
+import { deadCode } from '../export/dead-code.js';
 
 export const BATCH = 'batch';
 
@@ -55,7 +58,8 @@ export interface BatchOptions {
 /** Shape operand of the nodes that can pin the batch. */
 const SHAPE_INPUT: Record<string, number> = { Reshape: 1, Expand: 1, Tile: 1, ConstantOfShape: 0 };
 
-interface Inferred { shapes: Map<string, Shape>; constants: Map<string, Tensor> }
+interface Inferred { shapes: Map<string, Shape>; constants: Map<string, Tensor>; dtypes: Map<string, DType> }
+const empty = (): Inferred => ({ shapes: new Map(), constants: new Map(), dtypes: new Map() });
 
 export async function makeBatchSymbolic(source: Model, opts: BatchOptions = {}): Promise<BatchResult> {
   // rank 2 and more: a [1] input is a scalar option more often than a batch of one
@@ -69,45 +73,78 @@ export async function makeBatchSymbolic(source: Model, opts: BatchOptions = {}):
   g.sortTopologically();
   const feedSet = new Set(batchFeeds);
 
-  const infer = (nodes: Node[], batch: number): Inferred | Error => {
+  const feedNames = new Set(g.inputs.map((i) => i.name));
+  /**
+   * Shape inference of `nodes` (a run of the topological order) at a concrete batch, given what is known of
+   * the values they read from before the run (`known`): linear in the graph over a whole sweep.
+   */
+  const infer = (nodes: Node[], batch: number, known?: Inferred): Inferred | Error => {
     const h = new Graph();
     h.nodes = [...nodes];
-    h.inputs = g.inputs.map((i) => (feedSet.has(i.name) ? { ...i, shape: [batch, ...i.shape!.slice(1)] } : { ...i }));
-    h.initializers = g.initializers;
+    const produced = new Set(nodes.flatMap((n) => n.outputs));
+    const reads = new Set(nodes.flatMap((n) => n.inputs).filter((v) => v && !produced.has(v)));
+    for (const v of reads) {
+      const init = g.initializers.get(v), c = known?.constants.get(v), feed = g.inputs.find((i) => i.name === v);
+      if (init && !feedNames.has(v)) h.initializers.set(v, init);
+      else if (feed) h.inputs.push(feedSet.has(v) ? { ...feed, shape: [batch, ...feed.shape!.slice(1)] } : { ...feed });
+      else if (c) h.initializers.set(v, c.withName(v));
+      else h.inputs.push({ name: v, dtype: known?.dtypes.get(v), shape: known?.shapes.get(v) });
+    }
     try {
       const r = inferShapes({ ...m, graph: h });
-      const shapes = new Map<string, Shape>();
-      for (const v of [...h.inputs, ...h.valueInfo.values()]) if (v.shape) shapes.set(v.name, v.shape);
-      for (const [k, t] of g.initializers) shapes.set(k, t.dims);
-      return { shapes, constants: r.constants };
+      const out: Inferred = { shapes: new Map(), constants: r.constants, dtypes: new Map() };
+      for (const v of [...h.inputs, ...h.valueInfo.values()]) {
+        if (v.shape) out.shapes.set(v.name, v.shape);
+        if (v.dtype) out.dtypes.set(v.name, v.dtype);
+      }
+      return out;
     } catch (e) {
       return e as Error;
     }
+  };
+  const merge = (into: Inferred, r: Inferred) => {
+    for (const k of ['shapes', 'constants', 'dtypes'] as const) for (const [n, v] of r[k]) (into[k] as Map<string, unknown>).set(n, v);
   };
   const s1 = infer(g.nodes, 1);
   if (s1 instanceof Error) return unchanged(`${label}: shape inference fails at batch 1 (${s1.message})`);
 
   // values computed from constants only (not from any graph input)
-  const feedNames = new Set(g.inputs.map((i) => i.name));
   const isStatic = new Set<string>([...g.initializers.keys()].filter((k) => !feedNames.has(k)));
   for (const n of g.nodes)
     if (n.inputs.every((i) => !i || isStatic.has(i)) && !/^Random/.test(n.opType)) n.outputs.forEach((o) => o && isStatic.add(o));
 
-  const pins = g.nodes.filter((n) => (n.domain === '' || n.domain === 'ai.onnx') && SHAPE_INPUT[n.opType] !== undefined && isStatic.has(n.inputs[SHAPE_INPUT[n.opType]] ?? ''));
+  // Sweep in topological order: before each node with a shape operand, the graph so far is known at batch 2
+  // and 3; its candidates are judged on the run up to the next such node.
+  const pins = g.nodes.filter((n) => (n.domain === '' || n.domain === 'ai.onnx') && SHAPE_INPUT[n.opType] !== undefined && n.inputs[SHAPE_INPUT[n.opType]]);
+  const known: Record<number, Inferred> = { 2: empty(), 3: empty() };
+  for (const b of [2, 3])
+    for (const i of g.feeds) {
+      if (i.shape) known[b].shapes.set(i.name, feedSet.has(i.name) ? [b, ...i.shape.slice(1)] : i.shape);
+      if (i.dtype) known[b].dtypes.set(i.name, i.dtype);
+    }
   const rewrites: BatchRewrite[] = [];
+  let pos = 0;
+  const advance = (to: number): string | undefined => {
+    for (const b of [2, 3]) {
+      const r = infer(g.nodes.slice(pos, to), b, known[b]);
+      if (r instanceof Error) return r.message;
+      merge(known[b], r);
+    }
+    pos = to;
+    return undefined;
+  };
   for (let p = 0; p < pins.length; p++) {
     const n = pins[p];
-    const before = g.nodes.slice(0, g.nodes.indexOf(n));
-    const s2 = infer(before, 2);
-    if (s2 instanceof Error) return unchanged(`${label}: ${s2.message}`);
-    const cands = candidates(n, s1, s2);
+    const err = advance(g.nodes.indexOf(n));
+    if (err) return unchanged(`${label}: ${err}`);
+    const cands = candidates(n, s1, known[2], isStatic.has(n.inputs[SHAPE_INPUT[n.opType]]));
     if (typeof cands === 'string') return unchanged(`${label}: node ${nodeLabel(n)} pins the batch: ${cands}`);
     if (!cands.length) continue;
     const upTo = () => (pins[p + 1] ? g.nodes.indexOf(pins[p + 1]) : g.nodes.length);
     let chosen: Candidate | undefined, firstError = '';
     for (const c of cands) {
       const undo = apply(g, n, c, batchFeeds[0]);
-      const bad = [2, 3].map((b) => infer(g.nodes.slice(0, upTo()), b)).find((r): r is Error => r instanceof Error);
+      const bad = [2, 3].map((b) => infer(g.nodes.slice(pos, upTo()), b, known[b])).find((r): r is Error => r instanceof Error);
       if (!bad) {
         chosen = c;
         break;
@@ -118,10 +155,13 @@ export async function makeBatchSymbolic(source: Model, opts: BatchOptions = {}):
     if (!chosen) return unchanged(`${label}: node ${nodeLabel(n)} pins the batch: no target shape for it keeps the graph consistent at batch 2 (${firstError})`);
     if (chosen.to) rewrites.push({ node: n.name, op: n.opType, from: chosen.from, to: chosen.to });
   }
+  const err = advance(g.nodes.length);
+  if (err) return unchanged(`${label}: ${err}`);
+  // shape chains the rewritten constants replaced
+  deadCode(g);
 
   // outputs: their leading dim must carry the batch
-  const s2 = infer(g.nodes, 2);
-  if (s2 instanceof Error) return unchanged(`${label}: ${s2.message}`);
+  const s2 = known[2];
   const producers = g.producers();
   const outputs: string[] = [];
   for (const o of g.outputs) {
@@ -156,12 +196,20 @@ export async function makeBatchSymbolic(source: Model, opts: BatchOptions = {}):
 
 interface Candidate { from: number[]; to?: (number | 'batch')[] }
 
-/** Replacement targets for a pin's constant, best first; [] when the node does not touch the batch. */
-function candidates(n: Node, s1: Inferred, s2: Inferred): Candidate[] | string {
+/**
+ * Replacement targets for a node's shape operand, best first; [] when the node does not touch the batch. An
+ * operand computed from the input (a Shape chain) is tried unchanged first: it may already follow the batch.
+ */
+function candidates(n: Node, s1: Inferred, s2: Inferred, isStatic: boolean): Candidate[] | string {
   const shapeName = n.inputs[SHAPE_INPUT[n.opType]];
   const t = s1.constants.get(shapeName);
   if (!t) return [];
   const from = t.numbers();
+  if (!isStatic) {
+    if (n.opType !== 'Reshape') return [];
+    const layout = candidates(n, s1, s2, true);
+    return typeof layout === 'string' || !layout.length ? layout : [{ from }, ...layout.filter((c) => c.to)];
+  }
   if (n.opType !== 'Reshape') {
     // Expand/Tile/ConstantOfShape: unchanged first; else the leading 1 becomes the batch
     const data = n.opType === 'ConstantOfShape' ? undefined : n.inputs[0];
