@@ -20,6 +20,7 @@ import { useBackend, tf } from '../src/train/backends.js';
 import { linearize } from '../src/train/linearize.js';
 import { mnist, arrays } from '../src/train/data.js';
 import { fold } from '../src/export/pipeline.js';
+import { ortAccuracy } from '../src/train/evaluate.js';
 import { LinfoldError } from '../src/errors.js';
 import type { Model } from '../src/import/ir.js';
 import { writeNpy } from './support/npy.js';
@@ -212,6 +213,23 @@ test('linearize on a model whose batch cannot be freed runs one example at a tim
   const c = linfold(['--threads', '1', 'check', 'fixtures/fixed_batch_pinned.onnx']);
   assert.equal(c.code, 0, c.stdout + c.stderr);
   assert.match(c.stdout, /kept fixed at 1/);
+});
+
+test('ortAccuracy on fixed-batch models: freed (CNN) or one example at a time (pinned), as counted example by example', async () => {
+  const data = mnist({ limit: 300 });
+  for (const f of ['fixtures/fixed_batch_cnn.onnx', 'fixtures/fixed_batch_pinned.onnx']) {
+    const m = loadModel(f);
+    const s = await ortSession(m);
+    let correct = 0, n = 0;
+    for (const b of data.validation.batches(1)) {
+      const logits = Object.values(await runOrt(s, { input: Tensor.fromArray('input', 'float32', b.shape, b.x as Float32Array) }))[0].float32();
+      correct += Number(logits.indexOf(Math.max(...logits)) === b.y![0]);
+      n++;
+    }
+    await s.release();
+    assert.ok(n >= 50);
+    assert.equal(await ortAccuracy(m, data), correct / n, f);
+  }
 });
 
 test("onnxruntime's multi-line errors reach the user whole, on one line", async () => {
