@@ -9,6 +9,7 @@ import type { OrtSession } from '../import/ort.js';
 import type { Executable } from '../import/tfjs/executor.js';
 import { describeBatch, makeBatchSymbolic } from '../import/batch.js';
 import { tf } from './backends.js';
+
 /**
  * For training (linearize): the model with its batch freed, or, when the batch cannot be freed, the model as
  * it is with `perSample` naming the inputs fixed at 1: the caller then runs it one example at a time
@@ -21,7 +22,6 @@ export async function trainableBatch(model: Model, log?: (msg: string) => void):
   log?.(`batch: kept fixed at 1 (${r.reason}); training runs one example at a time and sums the gradients`);
   return { model, perSample: r.inputs };
 }
-
 
 /** Per-example outputs joined into a batch: along axis 0 when they keep a leading 1, stacked otherwise. */
 const joinOutputs = <T>(outs: Record<string, T>[], dims: (t: T) => readonly number[], cat: (ts: T[]) => T, stack: (ts: T[]) => T): Record<string, T> =>
@@ -68,7 +68,9 @@ export function perSampleSession(session: OrtSession, perSample: string[] | unde
       ts.forEach((t, k) => out.set(t.data as TypedArray, k * t.size));
       return new ort.Tensor(ts[0].type, out as unknown as Float32Array, dims);
     };
-    return joinOutputs(outs, (t) => t.dims, (ts) => join(ts, [ts.length * ts[0].dims[0], ...ts[0].dims.slice(1)]), (ts) => join(ts, [ts.length, ...ts[0].dims]));
+    const joined = joinOutputs(outs, (t) => t.dims, (ts) => join(ts, [ts.length * ts[0].dims[0], ...ts[0].dims.slice(1)]), (ts) => join(ts, [ts.length, ...ts[0].dims]));
+    for (const o of outs) for (const t of Object.values(o)) t.dispose?.();
+    return joined;
   };
   return { run, release: () => session.release(), inputNames: session.inputNames, outputNames: session.outputNames } as unknown as OrtSession;
 }
