@@ -1,6 +1,6 @@
 // The command line: a thin layer over the library API in src/index.ts.
 import { Command, Option, InvalidArgumentError } from 'commander';
-import { LinfoldError } from './errors.js';
+import { LinfoldError, oneLine } from './errors.js';
 
 /** `--input-shape name:1x3x224x224` (repeatable; the name may be omitted for single-input models). */
 export function parseInputShape(value: string, previous: Record<string, number[]> = {}): Record<string, number[]> {
@@ -43,12 +43,12 @@ export async function main(argv: string[]): Promise<void> {
 
 export function exitWithError(e: unknown): never {
   if (e instanceof LinfoldError) {
-    process.stderr.write(`linfold: ${e.message}\n`);
+    process.stderr.write(`linfold: ${oneLine(e.message)}\n`);
     if (verbose && e.stack) process.stderr.write(`${e.stack}\n`);
     process.exit(e.exitCode);
   }
   const err = e as Error;
-  process.stderr.write(`linfold: internal error: ${err?.message?.split('\n')[0] ?? String(e)}${verbose ? '' : ' (run with --verbose for details)'}\n`);
+  process.stderr.write(`linfold: internal error: ${err?.message !== undefined ? oneLine(err.message) : String(e)}${verbose ? '' : ' (run with --verbose for details)'}\n`);
   if (verbose && err?.stack) process.stderr.write(`${err.stack}\n`);
   process.exit(1);
 }

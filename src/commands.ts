@@ -82,6 +82,7 @@ export function register(program: Command): void {
         const bad = r.ops.filter((o) => !o.supported);
         console.log(`${file}: ${r.ops.length} op types, ${bad.length ? `${bad.length} unsupported: ${bad.map((o) => o.op).join(', ')}` : 'all supported'}`);
         console.log(`backend: ${r.backend}${r.threads ? ` (${threadCount(r.threads)})` : ''}`);
+        if (r.batch) console.log(`  ${r.batch}`);
         for (const o of r.outputs) console.log(`  output ${o.name}: max relative error ${o.maxRelError.toExponential(2)} ${o.maxRelError <= opts.tolerance ? 'ok' : `> ${opts.tolerance}`}`);
         if (r.error) console.log(`  ${r.error}`);
         console.log(r.ok ? 'ok: ready to linearize' : 'not ok');

@@ -9,3 +9,8 @@ export class LinfoldError extends Error {
 export function fail(message: string, exitCode = 2): never {
   throw new LinfoldError(message, exitCode);
 }
+
+/** A message on one line, whole: its lines trimmed and joined with ' | ' (onnxruntime's errors span several). */
+export function oneLine(message: string): string {
+  return message.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).join(' | ');
+}

@@ -9,6 +9,7 @@ export { Tensor, type DType } from './import/tensor.js';
 export { inferShapes } from './import/shape-inference.js';
 export { foldConstants } from './import/constant-folding.js';
 export { ortSession, runOrt } from './import/ort.js';
+export { makeBatchSymbolic, freeBatch, describeBatch, type BatchResult, type BatchRewrite, type BatchOptions } from './import/batch.js';
 export { compile, unsupportedOps, type Executable, type CompileOptions } from './import/tfjs/executor.js';
 export { checkModel, type CheckOptions, type CheckResult } from './import/tfjs/check.js';
 
@@ -23,6 +24,7 @@ export { mnist, arrays, imageFolder, type Dataset, type Batch } from './train/da
 export { listBackends, useBackend, setWasmThreads, wasmThreads, type BackendName } from './train/backends.js';
 export { ortAccuracy, ortAgreement } from './train/evaluate.js';
 export { heal, type HealOptions, type HealResult } from './train/heal.js';
+export { trainableBatch, perSampleExecutable, perSampleSession } from './train/per-sample.js';
 
 // export: folding
 export { fold, writeFolded, renderFoldMarkdown, type FoldOptions, type FoldReport, type FoldResult } from './export/index.js';

@@ -235,7 +235,9 @@ test('fixtures: every intermediate shape matches onnxruntime, concrete and symbo
     assert.deepEqual(s.mismatches, []);
     assert.equal(s.compared, nValues(symbolic));
     if (binding.has('batch')) assert.equal(binding.get('batch'), BATCH);
-    assert.ok(s.resolved < s.compared, `${file}: no symbolic dim flowed through`);
+    // (models exported with a fixed batch, fixed_batch_*.onnx, declare no symbol)
+    const declared = symbolic.graph.feeds.some((f) => f.shape?.some((d) => typeof d === 'string'));
+    if (declared) assert.ok(s.resolved < s.compared, `${file}: no symbolic dim flowed through`);
     console.log(`${file}: ${c.compared} values; symbolic: ${s.compared - s.resolved} with symbolic dims (${[...binding.keys()].join(', ')})`);
   }
 });

@@ -10,6 +10,7 @@ import { type Model, opsetOf } from '../import/ir.js';
 import type { Tensor } from '../import/tensor.js';
 import { encodeModel, saveModel } from '../import/onnx-io.js';
 import { ortSession, runOrt } from '../import/ort.js';
+import { freeBatch } from '../import/batch.js';
 import { cloneModel, nameNodes, restore, snapshot } from './graph-utils.js';
 import { type Candidate, type FoldPass, type PassContext, candidateKey } from './pass.js';
 import { removeIdentityPass } from './remove-identity.js';
@@ -141,7 +142,8 @@ export interface FoldResult {
   report: FoldReport;
 }
 
-export async function fold(input: Model, opts: FoldOptions = {}): Promise<FoldResult> {
+export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldResult> {
+  const input = await freeBatch(fixed, { log: opts.log }); // a batch fixed at 1 by the exporter becomes symbolic
   const objective = opts.objective ?? 'latency';
   if (!['depth', 'macs', 'latency'].includes(objective)) throw new LinfoldError(`objective '${objective}': choose depth, macs or latency`);
   const tolerance = opts.tolerance ?? 1e-4;

@@ -1,6 +1,6 @@
 // onnxruntime-node as the reference runtime: IR tensors in, IR tensors out.
 import * as ort from 'onnxruntime-node';
-import { LinfoldError } from '../errors.js';
+import { LinfoldError, oneLine } from '../errors.js';
 import { Tensor, type DType, type TypedArray } from './tensor.js';
 import type { Model } from './ir.js';
 import { encodeModel } from './onnx-io.js';
@@ -19,7 +19,7 @@ export async function ortSession(model: Model | Uint8Array | string, label = 'mo
   try {
     return await ort.InferenceSession.create(src as Uint8Array, { logSeverityLevel: 3, graphOptimizationLevel: 'all', ...options });
   } catch (e) {
-    throw new LinfoldError(`${label}: onnxruntime cannot load it (${firstLine((e as Error).message)})`);
+    throw new LinfoldError(`${label}: onnxruntime cannot load it (${oneLine((e as Error).message)})`);
   }
 }
 
@@ -49,7 +49,7 @@ export async function runOrt(session: OrtSession, feeds: Record<string, Tensor>)
   try {
     out = await session.run(inputs);
   } catch (e) {
-    throw new LinfoldError(`onnxruntime failed to run the model (${firstLine((e as Error).message)})`);
+    throw new LinfoldError(`onnxruntime failed to run the model (${oneLine((e as Error).message)})`);
   }
   const res: Record<string, Tensor> = {};
   for (const [k, v] of Object.entries(out)) {
@@ -58,5 +58,3 @@ export async function runOrt(session: OrtSession, feeds: Record<string, Tensor>)
   }
   return res;
 }
-
-const firstLine = (s: string) => s.split('\n')[0].slice(0, 300);

@@ -2,10 +2,15 @@
 import type { Model } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
 import { ortSession, runOrt } from '../import/ort.js';
+import { freeBatch } from '../import/batch.js';
+import { loadModel, decodeModel } from '../import/onnx-io.js';
 import type { Dataset } from './data.js';
 
 export async function ortAccuracy(model: Model | string | Uint8Array, data: Dataset, batchSize = 256): Promise<number> {
-  const session = await ortSession(model);
+  // a batch fixed at 1 by the exporter: freed when possible, else the examples run one at a time
+  const m = await freeBatch(typeof model === 'string' ? loadModel(model) : model instanceof Uint8Array ? decodeModel(model) : model);
+  if (m.graph.feeds[0]?.shape?.[0] === 1) batchSize = 1;
+  const session = await ortSession(m);
   const input = session.inputNames[0];
   let correct = 0, n = 0;
   for (const b of data.validation.batches(batchSize)) {

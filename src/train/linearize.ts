@@ -8,6 +8,7 @@ import type { Model } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
 import { recordOriginal, recordedOriginal } from '../import/onnx-io.js';
 import { ortSession, runOrt, type OrtSession } from '../import/ort.js';
+import { trainableBatch, perSampleExecutable, perSampleSession } from './per-sample.js';
 import { compile, type Executable } from '../import/tfjs/executor.js';
 import { audit } from '../analyze/audit.js';
 import { Progress } from '../progress.js';
@@ -156,8 +157,10 @@ const defaults = {
   augment: NO_AUGMENTATION,
 };
 
-export async function linearize(source: Model, options: LinearizeOptions): Promise<LinearizeResult> {
+export async function linearize(fixed: Model, options: LinearizeOptions): Promise<LinearizeResult> {
   const o = { ...defaults, ...options };
+  // a batch fixed at 1 by the exporter becomes symbolic (the written model keeps it so), else runs per example
+  const { model: source, perSample } = await trainableBatch(fixed, o.quiet ? undefined : (m) => process.stderr.write(`${m}\n`));
   const slopeLr = o.slopeLr ?? 1e-2;
   if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
   const backend = await useBackend(o.backend ?? 'auto');
@@ -177,14 +180,16 @@ export async function linearize(source: Model, options: LinearizeOptions): Promi
   // (re)compiles the training graph from lmodel; the variables keep their order, so the optimizers' state
   // (kept per position in the variable list) carries over a recompile
   const build = () => {
-    exe = compile(lmodel, { alsoTrainable: slopes.map((s) => s.name) });
+    exe = perSampleExecutable(compile(lmodel, { alsoTrainable: slopes.map((s) => s.name) }), perSample);
     slopeVars = slopes.map((s) => exe.variables.get(s.name)!);
-    const fixed = new Set([...slopeVars, ...[...fixedNames].map((n) => exe.variables.get(n))]);
-    weightVars = o.slopesOnly ? [] : exe.trainableVariables.filter((v) => !fixed.has(v));
+    const notWeights = new Set([...slopeVars, ...[...fixedNames].map((n) => exe.variables.get(n))]);
+    weightVars = o.slopesOnly ? [] : exe.trainableVariables.filter((v) => !notWeights.has(v));
   };
   build();
-  const teacherModel = o.teacher ?? source;
-  const teacher = o.loss !== 'ce' || !o.data.hasLabels ? await ortSession(teacherModel, teacherModel.path) : undefined;
+  const teaching = o.loss !== 'ce' || !o.data.hasLabels;
+  // the teacher (heal's, or the model itself) may have its batch fixed at 1 too
+  const t = teaching && o.teacher ? await trainableBatch(o.teacher) : { model: source, perSample };
+  const teacher = teaching ? perSampleSession(await ortSession(t.model, t.model.path), t.perSample) : undefined;
   const outName = exe.outputs[0].name;
   const startSlopes = slopeVars.map((v) => Float32Array.from(v.dataSync() as Float32Array));
   const makeOpt = (lr: number) => (o.optimizer === 'sgd' ? tf.train.momentum(lr, o.momentum) : tf.train.adam(lr));

@@ -9,6 +9,7 @@ import { tf, useBackend, currentBackend, wasmThreads, type BackendName } from '.
 import { lookupKernel } from './kernels.js';
 import { compile, feedsToTf, outputsToIR } from './executor.js';
 import { opsetOf } from '../ir.js';
+import { makeBatchSymbolic, describeBatch } from '../batch.js';
 
 export interface CheckOptions {
   /** Shapes of the inputs, by name; symbolic dimensions default to 2 (first axis) or 8 (others). */
@@ -29,10 +30,14 @@ export interface CheckResult {
   ok: boolean;
   /** Why the comparison could not run (unsupported ops, a failing kernel, onnxruntime refusing the model). */
   error?: string;
+  /** How a batch fixed at 1 was freed (the comparison then runs on the freed model at batch 2), or why not. */
+  batch?: string;
 }
 
-export async function checkModel(model: Model, opts: CheckOptions = {}): Promise<CheckResult> {
+export async function checkModel(fixed: Model, opts: CheckOptions = {}): Promise<CheckResult> {
   const tolerance = opts.tolerance ?? 1e-4;
+  const freed = await makeBatchSymbolic(fixed);
+  const model = freed.model;
   const counts = new Map<string, { op: string; count: number; supported: boolean }>();
   for (const n of model.graph.nodes) {
     const name = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
@@ -43,6 +48,8 @@ export async function checkModel(model: Model, opts: CheckOptions = {}): Promise
   const ops = [...counts.values()].sort((a, b) => b.count - a.count || a.op.localeCompare(b.op));
   const backend = opts.backend ? await useBackend(opts.backend) : await currentBackend();
   const result: CheckResult = { ops, backend, ...(backend === 'wasm' ? { threads: wasmThreads() } : {}), outputs: [], ok: false };
+  if (freed.changed) result.batch = describeBatch(freed);
+  if (freed.reason) result.batch = `batch: kept fixed at 1 (${freed.reason}); linearize runs it one example at a time`;
   const missing = ops.filter((o) => !o.supported);
   if (missing.length) {
     result.error = `no TensorFlow.js kernel for ${missing.map((o) => o.op).join(', ')}`;
