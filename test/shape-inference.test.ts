@@ -235,9 +235,10 @@ test('fixtures: every intermediate shape matches onnxruntime, concrete and symbo
     assert.deepEqual(s.mismatches, []);
     assert.equal(s.compared, nValues(symbolic));
     if (binding.has('batch')) assert.equal(binding.get('batch'), BATCH);
-    // (models exported with a fixed batch, fixed_batch_*.onnx, declare no symbol)
-    const declared = symbolic.graph.feeds.some((f) => f.shape?.some((d) => typeof d === 'string'));
+    // fixed-shape exports (mnist_mbv2_fixed, fixed_batch_*: torch.onnx.export's default, no dynamic_axes) resolve every value
+    const declared = symbolic.graph.feeds.some((f) => (f.shape ?? []).some((d) => typeof d !== 'number'));
     if (declared) assert.ok(s.resolved < s.compared, `${file}: no symbolic dim flowed through`);
+    else assert.equal(s.resolved, s.compared, `${file}: fixed input shapes, yet a value has a symbolic dim`);
     console.log(`${file}: ${c.compared} values; symbolic: ${s.compared - s.resolved} with symbolic dims (${[...binding.keys()].join(', ')})`);
   }
 });
