@@ -1,5 +1,5 @@
 // bench/fold: onnxruntime-node latency before and after `fold` on linearized ResNet-style models, as a ratio.
-//   node --import tsx bench/fold.ts [--runs 50] [--size 56] [--linearized file.onnx ...] [--recipe channel|layer] [--original model.onnx] [--only-real]
+//   node --import tsx bench/fold.ts [--runs 50] [--size 56] [--linearized file.onnx ...] [--recipe channel|layer|demo] [--original model.onnx] [--only-real]
 //        [--objective depth|macs|latency (for --linearized/--recipe; default latency)] [--borders exact|approximate]
 // Real models (the issue's measure): each `--linearized` file, or with `--recipe` the mnist_cnn fixture linearized
 // here by `linearize` with the recipe below (cached in bench/out/), is folded (objective latency) and timed next to
@@ -39,11 +39,13 @@ import { fold, PASSES, type Objective } from '../src/export/pipeline.js';
 import { randomFeeds, median, TIMING_OPTIONS } from '../src/export/verify.js';
 import { seededRandom, gaussian } from '../src/import/random.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
-import { encodeModel, loadModel, saveModel } from '../src/import/onnx-io.js';
+import { encodeModel, loadModel, recordedOriginal, saveModel } from '../src/import/onnx-io.js';
 import { ortAccuracy } from '../src/train/evaluate.js';
 import { audit } from '../src/analyze/audit.js';
 import { mnist } from '../src/train/data.js';
-import { linearize } from '../src/train/linearize.js';
+import { linearize, type LinearizeOptions } from '../src/train/linearize.js';
+import { DEMO_MODEL, DEMO_SETTINGS } from '../src/demo.js';
+import { basename } from 'node:path';
 import { parseAugmentation } from '../src/train/augment.js';
 import { existsSync, mkdirSync } from 'node:fs';
 
@@ -187,27 +189,30 @@ async function run(name: string, make: () => Model, objectives: Objective[]): Pr
 
 /** The linearize recipes of the README for mnist_cnn (labels + distillation, shifts of 2 px, λ warm-up, then
  *  fine-tuning with a restarted learning rate). */
-const RECIPES = {
-  channel: { granularity: 'channel', lambda: 0.05, lambdaWarmup: 500, epochs: 12, finetuneEpochs: 6, slopeLr: 5e-3 },
-  layer: { granularity: 'layer', lambda: 0.05, lambdaWarmup: 250, epochs: 8, finetuneEpochs: 6, slopeLr: 1e-2, finetuneSlopes: true },
-} as const;
+const CNN = { data: mnist(), loss: 'both', lr: 3e-4, finetuneLr: 1e-3, augment: parseAugmentation('shift:2') } as const;
+const RECIPES: Record<string, { model: string; settings: Partial<LinearizeOptions> }> = {
+  channel: { model: 'fixtures/mnist_cnn.onnx', settings: { ...CNN, granularity: 'channel', lambda: 0.05, lambdaWarmup: 500, epochs: 12, finetuneEpochs: 6, slopeLr: 5e-3 } },
+  layer: { model: 'fixtures/mnist_cnn.onnx', settings: { ...CNN, granularity: 'layer', lambda: 0.05, lambdaWarmup: 250, epochs: 8, finetuneEpochs: 6, slopeLr: 1e-2, finetuneSlopes: true } },
+  // the demo's recipe on the MobileNetV2-style fixture (src/demo.ts)
+  demo: { model: DEMO_MODEL, settings: { data: mnist(), ...DEMO_SETTINGS } },
+};
 
-async function linearizedFixture(recipe: keyof typeof RECIPES): Promise<string> {
-  const file = `bench/out/mnist_cnn.${recipe}.onnx`;
+async function linearizedFixture(recipe: string): Promise<string> {
+  const { model, settings } = RECIPES[recipe];
+  const file = `bench/out/${basename(model, '.onnx')}.${recipe}.onnx`;
   if (existsSync(file)) return file;
   mkdirSync('bench/out', { recursive: true });
-  console.log(`linearizing fixtures/mnist_cnn.onnx with the ${recipe} recipe (${JSON.stringify(RECIPES[recipe])}) → ${file}`);
-  const r = await linearize(loadModel('fixtures/mnist_cnn.onnx'), {
-    data: mnist(), loss: 'both', lr: 3e-4, finetuneLr: 1e-3, augment: parseAugmentation('shift:2'), ...RECIPES[recipe], backend: 'wasm',
-  });
+  console.log(`linearizing ${model} with the ${recipe} recipe → ${file}`);
+  const r = await linearize(loadModel(model), { data: mnist(), ...settings, backend: 'wasm' });
   saveModel(r.model, file);
   return file;
 }
 
 /** A model from `linearize`: latency unfolded vs folded (and the original ReLU fixture), accuracy of all three. */
 async function real(file: string): Promise<void> {
-  const original = loadModel(ORIGINAL);
   const linear = loadModel(file);
+  // the original linearize recorded in the file, unless --original names one
+  const original = loadModel(ORIGINAL ?? recordedOriginal(linear).path ?? 'fixtures/mnist_cnn.onnx');
   const { model: folded, report: r } = await fold(linear, { objective: OBJECTIVE, borders: BORDERS, latencyRuns: 20 });
   const data = mnist();
   const [accO, accL, accF] = [await ortAccuracy(original, data), await ortAccuracy(linear, data), await ortAccuracy(folded, data)];
@@ -225,9 +230,9 @@ async function real(file: string): Promise<void> {
 
 const OBJECTIVE = (args.includes('--objective') ? args[args.indexOf('--objective') + 1] : 'latency') as 'depth' | 'macs' | 'latency';
 const BORDERS = (args.includes('--borders') ? args[args.indexOf('--borders') + 1] : 'exact') as 'exact' | 'approximate';
-const ORIGINAL = args.includes('--original') ? args[args.indexOf('--original') + 1] : 'fixtures/mnist_cnn.onnx';
+const ORIGINAL = args.includes('--original') ? args[args.indexOf('--original') + 1] : undefined;
 const files = args.flatMap((a, k) => (args[k - 1] === '--linearized' ? [a] : []));
-const recipe = args.includes('--recipe') ? (args[args.indexOf('--recipe') + 1] as keyof typeof RECIPES) : undefined;
+const recipe = args.includes('--recipe') ? args[args.indexOf('--recipe') + 1] : undefined;
 if (recipe && !(recipe in RECIPES)) throw new Error(`--recipe ${recipe}: choose ${Object.keys(RECIPES).join(' or ')}`);
 if (recipe) files.push(await linearizedFixture(recipe));
 for (const f of files) await real(f);

@@ -303,7 +303,7 @@ function registerPipeline(program: Command): void {
     .summary('the whole pipeline on the bundled MNIST network (audit → linearize → fold → report)')
     .description('the whole pipeline on the embedded default (a bundled MobileNetV2-style MNIST network + the mnist package digits): audit → linearize → fold → verify → report, with depth, MACs, latency and accuracy against the original. Takes a few minutes on 2 CPU cores.')
     .option('-o, --out <dir>', 'where the models and the report go', 'linfold-demo')
-    .option('--epochs <n>', 'training epochs', int('--epochs'))
+    .option('--epochs <n>', 'training epochs with the prior (0: train nothing, not even the fine-tuning epoch)', int('--epochs'))
     .option('--lambda <x>', 'prior strength', num('--lambda'))
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
     .option('--quiet', 'no progress output')
@@ -311,7 +311,8 @@ function registerPipeline(program: Command): void {
     .action(async (opts: { out: string; epochs?: number; lambda?: number; backend: string; quiet?: boolean; json?: boolean }) => {
       const { demo, renderDemoSummary } = await import('./demo.js');
       const quiet = Boolean(opts.quiet || opts.json);
-      const settings = { backend: opts.backend as never, ...(opts.epochs !== undefined ? { epochs: opts.epochs } : {}), ...(opts.lambda !== undefined ? { lambda: opts.lambda } : {}) };
+      // --epochs 0 trains nothing at all (no fine-tuning either): the pipeline's plumbing alone
+      const settings = { backend: opts.backend as never, ...(opts.epochs !== undefined ? { epochs: opts.epochs, ...(opts.epochs === 0 ? { finetuneEpochs: 0 } : {}) } : {}), ...(opts.lambda !== undefined ? { lambda: opts.lambda } : {}) };
       const s = await demo({ outDir: opts.out, quiet, settings, log: quiet ? undefined : (m) => process.stderr.write(`${m}\n`) });
       if (opts.json) {
         console.log(JSON.stringify(s, null, 2));
