@@ -9,6 +9,7 @@ export { mergeConv, mergeConvPass, planConvMerge } from './merge-conv.js';
 export { mergeMatmul, mergeMatmulPass, planDenseMerge } from './merge-matmul.js';
 export { absorbResidual, absorbResidualPass } from './absorb-residual.js';
 export { splitPartial, splitPartialPass } from './split-partial.js';
+export { pushBiasMap, pushBiasMapPass } from './push-bias-map.js';
 export { foldThroughPool, foldThroughPoolPass } from './fold-through-pool.js';
 export { deadCode, deadCodePass } from './dead-code.js';
 export { staticShapes } from './shapes.js';

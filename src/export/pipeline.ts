@@ -21,6 +21,7 @@ import { mergeConvPass } from './merge-conv.js';
 import { mergeMatmulPass } from './merge-matmul.js';
 import { absorbResidualPass } from './absorb-residual.js';
 import { splitPartialPass } from './split-partial.js';
+import { pushBiasMapPass } from './push-bias-map.js';
 import { foldThroughPoolPass } from './fold-through-pool.js';
 import { staticShapes, type ShapeMap } from './shapes.js';
 import { alternatingLatency, compareOutputs, firstExample, pairedLatency, randomFeeds } from './verify.js';
@@ -38,7 +39,7 @@ export type Objective = 'depth' | 'macs' | 'latency';
  */
 export const PASSES: readonly FoldPass[] = [
   removeIdentityPass, simplifyActivationPass, deadCodePass, foldBatchNormPass, foldThroughPoolPass, mergeMatmulPass, mergeConvPass,
-  absorbResidualPass, splitPartialPass,
+  absorbResidualPass, pushBiasMapPass, splitPartialPass,
 ];
 
 /** The passes whose merges the chain planner (merge-plan.ts) decides, over whole chains. */
