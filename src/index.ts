@@ -27,5 +27,5 @@ export { ortAccuracy } from './train/evaluate.js';
 export { fold, writeFolded, renderFoldMarkdown, type FoldOptions, type FoldReport, type FoldResult } from './export/index.js';
 
 // workflows
-export { sweep, mergeSweep, type SweepOptions, type SweepResult } from './sweep.js';
+export { sweep, collect, mergeSweep, sweepPlan, jobPoints, resolveIndex, INDEX_VARIABLES, type SweepOptions, type SweepResult, type Collected, type PointFile } from './sweep.js';
 export { demo, type DemoSummary } from './demo.js';
