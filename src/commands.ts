@@ -308,11 +308,11 @@ function registerPipeline(program: Command): void {
     .description('linearize (+ fold) once per point of the grid λ × prior × seed (× from scratch) and collect validation accuracy, NAPL, MACs and latency per point: the accuracy-vs-depth curve. Each point writes <out>/points/<i>.json (atomically; a point already done is skipped). On a cluster each job runs `--index i --count n` (points i, i+n, …), or takes its index from $JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs), $SLURM_ARRAY_TASK_ID or $AWS_BATCH_JOB_ARRAY_INDEX; `linfold collect <out>` merges them.')
     .argument('<model.onnx>')
     .requiredOption('--lambdas <list>', 'comma-separated λ values, e.g. 0.001,0.003,0.01,0.03,0.1,0.3', (v: string) => v.split(',').map((x) => num('--lambdas')(x)))
-    .option('--priors <list>', 'comma-separated sparsity priors: l1, l0.5', (v: string) => v.split(',').map((x) => {
+    .addOption(new Option('--priors <list>', 'comma-separated sparsity priors: l1, l0.5').default(['l1'], 'l1').argParser((v: string) => v.split(',').map((x) => {
       if (x !== 'l1' && x !== 'l0.5') throw new InvalidArgumentError(`--priors: '${x}' is not l1 or l0.5`);
       return x;
-    }), ['l1'])
-    .option('--seeds <list>', 'comma-separated seeds of shuffling and initialisation', (v: string) => v.split(',').map((x) => int('--seeds')(x)), [0])
+    })))
+    .addOption(new Option('--seeds <list>', 'comma-separated seeds of shuffling and initialisation').default([0], '0').argParser((v: string) => v.split(',').map((x) => int('--seeds')(x))))
     .option('--data <source>', "'mnist', .npy/.npz or an image folder", 'mnist')
     .option('--labels <file.npy>', 'labels for a .npy input file')
     .option('--from-scratch', 'also apply each prior from random init (the nonlinear-advantage comparison)')
@@ -365,12 +365,10 @@ function registerPipeline(program: Command): void {
       const c = collect(out);
       const output = opts.output ?? join(out, 'sweep-report.html');
       writeText(join(out, 'sweep.json'), JSON.stringify(c, null, 2) + '\n');
-      await writeSweepReport(c, output, opts.model ? { model: (await loadWithShapes(opts.model)).model } : {});
       if (opts.json) console.log(JSON.stringify(c, null, 2));
-      else {
-        console.log(renderSweepTable(c));
-        console.log(`${c.points.length} of ${c.size} points done; wrote ${join(out, 'sweep.json')} and ${output}`);
-      }
+      else console.log(`${renderSweepTable(c)}\n${c.points.length} of ${c.size} points done; wrote ${join(out, 'sweep.json')}`);
+      await writeSweepReport(c, output, opts.model ? { model: (await loadWithShapes(opts.model)).model } : {});
+      if (!opts.json) console.log(`wrote ${output}`);
       if (c.missing.length) process.stderr.write(`missing: ${c.missing.join(', ')} (not run yet, still running, or killed: rerun those jobs)\n`);
       for (const f of c.failed) process.stderr.write(`failed: ${f.index}: ${f.error} (${join(out, 'points', `${f.index}.failed.json`)})\n`);
       const notDone = c.missing.length + c.failed.length;
