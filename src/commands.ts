@@ -331,7 +331,7 @@ function registerPipeline(program: Command): void {
     .option('--compare <other.onnx>', 'a second version of the model (linearized, folded) for before/after columns')
     .option('--fold-report <file.json>', 'a fold report (linfold fold --report) to include')
     .option('--sweep <sweep.json>', 'a sweep result (linfold sweep) to draw')
-    .option('--merge <point.json...>', 'merge sweep point files (linfold sweep --point) into --sweep-out and draw them')
+    .option('--merge <point.json...>', 'merge sweep point files (<out>/points/<i>.json of linfold sweep --index; `linfold collect <out>` does it for a whole folder) into --sweep-out and draw them')
     .option('--sweep-out <file>', 'where --merge writes the merged sweep', 'sweep.json')
     .addOption(inputShapeOption())
     .option('-o, --output <file>', 'the HTML file', 'report.html')
@@ -364,47 +364,75 @@ function registerPipeline(program: Command): void {
 
   program
     .command('sweep')
-    .summary('linearize (+ fold) per λ: the accuracy-vs-effective-depth curve')
-    .description('linearize (+ fold) once per λ and collect validation accuracy, NAPL, MACs and latency per point: the accuracy-vs-depth curve. --point i runs one point, so points can be spread over machines and merged with `linfold report --merge`.')
+    .summary('linearize (+ fold) per grid point: the accuracy-vs-effective-depth curve; one job per point on a cluster')
+    .description('linearize (+ fold) once per point of the grid λ × prior × seed (× from scratch) and collect validation accuracy, NAPL, MACs and latency per point: the accuracy-vs-depth curve. Each point writes <out>/points/<i>.json (atomically; a point already done is skipped). On a cluster each job runs `--index i --count n` (points i, i+n, …), or takes its index from $JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs), $SLURM_ARRAY_TASK_ID or $AWS_BATCH_JOB_ARRAY_INDEX; `linfold collect <out>` merges them.')
     .argument('<model.onnx>')
     .requiredOption('--lambdas <list>', 'comma-separated λ values, e.g. 0.001,0.003,0.01,0.03,0.1,0.3', (v: string) => v.split(',').map((x) => num('--lambdas')(x)))
+    .addOption(new Option('--priors <list>', 'comma-separated sparsity priors: l1, l0.5').default(['l1'], 'l1').argParser((v: string) => v.split(',').map((x) => {
+      if (x !== 'l1' && x !== 'l0.5') throw new InvalidArgumentError(`--priors: '${x}' is not l1 or l0.5`);
+      return x;
+    })))
+    .addOption(new Option('--seeds <list>', 'comma-separated seeds of shuffling and initialisation').default([0], '0').argParser((v: string) => v.split(',').map((x) => int('--seeds')(x))))
     .option('--data <source>', "'mnist', .npy/.npz or an image folder", 'mnist')
     .option('--labels <file.npy>', 'labels for a .npy input file')
-    .option('--from-scratch', 'also apply each λ from random init (the nonlinear-advantage comparison)')
-    .option('--point <i>', 'run only point i (0-based; post-training points first, then from-scratch)', int('--point'))
+    .option('--from-scratch', 'also apply each prior from random init (the nonlinear-advantage comparison)')
+    .option('--index <i>', 'run only job i of --count: the points i, i+count, … (default: $JOB_COMPLETION_INDEX, $SLURM_ARRAY_TASK_ID or $AWS_BATCH_JOB_ARRAY_INDEX, the first set; none set: every point)', int('--index'))
+    .option('--count <n>', 'the number of jobs the sweep is spread over (default: one job per point)', int('--count'))
+    .option('--point <i>', 'another name for --index i', int('--point'))
     .option('--epochs <n>', 'epochs per point', int('--epochs'), 2)
+    .option('--steps <n>', 'stop each point after this many steps', int('--steps'))
     .option('--lr <x>', 'learning rate of the weights', num('--lr'), 1e-3)
     .option('--slope-lr <x>', 'learning rate of the slopes', num('--slope-lr'), 2e-2)
     .option('--no-fold', 'skip folding and latency')
-    .option('--out <dir>', 'models, logs and point files', 'sweep-out')
-    .option('-o, --output <file>', 'HTML report with the curve', 'sweep-report.html')
+    .option('--out <dir>', 'models, logs, point files (points/<i>.json) and sweep.json', 'sweep-out')
+    .option('-o, --output <file>', 'HTML report with the curve (whole sweeps; `linfold collect` for jobs)', 'sweep-report.html')
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
     .option('--quiet', 'no progress output')
     .option('--json', 'print the points as JSON')
-    .action(async (file: string, opts: { lambdas: number[]; data: string; labels?: string; fromScratch?: boolean; point?: number; epochs: number; lr: number; slopeLr: number; fold: boolean; out: string; output: string; backend: string; quiet?: boolean; json?: boolean }) => {
+    .action(async (file: string, opts: { lambdas: number[]; priors: string[]; seeds: number[]; data: string; labels?: string; fromScratch?: boolean; index?: number; count?: number; point?: number; epochs: number; steps?: number; lr: number; slopeLr: number; fold: boolean; out: string; output: string; backend: string; quiet?: boolean; json?: boolean }) => {
+      const { sweep, resolveIndex, inputFingerprints, renderSweepTable, writeSweepReport } = await import('./sweep.js');
+      const job = resolveIndex(opts);
+      // said even with --quiet: a scheduler's log should show which index a job took
+      process.stderr.write(job ? `linfold sweep: job index ${job.index} from ${job.source}${opts.count !== undefined ? ` of --count ${opts.count}` : ''}\n` : 'linfold sweep: no job index (--index, $JOB_COMPLETION_INDEX, $SLURM_ARRAY_TASK_ID, $AWS_BATCH_JOB_ARRAY_INDEX): every point\n');
       const { model } = await loadWithShapes(file);
-      const { sweep } = await import('./sweep.js');
       const data = await openData(opts.data, opts.labels, undefined, model);
       const quiet = Boolean(opts.quiet || opts.json);
       const r = await sweep(model, {
-        data, lambdas: opts.lambdas, fromScratch: opts.fromScratch, point: opts.point, epochs: opts.epochs, lr: opts.lr, slopeLr: opts.slopeLr,
-        fold: opts.fold, outDir: opts.out, backend: opts.backend as never, quiet, log: quiet ? undefined : (m) => process.stderr.write(`${m}\n`),
+        data, lambdas: opts.lambdas, priors: opts.priors as never, seeds: opts.seeds, fromScratch: opts.fromScratch, index: job?.index, count: opts.count, indexSource: job?.source,
+        epochs: opts.epochs, maxSteps: opts.steps, lr: opts.lr, slopeLr: opts.slopeLr, fold: opts.fold, outDir: opts.out, backend: opts.backend as never, quiet,
+        command: ['linfold', ...process.argv.slice(2)], inputs: inputFingerprints(file, opts.data, opts.labels), log: quiet ? undefined : (m) => process.stderr.write(`${m}\n`),
       });
-      if (opts.point === undefined) {
-        const { audit } = await import('./analyze/audit.js');
-        const { renderHtmlReport } = await import('./analyze/report-html.js');
-        writeText(opts.output, await renderHtmlReport({ report: audit(model), sweep: r.points, title: `linfold sweep — ${file}` }));
-      }
+      if (!job) await writeSweepReport(r, opts.output, { model, title: `linfold sweep — ${file}` });
       if (opts.json) console.log(JSON.stringify(r, null, 2));
       else {
-        const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
-        console.log(`baseline: accuracy ${r.baseline.valAccuracy === null ? 'n/a' : pct(r.baseline.valAccuracy)}, NAPL ${r.baseline.napl.toFixed(3)}`);
-        console.log('λ         from scratch  accuracy  NAPL    linear     MACs        latency');
-        for (const p of r.points as (typeof r.points[number] & { linearChannels?: number; channels?: number })[])
-          console.log(`${String(p.lambda).padEnd(10)}${String(Boolean(p.fromScratch)).padEnd(14)}${pct(p.valAccuracy).padEnd(10)}${p.napl.toFixed(3).padEnd(8)}${`${p.linearChannels}/${p.channels}`.padEnd(11)}${String(p.macs ?? '').padEnd(12)}${p.latencyMs?.toFixed(3) ?? ''}`);
-        if (opts.point === undefined) console.log(`wrote ${opts.output} and ${join(opts.out, 'sweep.json')}`);
-        else console.log(`wrote ${join(opts.out, `point-${opts.point}.json`)}; merge with: linfold report --merge ${opts.out}/point-*.json`);
+        console.log(renderSweepTable(r));
+        if (!job) console.log(`wrote ${opts.output} and ${join(opts.out, 'sweep.json')}`);
+        else console.log(`wrote ${join(opts.out, 'points')}/; merge with: linfold collect ${opts.out}`);
       }
+    });
+
+  program
+    .command('collect')
+    .summary("merge a sweep's point files into the table, sweep.json and the HTML report; name missing and failed points")
+    .description('merge whatever point files <out>/points/<i>.json exist (from `linfold sweep` jobs) into the sweep table, <out>/sweep.json and the HTML report with the accuracy-vs-NAPL curve; list the points missing (not run, running, or killed) and failed (with their error). Exit code 1 with --require-all when any is.')
+    .argument('<out>', 'the sweep folder (linfold sweep --out)')
+    .option('-o, --output <file>', 'the HTML report (default: <out>/sweep-report.html)')
+    .option('--model <model.onnx>', 'the model to audit for the report (default: the swept one, as its path was given)')
+    .option('--require-all', 'exit 1 unless every point is done')
+    .option('--json', 'print the merged sweep as JSON')
+    .action(async (out: string, opts: { output?: string; model?: string; requireAll?: boolean; json?: boolean }) => {
+      const { collect, renderSweepTable, writeSweepReport } = await import('./sweep.js');
+      const c = collect(out);
+      const output = opts.output ?? join(out, 'sweep-report.html');
+      writeText(join(out, 'sweep.json'), JSON.stringify(c, null, 2) + '\n');
+      if (opts.json) console.log(JSON.stringify(c, null, 2));
+      else console.log(`${renderSweepTable(c)}\n${c.points.length} of ${c.size} points done; wrote ${join(out, 'sweep.json')}`);
+      await writeSweepReport(c, output, opts.model ? { model: (await loadWithShapes(opts.model)).model } : {});
+      if (!opts.json) console.log(`wrote ${output}`);
+      if (c.missing.length) process.stderr.write(`missing: ${c.missing.join(', ')} (not run yet, still running, or killed: rerun those jobs)\n`);
+      for (const f of c.failed) process.stderr.write(`failed: ${f.index}: ${f.error} (${join(out, 'points', `${f.index}.failed.json`)})\n`);
+      const notDone = c.missing.length + c.failed.length;
+      if (opts.requireAll && notDone) throw new LinfoldError(`--require-all: ${notDone} of ${c.size} points not done (missing: ${c.missing.join(', ') || 'none'}; failed: ${c.failed.map((f) => f.index).join(', ') || 'none'})`, 1);
     });
 }
 

@@ -31,5 +31,5 @@ export { fold, writeFolded, renderFoldMarkdown, type FoldOptions, type FoldRepor
 export { padFront, type PadFrontRewrite } from './export/pad-front.js';
 
 // workflows
-export { sweep, mergeSweep, type SweepOptions, type SweepResult } from './sweep.js';
+export { sweep, collect, mergeSweep, sweepPlan, jobPoints, resolveIndex, INDEX_VARIABLES, type SweepOptions, type SweepResult, type Collected, type PointFile } from './sweep.js';
 export { demo, type DemoSummary } from './demo.js';
