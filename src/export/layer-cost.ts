@@ -1,14 +1,21 @@
 // The cost of one layer, as the merge planner (merge-plan.ts) weighs it, under each objective:
 //  - depth: 1 per layer (ties broken by MACs);
 //  - macs: its MACs per example (ties broken by the layer count);
-//  - latency: its onnxruntime-node latency at batch 1, measured on a one-layer model of that geometry (cached by
-//    geometry for the whole process) minus the latency of an empty model, so the per-run overhead that a layer
-//    in a whole network does not pay is not counted; or, with `measure: false` or when measuring fails, a model
-//    of it: a per-node overhead plus MACs at a throughput per layer kind (constants measured on the 2-core dev
-//    machine with onnxruntime-node 1.30's default threads; see bench/fold.ts).
+//  - latency: its onnxruntime-node kernel time at batch 1, read from onnxruntime's profile of a one-layer model
+//    of that geometry (median per node over 40 runs, cached by geometry for the whole process). Only the layer's
+//    own kernels count: a one-layer model also pays the session's per-run overhead and the layout reorders into
+//    and out of onnxruntime's blocked NCHWc format, which a layer inside a network does not (timed whole, a
+//    depthwise conv measured 5–20× its in-network cost and made the planner merge away cheap dw convs).
+//    With `measure: false`, or when profiling fails, a model of it: a per-node overhead plus MACs at a
+//    throughput per layer kind (constants measured on the 2-core dev machine, onnxruntime-node 1.30).
 import { GraphBuilder } from '../import/graph-builder.js';
 import { Tensor } from '../import/tensor.js';
-import { measureLatency } from './verify.js';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ortSession, runOrt } from '../import/ort.js';
+import { encodeModel } from '../import/onnx-io.js';
+import { median } from './verify.js';
 import { prod } from './graph-utils.js';
 
 export type LayerGeometry =
@@ -38,21 +45,41 @@ export function geometryMacs(g: LayerGeometry): number {
 
 /** Modelled latency (ms) of a geometry: see the header. */
 export function modelledMs(g: LayerGeometry): number {
-  const NODE_MS = 0.004;
-  if (g.kind === 'add') return NODE_MS + prod(g.shape) / 2e6;
+  const NODE_MS = 0.005;
+  if (g.kind === 'add') return NODE_MS + prod(g.shape) / 4e6;
   if (g.kind === 'unknown') return NODE_MS;
   const macs = geometryMacs(g);
   // depthwise convs run far below the dense GEMM rate
-  const rate = g.kind === 'conv' && g.group > 1 && g.group === g.cin ? 2e6 : 2e7;
-  return NODE_MS + macs / rate + (g.kind === 'conv' && g.biasMap ? NODE_MS + geometryMacs({ ...g, kernel: g.kernel.map(() => 1), cin: g.group }) / 2e6 : 0);
+  const rate = g.kind === 'conv' && g.group > 1 && g.group === g.cin ? 2.5e7 : 6e7;
+  return NODE_MS + macs / rate + (g.kind === 'conv' && g.biasMap ? NODE_MS + geometryMacs({ ...g, kernel: g.kernel.map(() => 1), cin: g.group }) / 4e6 : 0);
 }
 
-// one intra-op thread: a thread pool's wake-up latency made single-layer timings bimodal (0.03 or 0.4 ms for
-// the same 1×1 conv, session to session)
-const ONE_THREAD = { intraOpNumThreads: 1, interOpNumThreads: 1 };
-
 const measured = new Map<string, number>();
-let emptyMs: number | undefined;
+
+/** The layer's own kernel time (ms): onnxruntime's profile, median per node, layout reorders left out. */
+async function kernelMs(model: ReturnType<typeof oneLayerModel>['model'], feeds: ReturnType<typeof oneLayerModel>['feeds'], runs: number): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'linfold-cost-'));
+  try {
+    const session = await ortSession(encodeModel(model), 'cost probe', { enableProfiling: true, profileFilePrefix: join(dir, 'p') });
+    for (let i = 0; i < runs + 5; i++) await runOrt(session, feeds);
+    session.endProfiling();
+    await session.release?.();
+    const file = readdirSync(dir).find((f) => f.endsWith('.json'));
+    if (!file) throw new Error('no profile written');
+    const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { cat?: string; name?: string; dur?: number; args?: { op_name?: string } }[];
+    const perNode = new Map<string, number[]>();
+    for (const e of events) {
+      if (e.cat !== 'Node' || !e.name?.endsWith('_kernel_time') || e.args?.op_name?.startsWith('Reorder')) continue;
+      (perNode.get(e.name) ?? perNode.set(e.name, []).get(e.name)!).push(e.dur ?? 0);
+    }
+    // the first runs warm up; microseconds → ms
+    let total = 0;
+    for (const d of perNode.values()) total += median(d.slice(5));
+    return total / 1000;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 export interface LayerCoster {
   /** measures what is not cached yet (latency objective with measuring on) */
@@ -64,7 +91,7 @@ export interface LayerCoster {
 
 export function layerCoster(objective: CostObjective, opts: { measure?: boolean; runs?: number } = {}): LayerCoster {
   const measure = objective === 'latency' && opts.measure !== false;
-  const runs = opts.runs ?? 15;
+  const runs = opts.runs ?? 40;
   const stats = { measured: 0, ms: 0, failed: 0 };
   const failed = new Set<string>();
   return {
@@ -72,13 +99,12 @@ export function layerCoster(objective: CostObjective, opts: { measure?: boolean;
     async prepare(geoms) {
       if (!measure) return;
       const t0 = performance.now();
-      emptyMs ??= await measureLatency(emptyModel(), { x: Tensor.f32('x', [1], [0]) }, 50, 10, 'min', ONE_THREAD);
       for (const g of geoms) {
         const key = JSON.stringify(g);
         if (g.kind === 'unknown' || measured.has(key) || failed.has(key)) continue;
         try {
           const { model, feeds } = oneLayerModel(g);
-          measured.set(key, Math.max(0, await measureLatency(model, feeds, runs, 5, 'min', ONE_THREAD) - emptyMs));
+          measured.set(key, await kernelMs(model, feeds, runs));
           stats.measured++;
         } catch {
           failed.add(key);
@@ -93,11 +119,6 @@ export function layerCoster(objective: CostObjective, opts: { measure?: boolean;
       return (measure ? measured.get(JSON.stringify(g)) : undefined) ?? modelledMs(g);
     },
   };
-}
-
-function emptyModel() {
-  const b = new GraphBuilder({ opset: 13 });
-  return b.output(b.op('Identity', [b.input('x', [1])], {}, [1])).model();
 }
 
 /** A model of one layer of this geometry (seeded weights), and a batch-1 input for it. */
