@@ -20,7 +20,7 @@ export const DEMO_MODEL = fileURLToPath(new URL('../fixtures/mnist_mbv2.onnx', i
  * linear (folded away) or, with snap, exactly the original ReLU6 that onnxruntime fuses into its conv.
  */
 export const DEMO_SETTINGS: Partial<LinearizeOptions> = {
-  granularity: 'layer', loss: 'both', lambda: 0.05, lr: 1e-3, slopeLr: 5e-2, epochs: 2, finetuneEpochs: 1, finetuneLr: 1e-3, snap: true, batchSize: 64, seed: 0,
+  granularity: 'layer', loss: 'both', lambda: 0.02, lr: 1e-3, slopeLr: 2e-2, epochs: 2, finetuneEpochs: 2, finetuneLr: 1e-3, snap: true, batchSize: 64, seed: 0,
 };
 
 export interface DemoSummary {
