@@ -1,7 +1,9 @@
 // One SGD step (forward, softmax cross-entropy, backward, update) of the mnist_cnn fixture (ResNet-style CNN,
 // BatchNormalization folded into the convs), batch 64: the tfjs executor on wasm (its default threads, all
 // cores; LINFOLD_THREADS=1 for one) and cpu against PyTorch CPU with 1 and 2 threads (bench/train-step.py, same
-// architecture). The machine's load drifts, so the variants run
+// architecture), and the native backend (src/train/native/: the whole step as one ONNX graph run by onnxruntime-node
+// with 1 and 2 threads; the same SGD step, and the step linearize takes — Relu → PRelu, CE + L1 prior, Adam).
+// The machine's load drifts, so the variants run
 // interleaved, round by round (PyTorch kept running in a child process), and each reports its median.
 //
 //   node --import tsx bench/train-step.ts [--batch 64] [--runs 7] [--no-cpu]
@@ -13,6 +15,9 @@ import { tf, useBackend, wasmThreads, threadCount } from '../src/train/backends.
 import { compile, type Executable } from '../src/import/tfjs/executor.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { median } from '../src/export/verify.js';
+import { makeLinearizable } from '../src/train/linearizable.js';
+import { NativeTrainer } from '../src/train/native/session.js';
+import { seededDraws } from '../src/import/graph-builder.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number) => {
@@ -74,12 +79,31 @@ function tfjsStep(): TfjsStep {
   };
 }
 
+/** The native backend's step: `linearizable` = the linearize step (PRelu slopes, CE + L1 prior, Adam), else SGD. */
+async function nativeStep(threads: number, linearizable: boolean): Promise<() => Promise<void>> {
+  const src = loadModel(fixture);
+  const { model, slopes } = linearizable ? makeLinearizable(src) : { model: src, slopes: [] };
+  const t = await NativeTrainer.create(model, { slopes: slopes.map((s) => ({ name: s.name, weight: 1 })), threads, optimizer: linearizable ? 'adam' : 'sgd', momentum: 0 });
+  const input = { x: seededDraws(1).normals(BATCH * 784), xDims: [BATCH, 1, 28, 28], target: new Float32Array(BATCH * 10), lambda: 1e-3, lrW: 0.01, lrS: 0.01, trainSlopes: true };
+  for (let k = 0; k < BATCH; k++) input.target[k * 10 + ((k * 7) % 10)] = 1;
+  return async () => void (await t.step(input));
+}
+
+const NATIVE = [
+  { key: 'ort1', threads: 1, lin: false, label: 'onnxruntime, 1 thread, SGD' },
+  { key: 'ort2', threads: 2, lin: false, label: 'onnxruntime, 2 threads, SGD' },
+  { key: 'ortlin1', threads: 1, lin: true, label: 'onnxruntime, 1 thread, PRelu+prior+Adam' },
+  { key: 'ortlin2', threads: 2, lin: true, label: 'onnxruntime, 2 threads, PRelu+prior+Adam' },
+];
+
 async function main(): Promise<void> {
   if (!existsSync(fixture)) throw new Error(`${fixture} is missing: run /usr/bin/python3 fixtures/make_fixtures.py`);
   const torch = await torchServer();
   const backends: ('wasm' | 'cpu')[] = args.includes('--no-cpu') ? ['wasm'] : ['wasm', 'cpu'];
   const times: Record<string, number[]> = {};
   const add = (k: string, t: number[]) => (times[k] ??= []).push(...t);
+  const native = await Promise.all(NATIVE.map(async (n) => ({ ...n, step: await nativeStep(n.threads, n.lin) })));
+  for (const n of native) await n.step(); // warm-up
   for (const b of backends) {
     await useBackend(b);
     const s = tfjsStep();
@@ -90,6 +114,12 @@ async function main(): Promise<void> {
         add('torch1', await torch.steps(1, 3).then((t) => t.slice(1)));
         add('torch2', await torch.steps(2, 3).then((t) => t.slice(1)));
       }
+      if (b === backends[0])
+        for (const n of native) {
+          const t0 = performance.now();
+          await n.step();
+          add(n.key, [performance.now() - t0]);
+        }
       const t0 = performance.now();
       s.step();
       add(b, [performance.now() - t0]);
@@ -108,6 +138,13 @@ async function main(): Promise<void> {
     const ratio = ref1 ? `   ${(ms / ref1).toFixed(2)}× PyTorch (1 thread), ${(ms / ref2!).toFixed(2)}× (2 threads)` : '';
     const name = b === 'wasm' ? `wasm, ${threadCount(wasmThreads())}` : b;
     console.log(`  tfjs ${name.padEnd(20)}     ${ms.toFixed(1).padStart(8)} ms${ratio}`);
+  }
+  const wasm = median(times.wasm);
+  for (const n of native) {
+    const ms = median(times[n.key]);
+    const ref = n.threads === 1 ? ref1 : ref2;
+    const lo = Math.min(...times[n.key]), hi = Math.max(...times[n.key]);
+    console.log(`  ${n.label.padEnd(39)} ${ms.toFixed(1).padStart(8)} ms (${lo.toFixed(1)}–${hi.toFixed(1)})${ref ? `   ${(ms / ref).toFixed(2)}× PyTorch (${n.threads} thread${n.threads > 1 ? 's' : ''})` : ''}, ${(wasm / ms).toFixed(2)}× faster than tfjs wasm`);
   }
 }
 
