@@ -311,7 +311,9 @@ function tfjsBackend(lmodel: Model, slopes: Slope[], slopeWeights: number[], o: 
     },
     syncToModel: (m: Model) => exe.syncToModel(m),
     optimizerState: async () => [...(await optimizerState(optW, 'w/')), ...(await optimizerState(optS, 's/'))],
-    async setOptimizerState(all: NamedArray[]) {
+    async setOptimizerState(all: NamedArray[], where: string) {
+      if (all.length && !all.some((a) => a.name.startsWith('w/') || a.name.startsWith('s/')))
+        throw new LinfoldError(`${where}: the checkpoint's optimizer state comes from the onnxruntime backend; resume with --backend onnxruntime`);
       await setOptimizerState(optW, 'w/', all);
       await setOptimizerState(optS, 's/', all);
     },
