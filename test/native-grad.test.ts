@@ -10,8 +10,9 @@ import { loadModel } from '../src/import/onnx-io.js';
 import { makeLinearizable } from '../src/train/linearizable.js';
 import { NativeTrainer, type NativeTrainerOptions } from '../src/train/native/session.js';
 import { tf, useBackend } from '../src/train/backends.js';
-import { compile } from '../src/import/tfjs/executor.js';
-import { crossEntropy, distillKL, priorTerm } from '../src/train/objective.js';
+import { compile, feedsToTf } from '../src/import/tfjs/executor.js';
+import { randomFeeds } from '../src/import/random.js';
+import { crossEntropy, distillMSE, priorTerm } from '../src/train/objective.js';
 
 const fixture = new URL('../fixtures/mnist_cnn.onnx', import.meta.url).pathname;
 
@@ -213,4 +214,93 @@ test('native grad: the mnist_cnn step (PRelu slopes, CE + L1 prior) equals tf.va
   }
   assert.equal(compared, 19); // 6 convs × (weight, bias), the Gemm's weight and bias, 5 slope tensors
   exe.dispose();
+});
+
+test('native grad: every fixture\'s step (slopes, blends, distillation MSE + prior) equals the tfjs executor\'s gradients', { timeout: 600_000 }, async () => {
+  await useBackend('cpu');
+  for (const name of ['mnist_cnn_wide', 'resnet_small', 'mobilenetv2_small', 'mobilenetv3_small', 'transformer_gelu']) {
+    const { model, slopes } = makeLinearizable(loadModel(new URL(`../fixtures/${name}.onnx`, import.meta.url).pathname));
+    const d = seededDraws(7);
+    // slopes away from 0 so blend and PRelu slope gradients are not trivially alike
+    for (const s of slopes) {
+      const t = model.graph.initializers.get(s.name)!;
+      model.graph.initializers.set(s.name, Tensor.f32(s.name, t.dims, Array.from({ length: t.size }, () => 0.2 + 0.5 * d.uniform())));
+    }
+    const feeds = randomFeeds(model.graph, { batch: 2, seed: 3, otherDims: 8 });
+    const [inName, x] = Object.entries(feeds)[0];
+    const t = await NativeTrainer.create(model, { slopes: slopes.map((s) => ({ name: s.name, weight: 1 })), loss: 'distill', distillKind: 'mse', gradients: true, threads: 1 });
+    const exe = compile(model, { alsoTrainable: slopes.map((s) => s.name) });
+    const xt = feedsToTf(feeds)[inName];
+    const outShape = exe.run({ [inName]: xt })[exe.outputs[0].name].shape;
+    const width = outShape.slice(1).reduce((a, b) => a * b, 1);
+    const teacher = d.normals(2 * width);
+    const xData = x.dtype === 'int64' ? (x.data as BigInt64Array) : (x.data as Float32Array);
+    const r = await t.step({ x: xData, xDims: x.dims, teacher, lambda: 1e-2, lrW: 0, lrS: 0, trainSlopes: true });
+    await t.release();
+    const slopeVars = slopes.map((s) => exe.variables.get(s.name)!);
+    const { value, grads } = tf.variableGrads(() => tf.add(distillMSE(tf.reshape(exe.run({ [inName]: xt })[exe.outputs[0].name], [2, -1]), tf.tensor(teacher, [2, width])), priorTerm(slopeVars, 'l1', 1e-2)) as tf.Scalar, exe.trainableVariables);
+    assert.ok(Math.abs(value.dataSync()[0] - r.loss) < 1e-4 * Math.abs(r.loss) + 1e-6, `${name}: loss ${r.loss} vs tfjs ${value.dataSync()[0]}`);
+    let compared = 0;
+    for (const [v, variable] of exe.variables) {
+      if (!grads[variable.name]) continue;
+      const ref = grads[variable.name].dataSync() as Float32Array, got = r.gradients!.get(v);
+      assert.ok(got, `${name}: no native gradient for ${v}`);
+      const scale = Math.max(...ref.map(Math.abs));
+      let worst = 0;
+      for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(ref[i] - got[i]));
+      assert.ok(worst <= 1e-4 * scale + 1e-6, `${name}: ${v}: max difference ${worst} (scale ${scale})`);
+      compared++;
+    }
+    assert.equal(compared, r.gradients!.size, `${name}: every native gradient compared`);
+    exe.dispose();
+  }
+});
+
+test('native grad: smooth activations, Clip, Softmax/LogSoftmax, reductions, LayerNorm, eval BatchNorm, Gather against finite differences', { timeout: 300_000 }, async () => {
+  const chains: [string, (b: GraphBuilder, h: string) => string][] = [
+    ['Sigmoid·Tanh·Erf', (b, h) => b.op('Add', [b.op('Sigmoid', [h]), b.op('Mul', [b.op('Tanh', [h]), b.op('Erf', [h])])])],
+    ['HardSigmoid·HardSwish', (b, h) => b.op('Mul', [b.op('HardSigmoid', [h], { alpha: 0.3, beta: 0.4 }), b.op('HardSwish', [b.op('Mul', [h, b.constant(3)])])])],
+    ['Clip (min and max, min only)', (b, h) => b.op('Add', [b.op('Clip', [h, b.constant(-0.5), b.constant(0.7)]), b.op('Clip', [h, b.constant(-0.2)])])],
+    ['Exp·Sqrt', (b, h) => b.op('Mul', [b.op('Exp', [b.op('Mul', [h, b.constant(0.3)])]), b.op('Sqrt', [b.op('Add', [b.op('Mul', [h, h]), b.constant(1)])])])],
+    ['Softmax·LogSoftmax', (b, h) => b.op('Add', [b.op('Softmax', [h], { axis: 1 }), b.op('LogSoftmax', [h], { axis: -1 })])],
+    ['ReduceMean/ReduceSum', (b, h) => {
+      const r = b.op('Reshape', [h, b.initI64([0, 2, 3])]);
+      const m = b.op('ReduceMean', [r], { axes: [2], keepdims: 1 });
+      const s = b.op('ReduceSum', [r, b.initI64([1])], { keepdims: 0 });
+      return b.op('Flatten', [b.op('Add', [b.op('Mul', [r, m]), b.op('Unsqueeze', [s, b.initI64([1])])])], { axis: 1 });
+    }],
+    ['LayerNormalization (last axis)', (b, h) => b.op('LayerNormalization', [h, b.normal([6], 0.5, 1), b.normal([6], 0.5)], { axis: -1, epsilon: 1e-5 })],
+    ['LayerNormalization over 2 axes', (b, h) => b.op('Flatten', [b.op('LayerNormalization', [b.op('Reshape', [h, b.initI64([0, 2, 3])]), b.normal([2, 3], 0.5, 1), b.normal([2, 3], 0.5)], { axis: 1 })], { axis: 1 })],
+    ['BatchNormalization (eval)', (b, h) => b.op('Flatten', [b.op('BatchNormalization', [b.op('Reshape', [h, b.initI64([0, 3, 2, 1])]), b.normal([3], 0.5, 1), b.normal([3], 0.5), b.normal([3], 0.5), b.init([3], [0.5, 1.5, 2])])], { axis: 1 })],
+  ];
+  for (const [name, f] of chains) {
+    const b = new GraphBuilder({ seed: 21 });
+    const x = b.input('x', ['batch', 5]);
+    const y = f(b, b.gemm(x, 5, 6, { transB: true }));
+    b.output(b.gemm(y, 6, 3, { transB: true }));
+    const checked = await fdCheck({ model: b.model(), xDims: [4, 5] });
+    assert.ok(checked.length >= 4, `${name}: ${checked}`);
+  }
+  // embedding: Gather of a table by int64 data (repeated indices accumulate)
+  const b = new GraphBuilder({ seed: 22 });
+  const tok = b.input('tokens', ['batch', 4], 'int64');
+  const e = b.op('Gather', [b.normal([7, 3], 0.5), tok]);
+  b.output(b.gemm(b.op('Flatten', [e], { axis: 1 }), 12, 2, { transB: true }));
+  const t = await NativeTrainer.create(b.model(), { slopes: [], loss: 'distill', distillKind: 'mse', gradients: true, optimizer: 'sgd', momentum: 0, threads: 1 });
+  const ids = BigInt64Array.from([1, 1, 3, 6, 0, 1, 2, -1], (v) => BigInt(v));
+  const teacher = Float32Array.from([0.3, -0.2, 1, 0.5]);
+  const step = () => t.step({ x: ids, xDims: [2, 4], teacher, lambda: 0, lrW: 0, lrS: 0, trainSlopes: true });
+  const g = (await step()).gradients!.get(t.params[0])!;
+  const orig = Float32Array.from(t.read(t.params[0]));
+  for (const i of [0, 3, 4, 18, 20, 12]) {
+    const eps = 1e-2;
+    t.write(t.params[0], orig.map((v, k) => (k === i ? v + eps : v)));
+    const lp = (await step()).loss;
+    t.write(t.params[0], orig.map((v, k) => (k === i ? v - eps : v)));
+    const lm = (await step()).loss;
+    t.write(t.params[0], orig);
+    assert.ok(Math.abs((lp - lm) / (2 * eps) - g[i]) < 1e-3 + 1e-2 * Math.abs(g[i]), `table[${i}]: ${(lp - lm) / (2 * eps)} vs ${g[i]}`);
+  }
+  assert.ok(g.slice(15, 18).every((v) => v === 0), 'row 5 is never gathered');
+  await t.release();
 });
