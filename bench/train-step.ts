@@ -7,6 +7,7 @@
 // interleaved, round by round (PyTorch kept running in a child process), and each reports its median.
 //
 //   node --import tsx bench/train-step.ts [--batch 64] [--runs 7] [--no-cpu]
+//   node --import tsx bench/train-step.ts --resnet18 [--runs 3]   (ResNet-18 at 224², batch 8: seconds per step)
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
@@ -96,7 +97,47 @@ const NATIVE = [
   { key: 'ortlin2', threads: 2, lin: true, label: 'onnxruntime, 2 threads, PRelu+prior+Adam' },
 ];
 
+/** One SGD step of a ResNet-18 (bench/forward.ts's, BN folded) at 224², batch 8, on tfjs wasm and onnxruntime. */
+async function resnet18Step(): Promise<void> {
+  const { resnet18 } = await import('./forward.js');
+  const model = resnet18();
+  const B = 8;
+  const x = seededDraws(3).normals(B * 3 * 224 * 224);
+  const target = new Float32Array(B * 1000);
+  for (let k = 0; k < B; k++) target[k * 1000 + k * 37] = 1;
+  const rows: { label: string; step(): Promise<void> }[] = [];
+  for (const threads of [1, 2]) {
+    const t = await NativeTrainer.create(model, { slopes: [], threads, optimizer: 'sgd', momentum: 0 });
+    rows.push({ label: `onnxruntime, ${threads} thread${threads > 1 ? 's' : ''}`, step: async () => void (await t.step({ x, xDims: [B, 3, 224, 224], target, lambda: 0, lrW: 0.01, lrS: 0, trainSlopes: false })) });
+  }
+  await useBackend('wasm');
+  const exe = compile(model);
+  const xt = tf.tensor(x, [B, 3, 224, 224]);
+  const yt = tf.tensor(target, [B, 1000]);
+  const sgd = tf.train.sgd(0.01);
+  rows.push({
+    label: `tfjs wasm, ${threadCount(wasmThreads())}`,
+    step: async () => {
+      const loss = sgd.minimize(() => tf.losses.softmaxCrossEntropy(yt, exe.run({ input: xt })[exe.outputs[0].name]) as tf.Scalar, true, exe.trainableVariables);
+      loss!.dataSync();
+      loss!.dispose();
+    },
+  });
+  const times = rows.map(() => [] as number[]);
+  for (const r of rows) await r.step(); // warm-up
+  const runs = Math.min(RUNS, 3);
+  for (let k = 0; k < runs; k++)
+    for (const [i, r] of rows.entries()) {
+      const t0 = performance.now();
+      await r.step();
+      times[i].push((performance.now() - t0) / 1000);
+    }
+  console.log(`one SGD step, ResNet-18 (BN folded) at 224², batch ${B}, medians of ${runs} interleaved rounds`);
+  for (const [i, r] of rows.entries()) console.log(`  ${r.label.padEnd(28)} ${median(times[i]).toFixed(2).padStart(7)} s/step (${Math.min(...times[i]).toFixed(2)}–${Math.max(...times[i]).toFixed(2)})`);
+}
+
 async function main(): Promise<void> {
+  if (args.includes('--resnet18')) return resnet18Step();
   if (!existsSync(fixture)) throw new Error(`${fixture} is missing: run /usr/bin/python3 fixtures/make_fixtures.py`);
   const torch = await torchServer();
   const backends: ('wasm' | 'cpu')[] = args.includes('--no-cpu') ? ['wasm'] : ['wasm', 'cpu'];
