@@ -2,7 +2,7 @@
 // model does not read it), scattered into zeros (ScatterElements, 'add' when windows overlap); average pools
 // spread dY evenly.
 import { LinfoldError } from '../../../errors.js';
-import { attrInts, attrInt, nodeLabel } from '../../../import/ir.js';
+import { attrInts, attrInt, attrString, nodeLabel } from '../../../import/ir.js';
 import { registerGrads } from './registry.js';
 
 registerGrads(
@@ -18,6 +18,7 @@ registerGrads(
       const x = node.inputs[0], idx = node.outputs[1], dy = dOut[0]!;
       const xs = e.shape(x, node), ys = e.shape(node.outputs[0], node);
       const tiled = k.length === 2 && k.every((v, i) => v === s[i] && d[i] === 1) && pads.every((p) => p === 0) && attrInt(node, 'ceil_mode', 0) === 0
+        && ['NOTSET', 'VALID'].includes(attrString(node, 'auto_pad', 'NOTSET'))
         && [...xs.slice(2), ...ys.slice(2)].every((v) => typeof v === 'number');
       if (tiled && k[0] === k[1]) {
         // square windows tiling the input: the argmax's offset from its window's corner, idx − ((n·C + c)·H + y·k)·W − x·k
