@@ -1,10 +1,13 @@
 // One SGD step (forward, softmax cross-entropy, backward, update) of the mnist_cnn fixture (ResNet-style CNN,
 // BatchNormalization folded into the convs), batch 64: the tfjs executor on wasm (its default threads, all
 // cores; LINFOLD_THREADS=1 for one) and cpu against PyTorch CPU with 1 and 2 threads (bench/train-step.py, same
-// architecture). The machine's load drifts, so the variants run
+// architecture), and the native backend (src/train/native/: the whole step as one ONNX graph run by onnxruntime-node
+// with 1 and 2 threads; the same SGD step, and the step linearize takes — Relu → PRelu, CE + L1 prior, Adam).
+// The machine's load drifts, so the variants run
 // interleaved, round by round (PyTorch kept running in a child process), and each reports its median.
 //
 //   node --import tsx bench/train-step.ts [--batch 64] [--runs 7] [--no-cpu]
+//   node --import tsx bench/train-step.ts --resnet18 [--runs 3]   (ResNet-18 at 224², batch 8: seconds per step)
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
@@ -13,6 +16,9 @@ import { tf, useBackend, wasmThreads, threadCount } from '../src/train/backends.
 import { compile, type Executable } from '../src/import/tfjs/executor.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { median } from '../src/export/verify.js';
+import { makeLinearizable } from '../src/train/linearizable.js';
+import { NativeTrainer } from '../src/train/native/session.js';
+import { seededDraws } from '../src/import/graph-builder.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number) => {
@@ -74,12 +80,71 @@ function tfjsStep(): TfjsStep {
   };
 }
 
+/** The native backend's step: `linearizable` = the linearize step (PRelu slopes, CE + L1 prior, Adam), else SGD. */
+async function nativeStep(threads: number, linearizable: boolean): Promise<() => Promise<void>> {
+  const src = loadModel(fixture);
+  const { model, slopes } = linearizable ? makeLinearizable(src) : { model: src, slopes: [] };
+  const t = await NativeTrainer.create(model, { slopes: slopes.map((s) => ({ name: s.name, weight: 1 })), threads, optimizer: linearizable ? 'adam' : 'sgd', momentum: 0 });
+  const input = { x: seededDraws(1).normals(BATCH * 784), xDims: [BATCH, 1, 28, 28], target: new Float32Array(BATCH * 10), lambda: 1e-3, lrW: 0.01, lrS: 0.01, trainSlopes: true };
+  for (let k = 0; k < BATCH; k++) input.target[k * 10 + ((k * 7) % 10)] = 1;
+  return async () => void (await t.step(input));
+}
+
+const NATIVE = [
+  { key: 'ort1', threads: 1, lin: false, label: 'onnxruntime, 1 thread, SGD' },
+  { key: 'ort2', threads: 2, lin: false, label: 'onnxruntime, 2 threads, SGD' },
+  { key: 'ortlin1', threads: 1, lin: true, label: 'onnxruntime, 1 thread, PRelu+prior+Adam' },
+  { key: 'ortlin2', threads: 2, lin: true, label: 'onnxruntime, 2 threads, PRelu+prior+Adam' },
+];
+
+/** One SGD step of a ResNet-18 (bench/forward.ts's, BN folded) at 224², batch 8, on tfjs wasm and onnxruntime. */
+async function resnet18Step(): Promise<void> {
+  const { resnet18 } = await import('./forward.js');
+  const model = resnet18();
+  const B = 8;
+  const x = seededDraws(3).normals(B * 3 * 224 * 224);
+  const target = new Float32Array(B * 1000);
+  for (let k = 0; k < B; k++) target[k * 1000 + k * 37] = 1;
+  const rows: { label: string; step(): Promise<void> }[] = [];
+  for (const threads of [1, 2]) {
+    const t = await NativeTrainer.create(model, { slopes: [], threads, optimizer: 'sgd', momentum: 0 });
+    rows.push({ label: `onnxruntime, ${threads} thread${threads > 1 ? 's' : ''}`, step: async () => void (await t.step({ x, xDims: [B, 3, 224, 224], target, lambda: 0, lrW: 0.01, lrS: 0, trainSlopes: false })) });
+  }
+  await useBackend('wasm');
+  const exe = compile(model);
+  const xt = tf.tensor(x, [B, 3, 224, 224]);
+  const yt = tf.tensor(target, [B, 1000]);
+  const sgd = tf.train.sgd(0.01);
+  rows.push({
+    label: `tfjs wasm, ${threadCount(wasmThreads())}`,
+    step: async () => {
+      const loss = sgd.minimize(() => tf.losses.softmaxCrossEntropy(yt, exe.run({ input: xt })[exe.outputs[0].name]) as tf.Scalar, true, exe.trainableVariables);
+      loss!.dataSync();
+      loss!.dispose();
+    },
+  });
+  const times = rows.map(() => [] as number[]);
+  for (const r of rows) await r.step(); // warm-up
+  const runs = Math.min(RUNS, 3);
+  for (let k = 0; k < runs; k++)
+    for (const [i, r] of rows.entries()) {
+      const t0 = performance.now();
+      await r.step();
+      times[i].push((performance.now() - t0) / 1000);
+    }
+  console.log(`one SGD step, ResNet-18 (BN folded) at 224², batch ${B}, medians of ${runs} interleaved rounds`);
+  for (const [i, r] of rows.entries()) console.log(`  ${r.label.padEnd(28)} ${median(times[i]).toFixed(2).padStart(7)} s/step (${Math.min(...times[i]).toFixed(2)}–${Math.max(...times[i]).toFixed(2)})`);
+}
+
 async function main(): Promise<void> {
+  if (args.includes('--resnet18')) return resnet18Step();
   if (!existsSync(fixture)) throw new Error(`${fixture} is missing: run /usr/bin/python3 fixtures/make_fixtures.py`);
   const torch = await torchServer();
   const backends: ('wasm' | 'cpu')[] = args.includes('--no-cpu') ? ['wasm'] : ['wasm', 'cpu'];
   const times: Record<string, number[]> = {};
   const add = (k: string, t: number[]) => (times[k] ??= []).push(...t);
+  const native = await Promise.all(NATIVE.map(async (n) => ({ ...n, step: await nativeStep(n.threads, n.lin) })));
+  for (const n of native) await n.step(); // warm-up
   for (const b of backends) {
     await useBackend(b);
     const s = tfjsStep();
@@ -90,6 +155,12 @@ async function main(): Promise<void> {
         add('torch1', await torch.steps(1, 3).then((t) => t.slice(1)));
         add('torch2', await torch.steps(2, 3).then((t) => t.slice(1)));
       }
+      if (b === backends[0])
+        for (const n of native) {
+          const t0 = performance.now();
+          await n.step();
+          add(n.key, [performance.now() - t0]);
+        }
       const t0 = performance.now();
       s.step();
       add(b, [performance.now() - t0]);
@@ -108,6 +179,13 @@ async function main(): Promise<void> {
     const ratio = ref1 ? `   ${(ms / ref1).toFixed(2)}× PyTorch (1 thread), ${(ms / ref2!).toFixed(2)}× (2 threads)` : '';
     const name = b === 'wasm' ? `wasm, ${threadCount(wasmThreads())}` : b;
     console.log(`  tfjs ${name.padEnd(20)}     ${ms.toFixed(1).padStart(8)} ms${ratio}`);
+  }
+  const wasm = median(times.wasm);
+  for (const n of native) {
+    const ms = median(times[n.key]);
+    const ref = n.threads === 1 ? ref1 : ref2;
+    const lo = Math.min(...times[n.key]), hi = Math.max(...times[n.key]);
+    console.log(`  ${n.label.padEnd(39)} ${ms.toFixed(1).padStart(8)} ms (${lo.toFixed(1)}–${hi.toFixed(1)})${ref ? `   ${(ms / ref).toFixed(2)}× PyTorch (${n.threads} thread${n.threads > 1 ? 's' : ''})` : ''}, ${(wasm / ms).toFixed(2)}× faster than tfjs wasm`);
   }
 }
 

@@ -99,14 +99,18 @@ export function register(program: Command): void {
       const { listBackends, threadCount } = await import('./train/backends.js');
       const list = listBackends();
       const chosen = list.find((b) => b.available)?.name;
+      const { nativeBackendInfo } = await import('./train/native/backend.js');
+      const native = nativeBackendInfo();
       if (opts.json) {
-        console.log(JSON.stringify({ chosen, backends: list.map((b) => ({ ...b, chosen: b.name === chosen })) }, null, 2));
+        console.log(JSON.stringify({ chosen, backends: list.map((b) => ({ ...b, chosen: b.name === chosen })), native }, null, 2));
         return;
       }
       for (const b of list) {
         const threads = b.threads ? ` (${threadCount(b.threads)}; --threads or LINFOLD_THREADS to change)` : '';
         console.log(`${b.name === chosen ? '*' : ' '} ${b.name.padEnd(15)} ${b.available ? `available${threads}` : `unavailable: ${b.reason}`}`);
       }
+      // linearize --backend onnxruntime[-cuda]: the training step as one ONNX graph (src/train/native/)
+      for (const b of native) console.log(`  ${b.name.padEnd(16)} ${b.available ? 'available (linearize --backend ' + b.name + ')' : `unavailable: ${b.reason}`}`);
       console.log(`\n* = chosen by --backend auto. GPU: npm i @tensorflow/tfjs-node-gpu (CUDA 11.8 + cuDNN 8.6 on Linux x64).`);
     });
 
@@ -147,7 +151,7 @@ export function register(program: Command): void {
     .option('--slopes-only', 'train the slopes only, keep the weights')
     .option('--from-scratch', 'start from random weights (the prior applied from scratch)')
     .option('--merge-ready', 'when an activation between two convs becomes linear and the second conv zero-pads, move its padding onto the first (pad-front form) and train on: fold then merges the pair exactly')
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .addOption(new Option('--backend <name>', 'training backend: TensorFlow.js, or onnxruntime (the whole step as one ONNX graph; onnxruntime-cuda where installed)').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu', 'onnxruntime', 'onnxruntime-cuda']).default('auto'))
     .option('--checkpoint <dir>', 'checkpoint folder, written after every epoch (default: <output>.ckpt)')
     .option('--resume', 'continue from the checkpoint')
     .option('--log <file.jsonl>', 'one JSON line per epoch (default: <output>.log.jsonl)')

@@ -5,9 +5,8 @@
 import { LinfoldError } from '../errors.js';
 import type { Model } from '../import/ir.js';
 import { encodeModel } from '../import/onnx-io.js';
-import { linearize, type LinearizeOptions, type EpochLog } from './linearize.js';
+import { linearize, type LinearizeOptions, type LinearizeResult, type EpochLog } from './linearize.js';
 import { ortAccuracy, ortAgreement } from './evaluate.js';
-import type { BackendName } from './backends.js';
 
 export interface HealOptions extends Omit<LinearizeOptions, 'heal' | 'teacher' | 'prior' | 'lambda' | 'lambdaWarmup' | 'freezeEps' | 'slopeLr' | 'finetuneEpochs' | 'finetuneSlopes' | 'finetuneLr' | 'slopesOnly' | 'fromScratch' | 'asPrelu' | 'granularity' | 'only' | 'skip' | 'includeGates' | 'mergeReady'> {
   /** The model to heal towards (usually the one before folding). */
@@ -23,7 +22,7 @@ export interface HealMeasure {
 
 export interface HealResult {
   model: Model;
-  backend: BackendName;
+  backend: LinearizeResult['backend'];
   history: EpochLog[];
   before: HealMeasure;
   after: HealMeasure;

@@ -23,6 +23,7 @@ import { padFront, type PadFrontRewrite } from '../export/pad-front.js';
 import { cloneModel } from '../export/graph-utils.js';
 import { inferShapes } from '../import/shape-inference.js';
 import { compareValues } from '../import/tensor.js';
+import { isNativeBackend, nativeBackend, type NativeBackendName, type StepBackend, type StepParams } from './native/backend.js';
 
 export type TaskLoss = 'ce' | 'distill' | 'both';
 
@@ -69,7 +70,8 @@ export interface LinearizeOptions {
   /** Random translations / flips of training images (default none). */
   augment?: Augmentation;
   seed?: number;
-  backend?: BackendName | 'auto';
+  /** A TensorFlow.js backend, or the native one (src/train/native/: the step as one ONNX graph run by onnxruntime). */
+  backend?: BackendName | 'auto' | NativeBackendName;
   /** Train only the slopes, keep the weights fixed. */
   slopesOnly?: boolean;
   /** Start from random weights instead of the pretrained ones (the prior applied from scratch). */
@@ -135,7 +137,7 @@ export interface EpochLog {
 export interface LinearizeResult {
   model: Model;
   slopes: Slope[];
-  backend: BackendName;
+  backend: BackendName | NativeBackendName;
   history: EpochLog[];
   before: { valAccuracy: number | null; teacherAgreement: number | null; apl: number; napl: number };
   after: EpochLog;
@@ -163,7 +165,9 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
   const { model: source, perSample } = await trainableBatch(fixed, o.quiet ? undefined : (m) => process.stderr.write(`${m}\n`));
   const slopeLr = o.slopeLr ?? 1e-2;
   if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
-  const backend = await useBackend(o.backend ?? 'auto');
+  const native = isNativeBackend(o.backend) ? o.backend : undefined;
+  if (native && (o.heal || o.mergeReady || perSample)) throw new LinfoldError(`backend '${native}': ${o.heal ? 'heal' : o.mergeReady ? '--merge-ready' : 'a model whose batch cannot be freed'} runs on the TensorFlow.js backends only (choose --backend wasm)`);
+  const backend = native ?? (await useBackend((o.backend ?? 'auto') as BackendName | 'auto'));
   const { model: lmodel, slopes } = o.heal ? { model: cloneModel(source), slopes: [] as Slope[] } : makeLinearizable(source, { asPrelu: o.asPrelu, only: o.only, skip: o.skip, includeGates: o.includeGates, granularity: o.granularity });
   if (o.heal) inferShapes(lmodel);
   // the file the user brought, for fold's comparison (a model linearized again keeps the first one's)
@@ -174,27 +178,16 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
   const input = lmodel.graph.feeds[0];
   checkInput(source, o.data);
   if (o.fromScratch) reinitialize(lmodel, slopes, o.seed);
-  // heal: the activations' own slopes (PRelu) stay fixed
-  const fixedNames = new Set(o.heal ? lmodel.graph.nodes.filter((n) => n.opType === 'PRelu').map((n) => n.inputs[1]) : []);
-  let exe!: Executable, slopeVars: tf.Variable[] = [], weightVars: tf.Variable[] = [];
-  // (re)compiles the training graph from lmodel; the variables keep their order, so the optimizers' state
-  // (kept per position in the variable list) carries over a recompile
-  const build = () => {
-    exe = perSampleExecutable(compile(lmodel, { alsoTrainable: slopes.map((s) => s.name) }), perSample);
-    slopeVars = slopes.map((s) => exe.variables.get(s.name)!);
-    const notWeights = new Set([...slopeVars, ...[...fixedNames].map((n) => exe.variables.get(n))]);
-    weightVars = o.slopesOnly ? [] : exe.trainableVariables.filter((v) => !notWeights.has(v));
-  };
-  build();
   const teaching = o.loss !== 'ce' || !o.data.hasLabels;
   // the teacher (heal's, or the model itself) may have its batch fixed at 1 too
   const t = teaching && o.teacher ? await trainableBatch(o.teacher) : { model: source, perSample };
   const teacher = teaching ? perSampleSession(await ortSession(t.model, t.model.path), t.perSample) : undefined;
-  const outName = exe.outputs[0].name;
-  const startSlopes = slopeVars.map((v) => Float32Array.from(v.dataSync() as Float32Array));
-  const makeOpt = (lr: number) => (o.optimizer === 'sgd' ? tf.train.momentum(lr, o.momentum) : tf.train.adam(lr));
-  const optW = makeOpt(o.lr);
-  const optS = makeOpt(slopeLr);
+  // heal: the activations' own slopes (PRelu) stay fixed
+  const fixedNames = new Set(o.heal ? lmodel.graph.nodes.filter((n) => n.opType === 'PRelu').map((n) => n.inputs[1]) : []);
+  const trainer: StepBackend = native
+    ? await nativeBackend(lmodel, native, { ...o, slopes: slopes.map((s, k) => ({ name: s.name, weight: slopeWeights[k] })), classes: outputWidth(lmodel) })
+    : tfjsBackend(lmodel, slopes, slopeWeights, o, slopeLr, { perSample, fixedNames });
+  const startSlopes = slopes.map((_, k) => trainer.slope(k));
   const stepsPerEpoch = Math.ceil(o.data.train.size / o.batchSize);
   const allEpochs = o.epochs + o.finetuneEpochs;
   const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * allEpochs);
@@ -206,25 +199,15 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
     const changed = Object.keys(config).filter((k) => JSON.stringify(ck.state.config[k]) !== JSON.stringify((config as Record<string, unknown>)[k]));
     if (changed.length)
       throw new LinfoldError(`${o.checkpointDir}: the checkpoint was made with other settings (${changed.map((k) => `${k}: ${JSON.stringify(ck.state.config[k])} then, ${JSON.stringify((config as Record<string, unknown>)[k])} now`).join('; ')}); resume with the same options or start over without --resume`);
-    for (const [name, v] of exe.variables) {
-      const t = ck.model.graph.initializers.get(name);
-      if (!t) throw new LinfoldError(`${o.checkpointDir}: checkpoint has no value for '${name}' (was it made from another model?)`);
-      v.assign(tf.tensor(t.float32(), v.shape));
-    }
-    await setOptimizerState(optW, 'w/', ck.optimizer);
-    await setOptimizerState(optS, 's/', ck.optimizer);
+    trainer.load(ck.model, o.checkpointDir);
+    await trainer.setOptimizerState(ck.optimizer, o.checkpointDir);
     state = ck.state;
   }
 
   const evaluate = async (): Promise<Pick<EpochLog, 'valAccuracy' | 'teacherAgreement' | 'apl' | 'napl' | 'linearChannels' | 'channels'>> => {
     let correct = 0, agree = 0, n = 0;
     for (const b of o.data.validation.batches(256)) {
-      const pred = tf.tidy(() => {
-        const out = exe.run({ [input.name]: toInput(b, o.data) })[outName];
-        return tf.argMax(tf.reshape(out, [b.size, -1]), 1);
-      });
-      const p = (await pred.data()) as Int32Array;
-      pred.dispose();
+      const p = argmaxRows(await trainer.predict(b), b.size);
       if (b.y) for (let i = 0; i < b.size; i++) correct += Number(p[i] === b.y[i]);
       if (teacher) {
         const t = await teacherLogits(teacher, input.name, b, o.data);
@@ -233,7 +216,7 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
       }
       n += b.size;
     }
-    exe.syncToModel(lmodel);
+    trainer.syncToModel(lmodel);
     const r = audit(lmodel, { eps: o.freezeEps });
     return {
       valAccuracy: o.data.hasLabels ? correct / n : null, teacherAgreement: teacher ? agree / n : null,
@@ -250,26 +233,19 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
   const weightLrAt = (step: number) => lrAt(step, step < priorSteps ? o.lr : o.finetuneLr ?? o.lr);
 
   // per slope value: 1 once the channel is linear (exactly 1); it stays 1 whatever the optimizer does
-  const linear = slopeVars.map((v) => Uint8Array.from(v.dataSync(), (a) => Number(a === 1)));
+  const linear = slopes.map((_, k) => Uint8Array.from(trainer.slope(k), (a) => Number(a === 1)));
 
   // merge-ready padding: rewrite the graph at the linear activations between convs, measure the change
   const mergeEvents: MergeReadyEvent[] = [];
   const probe = o.mergeReady ? o.data.validation.batches(256).next().value as Batch | undefined : undefined;
-  const probeLogits = () => {
-    const out = tf.tidy(() => exe.run({ [input.name]: toInput(probe!, o.data) })[outName]);
-    const v = out.dataSync() as Float32Array;
-    out.dispose();
-    return Float32Array.from(v);
-  };
-  const mergeReadyNow = (epoch: number) => {
+  const mergeReadyNow = async (epoch: number) => {
     if (!probe) return;
-    exe.syncToModel(lmodel);
-    const before = probeLogits();
+    trainer.syncToModel(lmodel);
+    const before = await trainer.predict(probe);
     const rewrites = padFront(lmodel);
     if (!rewrites.length) return;
-    exe.dispose();
-    build();
-    const after = probeLogits();
+    trainer.recompile!();
+    const after = await trainer.predict(probe);
     const [pb, pa] = [argmaxRows(before, probe.size), argmaxRows(after, probe.size)];
     const acc = (p: number[]) => (probe.y ? p.filter((c, i) => c === probe.y![i]).length / probe.size : null);
     const ev: MergeReadyEvent = {
@@ -287,59 +263,31 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
       process.stderr.write(`\nmerge-ready (step ${ev.step}): ${rewrites.map((r) => `${r.second}'s padding onto ${r.first} (pads ${r.padsBefore.join(',')} → ${r.padsAfter.join(',')})`).join('; ')}: max relative output change ${ev.maxRelChange.toExponential(2)}, agreement ${pct(ev.agreement)}, accuracy ${pct(ev.accuracyBefore)} → ${pct(ev.accuracyAfter)} on ${ev.samples} validation samples\n`);
     }
   };
-  mergeReadyNow(state.epoch);
+  await mergeReadyNow(state.epoch);
   for (let epoch = state.epoch; epoch < allEpochs && state.step < totalSteps; epoch++) {
     const t0 = Date.now();
     // fine-tuning phase: no prior; the slopes are fixed, or with finetuneSlopes the channels not yet linear train
     const priorPhase = epoch < o.epochs;
     const slopesTrain = priorPhase || (o.finetuneSlopes && !o.snap);
     if (o.snap && epoch === o.epochs && o.finetuneEpochs > 0) {
-      const snapped = snapSlopes(slopeVars, startSlopes, linear, slopeWeights);
+      const snapped = snapSlopes(trainer, startSlopes, linear, slopeWeights);
       if (!o.quiet) process.stderr.write(`fine-tuning: ${snapped} channel(s) not linear went back to the original activation\n`);
     }
-    // (a merge-ready rewrite recompiles the graph: the variable lists are read at every step)
-    const trainedNow = () => (slopesTrain ? [...weightVars, ...slopeVars] : weightVars);
-    if (!trainedNow().length) break;
+    if (o.slopesOnly && !slopesTrain) break;
     let sumLoss = 0, sumTask = 0, sumPrior = 0, count = 0;
     for (const plain of o.data.train.batches(o.batchSize, { shuffle: true, seed: o.seed, epoch })) {
       if (state.step >= totalSteps) break;
       const b = augmentBatch(plain, o.augment, o.seed * 1_000_003 + state.step);
       const lambda = priorPhase ? lambdaAt(state.step, o.lambda, o.lambdaWarmup) : 0;
-      setLr(optW, weightLrAt(state.step));
-      setLr(optS, lrAt(state.step, slopeLr));
       const tLogits = teacher && o.loss !== 'ce' ? await teacherLogits(teacher, input.name, b, o.data) : undefined;
-      const [loss, task, prior] = tf.tidy(() => {
-        const x = toInput(b, o.data);
-        const y = b.y ? tf.tensor1d(b.y, 'int32') : undefined;
-        const teach = tLogits ? tf.tensor(tLogits, [b.size, tLogits.length / b.size]) : undefined;
-        let taskVal!: tf.Scalar, priorVal!: tf.Scalar;
-        const f = () => {
-          const out = tf.reshape(exe.run({ [input.name]: x })[outName], [b.size, -1]);
-          const parts: tf.Scalar[] = [];
-          if (o.loss !== 'distill') parts.push(tf.mul(o.ceWeight, crossEntropy(out, y!)) as tf.Scalar);
-          if (teach) parts.push(tf.mul(o.loss === 'both' ? o.distillWeight : 1, o.distillKind === 'mse' ? distillMSE(out, teach) : distillKL(out, teach, o.temperature)) as tf.Scalar);
-          // kept past variableGrads' own tidy so the parts can be logged; disposed below
-          taskVal = tf.keep(tf.addN(parts) as tf.Scalar);
-          priorVal = tf.keep(priorTerm(slopeVars, o.prior, lambda, slopeWeights));
-          return tf.add(taskVal, priorVal) as tf.Scalar;
-        };
-        const { value, grads } = tf.variableGrads(f, trainedNow());
-        const clipped = o.clipNorm ? clipByGlobalNorm(grads, o.clipNorm) : grads;
-        const named = (vs: tf.Variable[]) => vs.map((v) => ({ name: v.name, tensor: clipped[v.name] }));
-        if (weightVars.length) optW.applyGradients(named(weightVars));
-        if (slopesTrain && slopeVars.length) optS.applyGradients(named(slopeVars));
-        const values = [value, taskVal, priorVal].map((t) => t.dataSync()[0]);
-        taskVal.dispose();
-        priorVal.dispose();
-        return values;
-      });
+      const [loss, task, prior] = await trainer.step(b, { teacher: tLogits, lambda, lrW: weightLrAt(state.step), lrS: lrAt(state.step, slopeLr), trainSlopes: Boolean(slopesTrain) });
       if (!Number.isFinite(loss)) {
         progress.finish();
         throw new LinfoldError(`loss became ${loss} at step ${state.step + 1} (epoch ${epoch + 1}); lower --lr or --lambda${o.checkpointDir ? `; the last good checkpoint is ${o.checkpointDir}` : ''}`, 3);
       }
       const wasFrozen = frozenCount(linear, slopeWeights);
-      const frozen = slopesTrain ? freezeSlopes(slopeVars, o.freezeEps, slopeWeights, linear) : wasFrozen;
-      if (frozen > wasFrozen) mergeReadyNow(epoch);
+      const frozen = slopesTrain ? freezeSlopes(trainer, o.freezeEps, slopeWeights, linear) : wasFrozen;
+      if (frozen > wasFrozen) await mergeReadyNow(epoch);
       state.step++;
       sumLoss += loss * b.size; sumTask += task * b.size; sumPrior += prior * b.size; count += b.size;
       progress.tick(1, { loss, prior, frozen });
@@ -356,8 +304,8 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
       appendFileSync(o.logFile, JSON.stringify(log) + '\n');
     }
     if (o.checkpointDir) {
-      exe.syncToModel(lmodel);
-      saveCheckpoint(o.checkpointDir, { model: lmodel, optimizer: [...(await optimizerState(optW, 'w/')), ...(await optimizerState(optS, 's/'))], state });
+      trainer.syncToModel(lmodel);
+      saveCheckpoint(o.checkpointDir, { model: lmodel, optimizer: await trainer.optimizerState(), state });
     }
     if (!o.quiet) {
       progress.finish();
@@ -365,14 +313,105 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
     }
     o.onEpoch?.(log);
   }
-  exe.syncToModel(lmodel);
+  trainer.syncToModel(lmodel);
   const history = state.history;
   const result: LinearizeResult = { model: lmodel, slopes, backend, history, before, mergeReady: mergeEvents, after: history[history.length - 1] ?? { ...before, epoch: 0, step: 0, loss: NaN, taskLoss: NaN, priorLoss: NaN, lambda: 0, lr: 0, frozenChannels: 0, linearChannels: e0.linearChannels, channels: e0.channels, seconds: 0 } };
-  exe.dispose();
-  optW.dispose();
-  optS.dispose();
+  await trainer.dispose();
   await teacher?.release();
   return result;
+}
+
+/** The TensorFlow.js executor as the loop's backend: tf.variableGrads of the loss, tfjs optimizers. */
+type Resolved = LinearizeOptions & Required<Pick<LinearizeOptions, keyof typeof defaults>>;
+
+function tfjsBackend(lmodel: Model, slopes: Slope[], slopeWeights: number[], o: Resolved, slopeLr: number, extra: { perSample?: string[]; fixedNames?: Set<string> } = {}): StepBackend {
+  const input = lmodel.graph.feeds[0];
+  let exe!: Executable, outName!: string, slopeVars: tf.Variable[] = [], weightVars: tf.Variable[] = [];
+  // (re)compiles the training graph from lmodel; the variables keep their order, so the optimizers' state
+  // (kept per position in the variable list) carries over a recompile (merge-ready rewrites)
+  const build = () => {
+    exe = perSampleExecutable(compile(lmodel, { alsoTrainable: slopes.map((s) => s.name) }), extra.perSample);
+    outName = exe.outputs[0].name;
+    slopeVars = slopes.map((s) => exe.variables.get(s.name)!);
+    const notWeights = new Set([...slopeVars, ...[...(extra.fixedNames ?? [])].map((n) => exe.variables.get(n))]);
+    weightVars = o.slopesOnly ? [] : exe.trainableVariables.filter((v) => !notWeights.has(v));
+  };
+  build();
+  const makeOpt = (lr: number) => (o.optimizer === 'sgd' ? tf.train.momentum(lr, o.momentum) : tf.train.adam(lr));
+  const optW = makeOpt(o.lr);
+  const optS = makeOpt(slopeLr);
+  return {
+    async step(b: Batch, p: StepParams) {
+      const trained = p.trainSlopes ? [...weightVars, ...slopeVars] : weightVars;
+      setLr(optW, p.lrW);
+      setLr(optS, p.lrS);
+      const tLogits = p.teacher;
+      return tf.tidy(() => {
+        const x = toInput(b, o.data);
+        const y = b.y ? tf.tensor1d(b.y, 'int32') : undefined;
+        const teach = tLogits ? tf.tensor(tLogits, [b.size, tLogits.length / b.size]) : undefined;
+        let taskVal!: tf.Scalar, priorVal!: tf.Scalar;
+        const f = () => {
+          const out = tf.reshape(exe.run({ [input.name]: x })[outName], [b.size, -1]);
+          const parts: tf.Scalar[] = [];
+          if (o.loss !== 'distill') parts.push(tf.mul(o.ceWeight, crossEntropy(out, y!)) as tf.Scalar);
+          if (teach) parts.push(tf.mul(o.loss === 'both' ? o.distillWeight : 1, o.distillKind === 'mse' ? distillMSE(out, teach) : distillKL(out, teach, o.temperature)) as tf.Scalar);
+          // kept past variableGrads' own tidy so the parts can be logged; disposed below
+          taskVal = tf.keep(tf.addN(parts) as tf.Scalar);
+          priorVal = tf.keep(priorTerm(slopeVars, o.prior, p.lambda, slopeWeights));
+          return tf.add(taskVal, priorVal) as tf.Scalar;
+        };
+        const { value, grads } = tf.variableGrads(f, trained);
+        const clipped = o.clipNorm ? clipByGlobalNorm(grads, o.clipNorm) : grads;
+        const named = (vs: tf.Variable[]) => vs.map((v) => ({ name: v.name, tensor: clipped[v.name] }));
+        if (weightVars.length) optW.applyGradients(named(weightVars));
+        if (p.trainSlopes && slopeVars.length) optS.applyGradients(named(slopeVars));
+        const values = [value, taskVal, priorVal].map((t) => t.dataSync()[0]);
+        taskVal.dispose();
+        priorVal.dispose();
+        return values as [number, number, number];
+      });
+    },
+    async predict(b: Batch) {
+      const out = tf.tidy(() => exe.run({ [input.name]: toInput(b, o.data) })[outName]);
+      const v = Float32Array.from((await out.data()) as Float32Array);
+      out.dispose();
+      return v;
+    },
+    slope: (k: number) => Float32Array.from(slopeVars[k].dataSync() as Float32Array),
+    setSlope: (k: number, values: Float32Array) => slopeVars[k].assign(tf.tensor(values, slopeVars[k].shape)),
+    load(m: Model, where: string) {
+      for (const [name, v] of exe.variables) {
+        const t = m.graph.initializers.get(name);
+        if (!t) throw new LinfoldError(`${where}: checkpoint has no value for '${name}' (was it made from another model?)`);
+        v.assign(tf.tensor(t.float32(), v.shape));
+      }
+    },
+    syncToModel: (m: Model) => exe.syncToModel(m),
+    optimizerState: async () => [...(await optimizerState(optW, 'w/')), ...(await optimizerState(optS, 's/'))],
+    async setOptimizerState(all: NamedArray[], where: string) {
+      if (all.length && !all.some((a) => a.name.startsWith('w/') || a.name.startsWith('s/')))
+        throw new LinfoldError(`${where}: the checkpoint's optimizer state comes from the onnxruntime backend; resume with --backend onnxruntime`);
+      await setOptimizerState(optW, 'w/', all);
+      await setOptimizerState(optS, 's/', all);
+    },
+    recompile() {
+      exe.dispose();
+      build();
+    },
+    async dispose() {
+      exe.dispose();
+      optW.dispose();
+      optS.dispose();
+    },
+  };
+}
+
+/** Values per row of the model's first output (the class count for classifiers). */
+function outputWidth(model: Model): number | undefined {
+  const shape = model.graph.outputs[0]?.shape;
+  const rest = shape?.slice(1);
+  return rest && rest.every((d) => typeof d === 'number') ? (rest as number[]).reduce((a, b) => a * b, 1) : undefined;
 }
 
 /** Data sample shape and dtype must match the model's first input. */
@@ -423,29 +462,28 @@ function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): tf.NamedTe
 
 /** Channels within eps of 1 join `linear`; every channel in `linear` is set back to exactly 1 (the optimizer's
  *  step may have moved it). Returns the frozen channel count. */
-function freezeSlopes(vars: tf.Variable[], eps: number, weights: number[], linear: Uint8Array[]): number {
-  for (const [k, v] of vars.entries()) {
-    const mask = linear[k];
+function freezeSlopes(trainer: StepBackend, eps: number, weights: number[], linear: Uint8Array[]): number {
+  for (const [k, mask] of linear.entries()) {
     let changed = false;
-    const next = Float32Array.from(v.dataSync() as Float32Array, (x, i) => {
+    const next = Float32Array.from(trainer.slope(k), (x, i) => {
       if (!mask[i] && Math.abs(1 - x) >= eps) return x;
       mask[i] = 1;
       if (x !== 1) changed = true;
       return 1;
     });
-    if (changed) v.assign(tf.tensor(next, v.shape));
+    if (changed) trainer.setSlope(k, next);
   }
   return frozenCount(linear, weights);
 }
 
 /** Slopes not in `linear` are set back to their starting values; returns how many channels that moved. */
-function snapSlopes(vars: tf.Variable[], start: Float32Array[], linear: Uint8Array[], weights: number[]): number {
+function snapSlopes(trainer: StepBackend, start: Float32Array[], linear: Uint8Array[], weights: number[]): number {
   let moved = 0;
-  for (const [k, v] of vars.entries()) {
-    const now = v.dataSync() as Float32Array;
+  for (const k of linear.keys()) {
+    const now = trainer.slope(k);
     const next = Float32Array.from(now, (x, i) => (linear[k][i] ? x : start[k][i]));
     for (let i = 0; i < now.length; i++) if (next[i] !== now[i]) moved += weights[k];
-    v.assign(tf.tensor(next, v.shape));
+    trainer.setSlope(k, next);
   }
   return moved;
 }

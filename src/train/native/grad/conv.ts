@@ -1,0 +1,81 @@
+// Conv: the input gradient is a ConvTranspose of dY with the same kernel (strides, pads, dilations, groups;
+// output_padding restores the input size); the filter gradient is a Conv with batch and channels swapped —
+// X as [Ci/g, g·N, H, W], dY as the kernel [Co, N, oh, ow], strides and dilations exchanged, groups g — which
+// covers dense, grouped and depthwise convs, strided and padded; the bias gradient sums dY over N and space.
+import { LinfoldError } from '../../../errors.js';
+import { attrInts, attrInt, attrString, nodeLabel, type Node } from '../../../import/ir.js';
+import type { Emitter } from '../emit.js';
+import { registerGrads, type GradContext } from './registry.js';
+
+interface ConvGeometry { k: number[]; s: number[]; d: number[]; pb: number[]; pe: number[]; group: number; x: number[]; y: number[] }
+
+function geometry(e: Emitter, n: Node): ConvGeometry {
+  const xs = e.shape(n.inputs[0], n), ws = e.staticShape(n.inputs[1], n);
+  const r = ws.length - 2;
+  const x = xs.slice(2).map((v) => {
+    if (typeof v !== 'number') throw new LinfoldError(`native backend: ${nodeLabel(n)} needs static spatial dims, input is [${xs}]`);
+    return v;
+  });
+  const k = attrInts(n, 'kernel_shape') ?? ws.slice(2);
+  const s = attrInts(n, 'strides') ?? new Array(r).fill(1);
+  const d = attrInts(n, 'dilations') ?? new Array(r).fill(1);
+  const group = attrInt(n, 'group', 1);
+  const auto = attrString(n, 'auto_pad', 'NOTSET');
+  let pads = attrInts(n, 'pads') ?? new Array(2 * r).fill(0);
+  if (auto === 'SAME_UPPER' || auto === 'SAME_LOWER') {
+    pads = new Array(2 * r).fill(0);
+    for (let i = 0; i < r; i++) {
+      const out = Math.ceil(x[i] / s[i]);
+      const total = Math.max(0, (out - 1) * s[i] + (k[i] - 1) * d[i] + 1 - x[i]);
+      const small = Math.floor(total / 2);
+      pads[i] = auto === 'SAME_UPPER' ? small : total - small;
+      pads[i + r] = total - pads[i];
+    }
+  } else if (auto === 'VALID') pads = new Array(2 * r).fill(0);
+  const pb = pads.slice(0, r), pe = pads.slice(r);
+  const y = x.map((v, i) => Math.floor((v + pb[i] + pe[i] - ((k[i] - 1) * d[i] + 1)) / s[i]) + 1);
+  return { k, s, d, pb, pe, group, x, y };
+}
+
+function convGrad({ e, node, dOut, need }: GradContext): (string | undefined)[] {
+  const dY = dOut[0]!;
+  const [X, W] = node.inputs;
+  const g = geometry(e, node);
+  const r = g.k.length;
+  const ws = e.staticShape(W, node);
+  const [co, cig] = ws;
+  const res: (string | undefined)[] = [];
+  if (need[0]) {
+    const outPad = g.x.map((v, i) => v - ((g.y[i] - 1) * g.s[i] + (g.k[i] - 1) * g.d[i] + 1 - g.pb[i] - g.pe[i]));
+    res[0] = e.op('ConvTranspose', [dY, W], {
+      kernel_shape: g.k, strides: g.s, dilations: g.d, pads: [...g.pb, ...g.pe], group: g.group, output_padding: outPad,
+    }, 'dX');
+  }
+  if (need[1]) {
+    const spatial = g.x;
+    // X [N, Ci, ...] → [N, g, Ci/g, ...] → [Ci/g, g, N, ...] → [Ci/g, g·N, ...]
+    const xg = e.op('Reshape', [X, e.i64([0, g.group, cig, ...spatial])]);
+    const xt = e.op('Transpose', [xg], { perm: [2, 1, 0, ...spatial.map((_, i) => 3 + i)] });
+    const xin = e.op('Reshape', [xt, e.i64([cig, -1, ...spatial])]);
+    const kern = e.op('Transpose', [dY], { perm: [1, 0, ...spatial.map((_, i) => 2 + i)] });
+    // output size per axis: floor((x + pb + pe − ((y−1)·s + 1)) / d) + 1 ≥ k; trim the end padding, then slice
+    const pe = [...g.pe];
+    const size = (i: number) => Math.floor((g.x[i] + g.pb[i] + pe[i] - ((g.y[i] - 1) * g.s[i] + 1)) / g.d[i]) + 1;
+    for (let i = 0; i < r; i++) {
+      const extra = size(i) - g.k[i];
+      if (extra > 0) pe[i] = Math.max(0, pe[i] - extra * g.d[i]);
+    }
+    let dw = e.op('Conv', [xin, kern], { strides: g.d, dilations: g.s, pads: [...g.pb, ...pe], group: g.group, kernel_shape: g.y }, 'dW');
+    const sizes = g.k.map((_, i) => size(i));
+    if (sizes.some((v, i) => v !== g.k[i])) {
+      const axes = g.k.map((_, i) => 2 + i);
+      dw = e.op('Slice', [dw, e.i64(g.k.map(() => 0)), e.i64(g.k), e.i64(axes)]);
+    }
+    res[1] = e.op('Transpose', [dw], { perm: [1, 0, ...g.k.map((_, i) => 2 + i)] });
+    void co;
+  }
+  if (need[2] && node.inputs[2]) res[2] = e.op('ReduceSum', [dY, e.i64([0, ...g.k.map((_, i) => 2 + i)])], { keepdims: 0 }, 'dB');
+  return res;
+}
+
+registerGrads({ op: 'Conv', weights: [1, 2], grad: convGrad });

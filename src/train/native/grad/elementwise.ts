@@ -1,0 +1,42 @@
+// Elementwise ops with numpy broadcasting (gradients summed back over broadcast axes) and the ReLU family.
+import { registerGrads, type GradContext } from './registry.js';
+
+const binary = (f: (c: GradContext, k: number) => string) => (c: GradContext) => {
+  const { e, node } = c;
+  return [0, 1].map((k) => (c.need[k] ? e.unbroadcast(f(c, k), node.inputs[k], node.outputs[0], node) : undefined));
+};
+
+registerGrads(
+  { op: 'Add', elementwise: true, weights: [0, 1], grad: binary(({ dOut }) => dOut[0]!) },
+  { op: 'Sub', elementwise: true, grad: binary(({ e, dOut }, k) => (k === 0 ? dOut[0]! : e.op('Neg', [dOut[0]!]))) },
+  { op: 'Mul', elementwise: true, weights: [0, 1], grad: binary(({ e, node, dOut }, k) => e.op('Mul', [dOut[0]!, node.inputs[1 - k]])) },
+  {
+    op: 'Div', elementwise: true,
+    grad: binary(({ e, node, dOut }, k) => {
+      const [a, b] = node.inputs;
+      const da = e.op('Div', [dOut[0]!, b]);
+      return k === 0 ? da : e.op('Neg', [e.op('Mul', [da, node.outputs[0]])]);
+    }),
+  },
+  { op: 'Neg', grad: ({ e, dOut }) => [e.op('Neg', [dOut[0]!])] },
+  { op: 'Identity', grad: ({ dOut }) => [dOut[0]] },
+  {
+    op: 'Relu',
+    grad: ({ e, node, dOut }) => {
+      const zero = e.f32(0);
+      return [e.op('Where', [e.op('Greater', [node.inputs[0], zero]), dOut[0]!, zero])];
+    },
+  },
+  {
+    // y = x (x > 0), a·x otherwise; dx = dy where x > 0 else a·dy; da = Σ dy·min(x, 0) over the broadcast axes
+    op: 'PRelu', weights: [1],
+    grad: ({ e, node, dOut, need }) => {
+      const [x, a] = node.inputs;
+      const dy = dOut[0]!, zero = e.f32(0);
+      const res: (string | undefined)[] = [];
+      if (need[0]) res[0] = e.op('Where', [e.op('Greater', [x, zero]), dy, e.op('Mul', [dy, a])], {}, 'dX');
+      if (need[1]) res[1] = e.unbroadcast(e.op('Mul', [dy, e.op('Min', [x, zero])]), a, node.outputs[0], node);
+      return res;
+    },
+  },
+);

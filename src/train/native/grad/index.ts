@@ -1,0 +1,11 @@
+// Every gradient rule family; importing this module registers them.
+import './activation.js';
+import './conv.js';
+import './elementwise.js';
+import './gather.js';
+import './matmul.js';
+import './normalization.js';
+import './pool.js';
+import './reduce.js';
+import './shape.js';
+export { gradRule, gradOps, type GradRule } from './registry.js';

@@ -1,0 +1,61 @@
+// Pooling: MaxPool routes dY to the argmax through the node's Indices output (added to the forward node when the
+// model does not read it), scattered into zeros (ScatterElements, 'add' when windows overlap); average pools
+// spread dY evenly.
+import { LinfoldError } from '../../../errors.js';
+import { attrInts, attrInt, attrString, nodeLabel } from '../../../import/ir.js';
+import { registerGrads } from './registry.js';
+
+registerGrads(
+  {
+    op: 'MaxPool',
+    grad: ({ e, node, dOut }) => {
+      if (attrInt(node, 'storage_order', 0) !== 0) throw new LinfoldError(`native backend: ${nodeLabel(node)}: storage_order 1 is not supported`);
+      if (!node.outputs[1]) node.outputs[1] = e.fresh(`${node.outputs[0]}_indices`);
+      const k = attrInts(node, 'kernel_shape') ?? [];
+      const s = attrInts(node, 'strides') ?? k.map(() => 1);
+      const d = attrInts(node, 'dilations') ?? k.map(() => 1);
+      const pads = attrInts(node, 'pads') ?? [];
+      const x = node.inputs[0], idx = node.outputs[1], dy = dOut[0]!;
+      const xs = e.shape(x, node), ys = e.shape(node.outputs[0], node);
+      const tiled = k.length === 2 && k.every((v, i) => v === s[i] && d[i] === 1) && pads.every((p) => p === 0) && attrInt(node, 'ceil_mode', 0) === 0
+        && ['NOTSET', 'VALID'].includes(attrString(node, 'auto_pad', 'NOTSET'))
+        && [...xs.slice(2), ...ys.slice(2)].every((v) => typeof v === 'number');
+      if (tiled && k[0] === k[1]) {
+        // square windows tiling the input: the argmax's offset from its window's corner, idx − ((n·C + c)·H + y·k)·W − x·k
+        // = i·W + j, picks the tap; dY kept per tap, the k² maps stacked as channels, interleaved back by DepthToSpace
+        const [h, w] = ys.slice(2) as number[], [H, W] = xs.slice(2) as number[], K = k[0];
+        const C = xs[1];
+        if (typeof C !== 'number') e.staticShape(x, node);
+        const corner = Array.from({ length: (C as number) * h * w }, (_, q) => {
+          const c = Math.floor(q / (h * w)), y = Math.floor(q / w) % h, xx = q % w;
+          return (c * H + y * K) * W + xx * K;
+        });
+        const n = e.op('Range', [e.i64([0], []), e.op('Gather', [e.op('Shape', [idx]), e.i64([0], [])], { axis: 0 }), e.i64([1], [])]);
+        const nBase = e.op('Reshape', [e.op('Mul', [n, e.i64([(C as number) * H * W], [])]), e.i64([-1, 1, 1, 1])]);
+        const off = e.op('Sub', [e.op('Sub', [idx, e.i64(corner, [C as number, h, w])]), nBase]);
+        const tap = (t: number) => e.i64([Math.floor(t / K) * W + (t % K)], []);
+        const zero = e.f32(0), axis = e.i64([2]);
+        const maps = Array.from({ length: K * K }, (_, t) => e.op('Unsqueeze', [e.op('Where', [e.op('Equal', [off, tap(t)]), dy, zero]), axis]));
+        const stacked = e.op('Reshape', [e.op('Concat', maps, { axis: 2 }), e.i64([0, (C as number) * K * K, h, w])]);
+        let dx = e.op('DepthToSpace', [stacked], { blocksize: K, mode: 'CRD' }, 'dX');
+        if (h * K !== H || w * K !== W) dx = e.op('Pad', [dx, e.i64([0, 0, 0, 0, 0, 0, H - h * K, W - w * K])]);
+        return [dx];
+      }
+      const overlap = k.some((v, i) => (v - 1) * d[i] + 1 > s[i]);
+      const flat = e.i64([-1]);
+      const zeros = e.op('ConstantOfShape', [e.op('Reshape', [e.op('Size', [x]), flat])]);
+      const scattered = e.op('ScatterElements', [zeros, e.op('Reshape', [idx, flat]), e.op('Reshape', [dy, flat])], overlap ? { axis: 0, reduction: 'add' } : { axis: 0 });
+      return [e.op('Reshape', [scattered, e.op('Shape', [x])], {}, 'dX')];
+    },
+  },
+  {
+    op: 'GlobalAveragePool',
+    grad: ({ e, node, dOut }) => {
+      const x = node.inputs[0];
+      const spatial = e.shape(x, node).slice(2);
+      if (spatial.some((d) => typeof d !== 'number')) e.staticShape(x, node);
+      const scale = e.f32(1 / (spatial as number[]).reduce((a, b) => a * b, 1));
+      return [e.op('Expand', [e.op('Mul', [dOut[0]!, scale]), e.op('Shape', [x])], {}, 'dX')];
+    },
+  },
+);
