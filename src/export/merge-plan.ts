@@ -38,26 +38,15 @@ export function findChains(g: Graph, ctx: PassContext): Chain[] {
 function convChains(g: Graph, ctx: PassContext): Chain[] {
   const producers = g.producers();
   const consumers = g.consumers();
-  const layers = new Map<Node, ConvLayer>();
+  const layers: ConvLayer[] = [];
   for (const n of g.nodes) {
     if (n.opType !== 'Conv') continue;
     const l = readConv(g, n, ctx, true, producers, consumers);
-    if (typeof l !== 'string') layers.set(n, l);
-  }
-  const byOutput = new Map([...layers.values()].map((l) => [l.output, l]));
-  const next = new Map<ConvLayer, ConvLayer>(), prev = new Map<ConvLayer, ConvLayer>();
-  for (const B of layers.values()) {
-    const A = byOutput.get(B.input);
-    if (A && A !== B && soleReader(g, A.output, B.conv, consumers)) {
-      next.set(A, B);
-      prev.set(B, A);
-    }
+    if (typeof l !== 'string') layers.push(l);
   }
   const chains: Chain[] = [];
-  for (const head of layers.values()) {
-    if (prev.has(head) || !next.has(head)) continue;
-    const ls = [head];
-    for (let l = next.get(head); l; l = next.get(l)) ls.push(l);
+  for (const ls of runsOf(g, layers, (l) => l.conv, consumers)) {
+    const head = ls[0];
     // merged layers of each segment, built left to right; undefined once a merge is refused
     const merged: (ConvLayer | undefined)[][] = ls.map((l) => [l]);
     for (let i = 0; i < ls.length; i++) {
@@ -106,26 +95,15 @@ function convChains(g: Graph, ctx: PassContext): Chain[] {
 function denseChains(g: Graph, ctx: PassContext): Chain[] {
   const producers = g.producers();
   const consumers = g.consumers();
-  const layers = new Map<Node, DenseLayer>();
+  const layers: DenseLayer[] = [];
   for (const n of g.nodes) {
     if (n.opType !== 'Gemm' && n.opType !== 'MatMul') continue;
     const l = readDense(g, n, true, producers, consumers);
-    if (typeof l !== 'string') layers.set(n, l);
-  }
-  const byOutput = new Map([...layers.values()].map((l) => [l.output, l]));
-  const next = new Map<DenseLayer, DenseLayer>(), prev = new Map<DenseLayer, DenseLayer>();
-  for (const L2 of layers.values()) {
-    const L1 = byOutput.get(L2.input);
-    if (L1 && L1 !== L2 && soleReader(g, L1.output, L2.core, consumers)) {
-      next.set(L1, L2);
-      prev.set(L2, L1);
-    }
+    if (typeof l !== 'string') layers.push(l);
   }
   const chains: Chain[] = [];
-  for (const head of layers.values()) {
-    if (prev.has(head) || !next.has(head)) continue;
-    const ls = [head];
-    for (let l = next.get(head); l; l = next.get(l)) ls.push(l);
+  for (const ls of runsOf(g, layers, (l) => l.core, consumers)) {
+    const head = ls[0];
     const inShape = numericDims(ctx.shapeOf(head.input));
     const rows = inShape && inShape.length ? prod(inShape.slice(0, -1)) : undefined;
     // exactness of a dense merge depends only on the pair at each joint (planDenseMerge's conditions)
@@ -145,6 +123,27 @@ function denseChains(g: Graph, ctx: PassContext): Chain[] {
     });
   }
   return chains;
+}
+
+/** Maximal runs (two or more) of layers in which each layer's output is read by the next one alone. */
+function runsOf<L extends { input: string; output: string }>(g: Graph, layers: L[], core: (l: L) => Node, consumers: Map<string, Node[]>): L[][] {
+  const byOutput = new Map(layers.map((l) => [l.output, l]));
+  const next = new Map<L, L>(), prev = new Map<L, L>();
+  for (const b of layers) {
+    const a = byOutput.get(b.input);
+    if (a && a !== b && soleReader(g, a.output, core(b), consumers)) {
+      next.set(a, b);
+      prev.set(b, a);
+    }
+  }
+  const runs: L[][] = [];
+  for (const head of layers) {
+    if (prev.has(head) || !next.has(head)) continue;
+    const run = [head];
+    for (let l = next.get(head); l; l = next.get(l)) run.push(l);
+    runs.push(run);
+  }
+  return runs;
 }
 
 /** The Add(x, y) that reads y alone, when there is one. */
