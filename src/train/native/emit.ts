@@ -30,24 +30,20 @@ export class Emitter {
 
   /** An int64 constant (shared between uses). */
   i64(values: number[], dims: number[] = [values.length]): string {
-    const key = `i64:${dims}:${values}`;
-    let name = this.consts.get(key);
-    if (!name) {
-      name = this.fresh('const_i64');
-      this.g.initializers.set(name, Tensor.i64(name, dims, values));
-      this.consts.set(key, name);
-    }
-    return name;
+    return this.constant('i64', values, dims, (n, d, v) => Tensor.i64(n, d, v));
   }
 
   /** A float32 constant (shared between uses); a scalar unless dims are given. */
   f32(values: number[] | number, dims: number[] = []): string {
-    const v = typeof values === 'number' ? [values] : values;
-    const key = `f32:${dims}:${v}`;
+    return this.constant('f32', typeof values === 'number' ? [values] : values, dims, (n, d, v) => Tensor.f32(n, d, v));
+  }
+
+  private constant(kind: 'i64' | 'f32', values: number[], dims: number[], make: (name: string, dims: number[], values: number[]) => Tensor): string {
+    const key = `${kind}:${dims}:${values}`;
     let name = this.consts.get(key);
     if (!name) {
-      name = this.fresh('const_f32');
-      this.g.initializers.set(name, Tensor.f32(name, dims, v));
+      name = this.fresh(`const_${kind}`);
+      this.g.initializers.set(name, make(name, dims, values));
       this.consts.set(key, name);
     }
     return name;
