@@ -127,7 +127,8 @@ test('latency objective (the default): merges measured faster are taken, whole c
   assert.ok(report.verification.maxRelError < 1e-4);
   // the plain 3×3 chain: whatever is taken was planned cheaper than what it replaced
   const plain = await fold(plainChain(), { latencyRuns: 0 });
-  for (const e of plain.report.taken.filter((t) => t.pass === 'merge-conv')) assert.ok(e.objective!.after[0] < e.objective!.before[0]);
+  // (within the 3% that measured costs count as a tie, taken for depth)
+  for (const e of plain.report.taken.filter((t) => t.pass === 'merge-conv')) assert.ok(e.objective!.after[0] <= e.objective!.before[0] * 1.03);
 });
 
 test('writeFolded refuses to overwrite the input and writes a model onnxruntime-node loads', async () => {

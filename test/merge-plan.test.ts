@@ -21,8 +21,11 @@ test('cheapestPartition: hand-computed chains', () => {
   // the whole chain cannot merge (e.g. a zero-padded border): the best pair
   const noWhole = { ...costs, '0,2': undefined, '0,1': 1.2 };
   assert.deepEqual(cheapestPartition(3, (i, j) => noWhole[`${i},${j}` as keyof typeof noWhole]), { segments: [[0, 1], [2, 2]], cost: 2.2 });
-  // ties go to fewer segments (a shallower model at the same cost)
+  // ties go to fewer segments (a shallower model at the same cost); with a tolerance, near-ties too
   assert.deepEqual(cheapestPartition(2, (i, j) => (i === j ? 1 : 2)).segments, [[0, 1]]);
+  assert.deepEqual(cheapestPartition(2, (i, j) => (i === j ? 1 : 2.04)).segments, [[0, 0], [1, 1]]);
+  assert.deepEqual(cheapestPartition(2, (i, j) => (i === j ? 1 : 2.04), 0.03).segments, [[0, 1]]);
+  assert.deepEqual(cheapestPartition(2, (i, j) => (i === j ? 1 : 2.1), 0.03).segments, [[0, 0], [1, 1]]);
 });
 
 test('cheapestPartition equals brute force over every partition (random costs, some merges impossible)', () => {

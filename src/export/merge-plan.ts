@@ -166,9 +166,11 @@ export interface Partition {
 
 /**
  * The cheapest partition of n layers into contiguous segments; cost(i, j) is a segment's cost, undefined
- * when the segment cannot be merged (single layers always can). Ties go to fewer segments.
+ * when the segment cannot be merged (single layers always can). Ties go to fewer segments; with `tolerance`
+ * costs within that relative margin count as ties (measured latencies: a merge that is as fast within the
+ * noise is taken, for a shallower model and a plan that does not flip from run to run).
  */
-export function cheapestPartition(n: number, cost: (i: number, j: number) => number | undefined): Partition {
+export function cheapestPartition(n: number, cost: (i: number, j: number) => number | undefined, tolerance = 0): Partition {
   const best = new Array<number>(n + 1).fill(Infinity);
   const count = new Array<number>(n + 1).fill(0);
   const from = new Array<number>(n + 1).fill(0);
@@ -179,7 +181,7 @@ export function cheapestPartition(n: number, cost: (i: number, j: number) => num
       if (c === undefined || best[i] === Infinity) continue;
       const v = best[i] + c;
       // relative tolerance: sums of the same costs in a different order must tie
-      const eq = Math.abs(v - best[j + 1]) <= 1e-12 * Math.max(1, Math.abs(v));
+      const eq = Math.abs(v - best[j + 1]) <= Math.max(1e-12 * Math.max(1, Math.abs(v)), tolerance * Math.min(Math.abs(v), Math.abs(best[j + 1])));
       if ((v < best[j + 1] && !eq) || (eq && count[i] + 1 < count[j + 1])) {
         best[j + 1] = v;
         count[j + 1] = count[i] + 1;
@@ -202,7 +204,7 @@ export interface MergePlan {
 export const pairKey = (a: string, b: string): string => `${a}|${b}`;
 
 /** Plans every chain with `cost` (per layer geometry; the residual Add's cost is saved by a whole-chain merge). */
-export function planMerges(chains: Chain[], cost: (geom: LayerGeometry) => number): MergePlan {
+export function planMerges(chains: Chain[], cost: (geom: LayerGeometry) => number, tolerance = 0): MergePlan {
   const plan: MergePlan = { together: new Set(), chains: [] };
   for (const ch of chains) {
     const n = ch.nodes.length;
@@ -215,7 +217,7 @@ export function planMerges(chains: Chain[], cost: (geom: LayerGeometry) => numbe
       if (!costed) return 1;
       return cost(geom) - (i === 0 && j === n - 1 ? addCost : 0);
     };
-    const p = cheapestPartition(n, segCost);
+    const p = cheapestPartition(n, segCost, tolerance);
     const names = ch.nodes.map(nm);
     let costNow = 0;
     for (let i = 0; i < n; i++) costNow += segCost(i, i)!;
