@@ -21,7 +21,7 @@ npm install --no-audit --no-fund "$tgz"
 npx --no-install linfold --version
 npx --no-install linfold audit node_modules/linfold/fixtures/mnist_cnn.onnx
 npx --no-install linfold demo --epochs 0 --out demo --quiet
-test -s demo/summary.json && test -s demo/report.html && test -s demo/mnist_cnn.folded.onnx
+test -s demo/summary.json && test -s demo/report.html && test -s demo/mnist_mbv2.folded.onnx
 # what the installed package brings: no sources, no tests, no dev dependencies
 test ! -e node_modules/linfold/src && test ! -e node_modules/linfold/test && test ! -e node_modules/typescript
 echo "install check: ok"

@@ -77,6 +77,9 @@ export async function demo(opts: { outDir?: string; quiet?: boolean; settings?: 
   return summary;
 }
 
+/** A speed-up in words; within 3 % (the spread of alternating medians on a shared machine) is "about as fast". */
+const speed = (r: number) => (r >= 1.03 ? `${r.toFixed(2)}× faster` : r > 1 / 1.03 ? 'about as fast as the original' : `SLOWER than the original (${(1 / r).toFixed(2)}× the time)`);
+
 export function renderDemoSummary(s: DemoSummary): string {
   const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
   const ms = (v: number | null) => (v === null ? '?' : `${v.toFixed(3)} ms`);
@@ -86,6 +89,6 @@ export function renderDemoSummary(s: DemoSummary): string {
     `NAPL       ${s.napl.before.toFixed(3)} → ${s.napl.after.toFixed(3)} (effective depth; APL ${s.apl.before.toFixed(3)} → ${s.apl.after.toFixed(3)}; ${s.linearChannels} channels linear)`,
     `depth      ${s.depth.before} → ${s.depth.after} conv/matmul layers on the longest path`,
     `MACs       ${m(s.macs.before)} → ${m(s.macs.after)} per image`,
-    `latency    ${ms(s.latencyMs.before)} → ${ms(s.latencyMs.after)} (onnxruntime-node, batch 1, median)${s.latencyMs.before && s.latencyMs.after ? `: ${s.latencyMs.before >= s.latencyMs.after ? `${(s.latencyMs.before / s.latencyMs.after).toFixed(2)}× faster` : `SLOWER than the original (${(s.latencyMs.after / s.latencyMs.before).toFixed(2)}× the time)`}` : ''}`,
+    `latency    ${ms(s.latencyMs.before)} → ${ms(s.latencyMs.after)} (onnxruntime-node, batch 1, median)${s.latencyMs.before && s.latencyMs.after ? `: ${speed(s.latencyMs.before / s.latencyMs.after)}` : ''}`,
   ].join('\n');
 }
