@@ -11,7 +11,7 @@ import { renderHtmlReport } from './analyze/report-html.js';
 import { mnist } from './train/data.js';
 import { linearize, type LinearizeOptions } from './train/linearize.js';
 import { ortAccuracy } from './train/evaluate.js';
-import { fold, renderFoldMarkdown } from './export/index.js';
+import { fold, renderFoldMarkdown, speedup } from './export/index.js';
 
 export const DEMO_MODEL = fileURLToPath(new URL('../fixtures/mnist_mbv2.onnx', import.meta.url));
 
@@ -77,9 +77,6 @@ export async function demo(opts: { outDir?: string; quiet?: boolean; settings?: 
   return summary;
 }
 
-/** A speed-up in words; within 3 % (the spread of alternating medians on a shared machine) is "about as fast". */
-const speed = (r: number) => (r >= 1.03 ? `${r.toFixed(2)}× faster` : r > 1 / 1.03 ? 'about as fast as the original' : `SLOWER than the original (${(1 / r).toFixed(2)}× the time)`);
-
 export function renderDemoSummary(s: DemoSummary): string {
   const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
   const ms = (v: number | null) => (v === null ? '?' : `${v.toFixed(3)} ms`);
@@ -89,6 +86,6 @@ export function renderDemoSummary(s: DemoSummary): string {
     `NAPL       ${s.napl.before.toFixed(3)} → ${s.napl.after.toFixed(3)} (effective depth; APL ${s.apl.before.toFixed(3)} → ${s.apl.after.toFixed(3)}; ${s.linearChannels} channels linear)`,
     `depth      ${s.depth.before} → ${s.depth.after} conv/matmul layers on the longest path`,
     `MACs       ${m(s.macs.before)} → ${m(s.macs.after)} per image`,
-    `latency    ${ms(s.latencyMs.before)} → ${ms(s.latencyMs.after)} (onnxruntime-node, batch 1, median)${s.latencyMs.before && s.latencyMs.after ? `: ${speed(s.latencyMs.before / s.latencyMs.after)}` : ''}`,
+    `latency    ${ms(s.latencyMs.before)} → ${ms(s.latencyMs.after)} (onnxruntime-node, batch 1, median)${s.latencyMs.before && s.latencyMs.after ? `: ${speedup(s.latencyMs.before, s.latencyMs.after)}, against the original` : ''}`,
   ].join('\n');
 }

@@ -7,7 +7,7 @@
 // sum is one conv (exact: both read zeros outside x alike).
 import type { Graph, Node } from '../import/ir.js';
 import { addInit, removeNodes, soleReader, prod } from './graph-utils.js';
-import { readConv, readDense, stridesOf, type ConvLayer, type DenseLayer } from './layers.js';
+import { convBehind, readConv, readDense, stridesOf, type ConvLayer, type DenseLayer } from './layers.js';
 import { emitConv } from './merge-conv.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';
 
@@ -104,15 +104,6 @@ export const absorbResidualPass: FoldPass = {
     return out;
   },
 };
-
-/** The conv layer (with its constant Add) that produces `name`, read only by `reader`. */
-export function convBehind(g: Graph, name: string, reader: Node, ctx: PassContext, producers: Map<string, Node>, consumers: Map<string, Node[]>): ConvLayer | undefined {
-  const p = producers.get(name);
-  const core = p?.opType === 'Add' ? [producers.get(p.inputs[0]), producers.get(p.inputs[1])].find((q) => q?.opType === 'Conv') : p;
-  if (core?.opType !== 'Conv') return undefined;
-  const l = readConv(g, core, ctx, true, producers, consumers);
-  return typeof l !== 'string' && l.output === name && soleReader(g, name, reader, consumers) ? l : undefined;
-}
 
 /** Where D's kernel sits inside K's (per axis, in taps) so that K + D is one conv, or why it cannot. */
 export function embedding(K: ConvLayer, D: ConvLayer): number[] | string {

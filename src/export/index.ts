@@ -1,5 +1,5 @@
 // src/export: fold passes, the fold pipeline, verification with onnxruntime-node, writing.
-export { fold, writeFolded, PASSES, type FoldOptions, type FoldResult, type FoldReport, type FoldMetrics, type FoldEvent, type Objective } from './pipeline.js';
+export { fold, writeFolded, speedup, PASSES, type FoldOptions, type FoldResult, type FoldReport, type FoldMetrics, type FoldEvent, type Objective } from './pipeline.js';
 export { renderFoldMarkdown } from './report.js';
 export { type FoldPass, type PassContext, type Candidate, passContext, runPass } from './pass.js';
 export { removeIdentity, removeIdentityPass } from './remove-identity.js';

@@ -17,6 +17,7 @@ import { ortSession, runOrt } from '../import/ort.js';
 import { encodeModel } from '../import/onnx-io.js';
 import { median } from './verify.js';
 import { prod } from './graph-utils.js';
+import { convOutSize } from './layers.js';
 
 export type LayerGeometry =
   | {
@@ -33,12 +34,13 @@ export type LayerGeometry =
 
 export type CostObjective = 'depth' | 'macs' | 'latency';
 
+type ConvGeometry = Extract<LayerGeometry, { kind: 'conv' }>;
+const outSpatial = (g: ConvGeometry): number[] =>
+  g.inSpatial.map((x, a) => convOutSize(x, g.kernel[a], g.strides[a], g.dilations[a], g.pads[a], g.pads[a + g.kernel.length]));
+
 /** MACs per example of a geometry. */
 export function geometryMacs(g: LayerGeometry): number {
-  if (g.kind === 'conv') {
-    const out = g.inSpatial.map((x, a) => Math.floor((x + g.pads[a] + g.pads[a + g.kernel.length] - (g.kernel[a] - 1) * g.dilations[a] - 1) / g.strides[a]) + 1);
-    return g.cout * (g.cin / g.group) * prod(g.kernel) * prod(out);
-  }
+  if (g.kind === 'conv') return g.cout * (g.cin / g.group) * prod(g.kernel) * prod(outSpatial(g));
   if (g.kind === 'dense') return g.rows * g.K * g.N;
   return 0;
 }
@@ -51,7 +53,7 @@ export function modelledMs(g: LayerGeometry): number {
   const macs = geometryMacs(g);
   // depthwise convs run far below the dense GEMM rate
   const rate = g.kind === 'conv' && g.group > 1 && g.group === g.cin ? 2.5e7 : 6e7;
-  return NODE_MS + macs / rate + (g.kind === 'conv' && g.biasMap ? NODE_MS + geometryMacs({ ...g, kernel: g.kernel.map(() => 1), cin: g.group }) / 4e6 : 0);
+  return NODE_MS + macs / rate + (g.kind === 'conv' && g.biasMap ? modelledMs({ kind: 'add', shape: [g.cout, ...outSpatial(g)] }) : 0);
 }
 
 const measured = new Map<string, number>();
@@ -85,33 +87,26 @@ export interface LayerCoster {
   /** measures what is not cached yet (latency objective with measuring on) */
   prepare(geoms: LayerGeometry[]): Promise<void>;
   cost(g: LayerGeometry): number;
-  /** how many geometries were measured, and in how long (ms) */
-  stats: { measured: number; ms: number; failed: number };
 }
 
 export function layerCoster(objective: CostObjective, opts: { measure?: boolean; runs?: number } = {}): LayerCoster {
   const measure = objective === 'latency' && opts.measure !== false;
   const runs = opts.runs ?? 40;
-  const stats = { measured: 0, ms: 0, failed: 0 };
   const failed = new Set<string>();
   return {
-    stats,
     async prepare(geoms) {
       if (!measure) return;
-      const t0 = performance.now();
       for (const g of geoms) {
         const key = JSON.stringify(g);
         if (g.kind === 'unknown' || measured.has(key) || failed.has(key)) continue;
         try {
           const { model, feeds } = oneLayerModel(g);
           measured.set(key, await kernelMs(model, feeds, runs));
-          stats.measured++;
         } catch {
+          // the cost model stands in (see the header)
           failed.add(key);
-          stats.failed++;
         }
       }
-      stats.ms += performance.now() - t0;
     },
     cost(g) {
       if (objective === 'depth') return g.kind === 'add' ? 0 : 1 + geometryMacs(g) * 1e-15;
@@ -131,10 +126,7 @@ function oneLayerModel(g: LayerGeometry) {
     const x = b.input('x', shape);
     const w = b.normal([g.cout, g.cin / g.group, ...g.kernel], 0.1);
     y = b.op('Conv', [x, w, b.normal([g.cout], 0.1)], { kernel_shape: g.kernel, strides: g.strides, dilations: g.dilations, pads: g.pads, group: g.group });
-    if (g.biasMap) {
-      const out = g.inSpatial.map((s, a) => Math.floor((s + g.pads[a] + g.pads[a + g.kernel.length] - (g.kernel[a] - 1) * g.dilations[a] - 1) / g.strides[a]) + 1);
-      y = b.op('Add', [y, b.normal([g.cout, ...out], 0.1)]);
-    }
+    if (g.biasMap) y = b.op('Add', [y, b.normal([g.cout, ...outSpatial(g)], 0.1)]);
   } else if (g.kind === 'dense') {
     shape = [g.rows, g.K];
     const x = b.input('x', shape);

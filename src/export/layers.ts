@@ -100,6 +100,15 @@ export function readConv(g: Graph, conv: Node, ctx: PassContext, withAdd = true,
   return layer;
 }
 
+/** The conv layer (with its constant Add) that produces `name`, read only by `reader`. */
+export function convBehind(g: Graph, name: string, reader: Node, ctx: PassContext, producers: Map<string, Node>, consumers: Map<string, Node[]>): ConvLayer | undefined {
+  const p = producers.get(name);
+  const core = p?.opType === 'Add' ? [producers.get(p.inputs[0]), producers.get(p.inputs[1])].find((q) => q?.opType === 'Conv') : p;
+  if (core?.opType !== 'Conv') return undefined;
+  const l = readConv(g, core, ctx, true, producers, consumers);
+  return typeof l !== 'string' && l.output === name && soleReader(g, name, reader, consumers) ? l : undefined;
+}
+
 /** Adds a constant (broadcast onto [N, Cout, ...spatial] without growing it) to the layer's bias/map. */
 function absorbAddIntoConv(l: ConvLayer, data: Float64Array, dims: number[]): boolean {
   const r = spatialRank(l);

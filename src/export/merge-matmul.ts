@@ -17,9 +17,18 @@ export interface DensePlan {
   gemm: boolean;
 }
 
-export function planDenseMerge(L1: DenseLayer, L2: DenseLayer): DensePlan | string {
+/** Why L2∘L1 cannot be one layer (undefined: it can); cheap, no weights touched. */
+export function denseMergeRefusal(L1: Pick<DenseLayer, 'kind' | 'N' | 'transA' | 'biasRank'>, L2: Pick<DenseLayer, 'core' | 'K' | 'transA' | 'biasRank'>): string | undefined {
   if (L2.transA) return `${nm(L2.core)} reads its input transposed`;
   if (L1.N !== L2.K) return `sizes differ (${L1.N} → ${L2.K})`;
+  const gemm = L1.kind === 'Gemm' && Math.max(L1.biasRank, L2.biasRank) <= 2;
+  if (!gemm && L1.transA) return 'transposed input without a 2-D Gemm form';
+  return undefined;
+}
+
+export function planDenseMerge(L1: DenseLayer, L2: DenseLayer): DensePlan | string {
+  const refused = denseMergeRefusal(L1, L2);
+  if (refused) return refused;
   const A = matmul(L1.A, L2.A, L1.K, L1.N, L2.N);
   const hasBias = L1.hasBias || L2.hasBias;
   const rows = Math.max(L1.biasRows, L2.biasRows);
@@ -33,7 +42,6 @@ export function planDenseMerge(L1: DenseLayer, L2: DenseLayer): DensePlan | stri
   }
   const biasRank = Math.max(L1.biasRank, L2.biasRank);
   const gemm = L1.kind === 'Gemm' && biasRank <= 2;
-  if (!gemm && L1.transA) return 'transposed input without a 2-D Gemm form';
   const biasDims = !bias ? undefined : rows > 1 ? [rows, L2.N] : gemm ? [L2.N] : [...Array(Math.max(biasRank, 1) - 1).fill(1), L2.N];
   return { A, K: L1.K, N: L2.N, bias, biasDims, transA: L1.transA, gemm };
 }

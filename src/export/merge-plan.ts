@@ -13,9 +13,10 @@
 // by geometry, so a plan made again on a partly merged chain agrees with the first.
 import type { Graph, Node } from '../import/ir.js';
 import { soleReader, numericDims, prod } from './graph-utils.js';
-import { readConv, readDense, type ConvLayer, type DenseLayer } from './layers.js';
+import { convBehind, readConv, readDense, type ConvLayer, type DenseLayer } from './layers.js';
 import { padFrontLayers, planConvMerge } from './merge-conv.js';
-import { convBehind, embedding, identityTap } from './absorb-residual.js';
+import { denseMergeRefusal } from './merge-matmul.js';
+import { embedding, identityTap } from './absorb-residual.js';
 import type { PassContext } from './pass.js';
 import type { LayerGeometry } from './layer-cost.js';
 import { nm } from './pass.js';
@@ -69,24 +70,22 @@ function convChains(g: Graph, ctx: PassContext): Chain[] {
       kind: 'conv', cin: l.cin, cout: l.cout, group: l.group, kernel: l.kernel, strides: l.strides, dilations: l.dilations,
       pads: l.pads, inSpatial: l.inSpatial, biasMap: !!l.map,
     };
-    const last = ls[ls.length - 1];
     const whole = merged[0][ls.length - 1];
-    const add = residualAdd(g, head.input, last.output, consumers);
     // a join the whole merged chain absorbs: the identity (x + f(x)), or a parallel conv of x (a 1×1 downsample)
+    const sum = soleAddAfter(g, ls[ls.length - 1].output, consumers);
+    const sumGeom = sum && addGeometry(ctx, sum);
     let join: LayerGeometry[] | undefined;
-    if (add && whole && typeof identityTap(whole) === 'number') join = [addGeometry(ctx, add)].filter((x) => !!x) as LayerGeometry[];
-    const sum = consumers.get(last.output)?.length === 1 ? consumers.get(last.output)![0] : undefined;
-    if (!join && whole && sum?.opType === 'Add') {
-      const D = convBehind(g, sum.inputs[0] === last.output ? sum.inputs[1] : sum.inputs[0], sum, ctx, producers, consumers);
-      const dGeom = D && D.input === head.input && typeof embedding(whole, D) !== 'string' ? geometry(D) : undefined;
-      const aGeom = addGeometry(ctx, sum);
-      if (dGeom && aGeom) join = [aGeom, dGeom];
+    if (sum && sumGeom && whole) {
+      const other = sum.inputs[0] === ls[ls.length - 1].output ? sum.inputs[1] : sum.inputs[0];
+      const D = other === head.input ? undefined : convBehind(g, other, sum, ctx, producers, consumers);
+      if (other === head.input && typeof identityTap(whole) === 'number') join = [sumGeom];
+      else if (D && D.input === head.input && typeof embedding(whole, D) !== 'string') join = [sumGeom, geometry(D)!];
     }
     chains.push({
       kind: 'conv',
       nodes: ls.map((l) => l.conv),
       segment: (i, j) => geometry(merged[i][j - i]),
-      absorbs: join?.length ? join : undefined,
+      absorbs: join,
     });
   }
   return chains;
@@ -106,21 +105,16 @@ function denseChains(g: Graph, ctx: PassContext): Chain[] {
     const head = ls[0];
     const inShape = numericDims(ctx.shapeOf(head.input));
     const rows = inShape && inShape.length ? prod(inShape.slice(0, -1)) : undefined;
-    // exactness of a dense merge depends only on the pair at each joint (planDenseMerge's conditions)
-    const joinable = (a: DenseLayer, b: DenseLayer) => !b.transA && a.N === b.K && (a.kind === 'Gemm' || !a.transA);
+    // a merged run keeps its first layer's kind and input form: each joint is checked as planDenseMerge does
     const segment = (i: number, j: number): LayerGeometry | undefined => {
-      for (let k = i; k < j; k++) if (!joinable(ls[k], ls[k + 1])) return undefined;
+      for (let k = i; k < j; k++) if (denseMergeRefusal({ ...ls[i], N: ls[k].N, biasRank: Math.max(...ls.slice(i, k + 1).map((l) => l.biasRank)) }, ls[k + 1])) return undefined;
       if (rows === undefined) return { kind: 'unknown' };
       return { kind: 'dense', rows, K: ls[i].K, N: ls[j].N, bias: ls.slice(i, j + 1).some((l) => l.hasBias) };
     };
     const last = ls[ls.length - 1];
-    const add = residualAdd(g, head.input, last.output, consumers);
-    chains.push({
-      kind: 'dense',
-      nodes: ls.map((l) => l.core),
-      segment,
-      absorbs: add && head.K === last.N && segment(0, ls.length - 1) ? [addGeometry(ctx, add)].filter((x) => !!x) as LayerGeometry[] : undefined,
-    });
+    const sum = soleAddAfter(g, last.output, consumers);
+    const sumGeom = sum && sum.inputs.includes(head.input) && head.K === last.N && segment(0, ls.length - 1) ? addGeometry(ctx, sum) : undefined;
+    chains.push({ kind: 'dense', nodes: ls.map((l) => l.core), segment, absorbs: sumGeom ? [sumGeom] : undefined });
   }
   return chains;
 }
@@ -146,11 +140,10 @@ function runsOf<L extends { input: string; output: string }>(g: Graph, layers: L
   return runs;
 }
 
-/** The Add(x, y) that reads y alone, when there is one. */
-function residualAdd(g: Graph, x: string, y: string, consumers: Map<string, Node[]>): Node | undefined {
+/** The Add that is the sole reader of `y` (a residual join, when its other operand comes from the chain's input). */
+function soleAddAfter(g: Graph, y: string, consumers: Map<string, Node[]>): Node | undefined {
   const rd = consumers.get(y) ?? [];
-  const add = rd.length === 1 && rd[0].opType === 'Add' ? rd[0] : undefined;
-  return add && soleReader(g, y, add, consumers) && add.inputs.includes(x) && add.inputs.includes(y) ? add : undefined;
+  return rd.length === 1 && rd[0].opType === 'Add' && soleReader(g, y, rd[0], consumers) && rd[0].inputs[0] !== rd[0].inputs[1] ? rd[0] : undefined;
 }
 
 function addGeometry(ctx: PassContext, add: Node): LayerGeometry | undefined {

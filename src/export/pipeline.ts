@@ -394,6 +394,15 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
 }
 
 /**
+ * A latency change in words. Within 3 % it is "about as fast": alternating medians on a shared machine differ
+ * that much between identical models.
+ */
+export function speedup(beforeMs: number, afterMs: number): string {
+  const r = beforeMs / afterMs;
+  return r >= 1.03 ? `${r.toFixed(2)}× faster` : r > 1 / 1.03 ? 'about as fast' : `SLOWER: ${(1 / r).toFixed(2)}× the latency`;
+}
+
+/**
  * What the fold achieved, in words: depth and latency against the input and, when known, the original. A
  * folded model slower than what it was made from is said so, never left to be read off the numbers.
  */
@@ -401,14 +410,7 @@ export function verdict(input: FoldMetrics, folded: FoldMetrics, original?: Fold
   const out: string[] = [];
   const against = (label: string, ref: FoldMetrics) => {
     const depth = ref.depth === folded.depth ? `as deep (${folded.depth} conv/matmul layers)` : folded.depth < ref.depth ? `shallower (depth ${ref.depth} → ${folded.depth})` : `DEEPER (depth ${ref.depth} → ${folded.depth})`;
-    let speed = 'latency not measured';
-    if (ref.latencyMs && folded.latencyMs) {
-      const r = ref.latencyMs / folded.latencyMs;
-      // within 3%: alternating medians on a shared machine differ that much between identical models
-      speed = r >= 1.03 ? `${r.toFixed(2)}× faster (${ref.latencyMs.toFixed(3)} → ${folded.latencyMs.toFixed(3)} ms)`
-        : r > 1 / 1.03 ? `about as fast (${ref.latencyMs.toFixed(3)} → ${folded.latencyMs.toFixed(3)} ms)`
-          : `SLOWER: ${(1 / r).toFixed(2)}× the latency (${ref.latencyMs.toFixed(3)} → ${folded.latencyMs.toFixed(3)} ms)`;
-    }
+    const speed = ref.latencyMs && folded.latencyMs ? `${speedup(ref.latencyMs, folded.latencyMs)} (${ref.latencyMs.toFixed(3)} → ${folded.latencyMs.toFixed(3)} ms)` : 'latency not measured';
     out.push(`against ${label}: ${depth}, ${speed}`);
   };
   against('its input', input);

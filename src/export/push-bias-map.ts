@@ -5,8 +5,7 @@
 // only when Conv2 has a map of its own, so an Add is removed: onnxruntime runs each map Add as its own node
 // between layout reorders (~10 µs each on a small model, as much as a conv).
 import type { Graph, Node } from '../import/ir.js';
-import { soleReader } from './graph-utils.js';
-import { convMap, expandBias, mapToBias, readConv, type ConvLayer } from './layers.js';
+import { convBehind, convMap, expandBias, mapToBias, readConv } from './layers.js';
 import { emitConv } from './merge-conv.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';
 
@@ -17,17 +16,10 @@ export const pushBiasMapPass: FoldPass = {
     const out: Candidate[] = [];
     const producers = g.producers();
     const consumers = g.consumers();
-    const layerBehind = (name: string): ConvLayer | undefined => {
-      const p = producers.get(name);
-      const core = p?.opType === 'Add' ? [producers.get(p.inputs[0]), producers.get(p.inputs[1])].find((q) => q?.opType === 'Conv') : undefined;
-      if (!core) return undefined;
-      const l = readConv(g, core, ctx, true, producers, consumers);
-      return typeof l !== 'string' && l.add && l.map && l.output === name ? l : undefined;
-    };
     for (const n2 of g.nodes) {
       if (n2.opType !== 'Conv') continue;
-      const L1 = layerBehind(n2.inputs[0]);
-      if (!L1 || !soleReader(g, L1.output, n2, consumers)) continue;
+      const L1 = convBehind(g, n2.inputs[0], n2, ctx, producers, consumers);
+      if (!L1?.add || !L1.map) continue;
       const L2 = readConv(g, n2, ctx, true, producers, consumers);
       if (typeof L2 === 'string' || !L2.add || !L2.map || !L1.outSpatial || !L2.outSpatial) continue;
       out.push({
