@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from './files.js';
-import { LinfoldError } from './errors.js';
+import { LinfoldError, oneLine } from './errors.js';
 import type { Model } from './import/ir.js';
 import { saveModel } from './import/onnx-io.js';
 import type { Dataset } from './train/data.js';
@@ -193,8 +193,8 @@ export async function sweep(model: Model, opts: SweepOptions): Promise<SweepResu
       ran.push(file);
     } catch (e) {
       const err = e as Error;
-      writeJson(failedPath(opts.outDir, i), { ...base, status: 'failed', error: err?.message?.split('\n')[0] ?? String(e), stack: err?.stack, seconds: (Date.now() - t0) / 1000 } satisfies PointFile);
-      opts.log?.(`point ${i} failed: ${err?.message?.split('\n')[0]} (${failedPath(opts.outDir, i)})`);
+      writeJson(failedPath(opts.outDir, i), { ...base, status: 'failed', error: err?.message ? oneLine(err.message) : String(e), stack: err?.stack, seconds: (Date.now() - t0) / 1000 } satisfies PointFile);
+      opts.log?.(`point ${i} failed: ${err?.message ? oneLine(err.message) : String(e)} (${failedPath(opts.outDir, i)})`);
       failures.push({ index: i, error: e });
     }
   }
@@ -202,7 +202,7 @@ export async function sweep(model: Model, opts: SweepOptions): Promise<SweepResu
   if (whole) writeJson(join(opts.outDir, 'sweep.json'), whole);
   if (failures.length) {
     const first = failures[0].error;
-    const msg = `${failures.length === 1 ? 'point' : 'points'} ${failures.map((f) => f.index).join(', ')} failed: ${(first as Error)?.message?.split('\n')[0] ?? String(first)} (see ${failedPath(opts.outDir, failures[0].index)})`;
+    const msg = `${failures.length === 1 ? 'point' : 'points'} ${failures.map((f) => f.index).join(', ')} failed: ${(first as Error)?.message ? oneLine((first as Error).message) : String(first)} (see ${failedPath(opts.outDir, failures[0].index)})`;
     throw new LinfoldError(msg, first instanceof LinfoldError ? first.exitCode : 1, { cause: first });
   }
   if (whole) return whole;
@@ -412,7 +412,7 @@ function readJson<T>(path: string, strict = false): T | undefined {
     return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch (e) {
     if (!strict) return undefined;
-    throw new LinfoldError(`${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not readable as JSON (${(e as Error).message.split('\n')[0]})`}`);
+    throw new LinfoldError(`${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not readable as JSON (${oneLine((e as Error).message)})`}`);
   }
 }
 

@@ -20,7 +20,7 @@ import { useBackend, tf } from '../src/train/backends.js';
 import { linearize } from '../src/train/linearize.js';
 import { mnist, arrays } from '../src/train/data.js';
 import { fold } from '../src/export/pipeline.js';
-import { ortAccuracy } from '../src/train/evaluate.js';
+import { ortAccuracy, ortAgreement } from '../src/train/evaluate.js';
 import { LinfoldError } from '../src/errors.js';
 import type { Model } from '../src/import/ir.js';
 import { writeNpy } from './support/npy.js';
@@ -250,4 +250,11 @@ test("onnxruntime's multi-line errors reach the user whole, on one line", async 
   const line = r.stderr.trim().split('\n').filter((l) => l.startsWith('linfold:'));
   assert.equal(line.length, 1, r.stderr);
   assert.match(line[0], /index: 0 Got: 8 Expected: 1 \| Please fix/);
+});
+
+test('ortAgreement with a teacher exported with a fixed batch (heal --teacher original.onnx): same weights agree everywhere', { timeout: 300_000 }, async () => {
+  const data = mnist();
+  // mnist_mbv2_fixed holds mnist_mbv2's weights with the batch fixed at 1; batches of 256 must still run
+  assert.equal(await ortAgreement('fixtures/mnist_mbv2.onnx', 'fixtures/mnist_mbv2_fixed.onnx', data), 1);
+  assert.equal(await ortAgreement('fixtures/mnist_mbv2_fixed.onnx', 'fixtures/mnist_cnn.onnx', data) < 1, true);
 });

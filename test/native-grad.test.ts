@@ -40,7 +40,7 @@ async function fdCheck(c: FdCase, seed = 3): Promise<string[]> {
   const checked: string[] = [];
   for (const p of t.params) {
     const g = base.gradients!.get(p);
-    if (!g) continue;
+    assert.ok(g, `no gradient output for ${p}`);
     const orig = Float32Array.from(t.read(p));
     // three random directions; a rare kink crossing (PRelu at 0, a MaxPool winner changing) may spoil one
     const misses: string[] = [];

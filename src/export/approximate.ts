@@ -2,7 +2,7 @@
 // the tolerance, re-bases its verification references on the model after each one (so the exact rewrites
 // that follow are still verified exactly), and reports how far the folded model moved from the input.
 import type { Model } from '../import/ir.js';
-import type { Tensor } from '../import/tensor.js';
+import { argmaxRows, type Tensor } from '../import/tensor.js';
 import { encodeModel } from '../import/onnx-io.js';
 import { ortSession, runOrt } from '../import/ort.js';
 import { compareOutputs } from './verify.js';
@@ -41,18 +41,11 @@ export async function approximationReport(
     const rows = a.size / c;
     if (c < 2) continue;
     const [va, vb] = [a.float32(), b.float32()];
-    for (let r = 0; r < rows; r++) {
-      agree += Number(argmax(va, r * c, c) === argmax(vb, r * c, c));
-      n++;
-    }
+    const [pa, pb] = [argmaxRows(va, rows), argmaxRows(vb, rows)];
+    agree += pa.filter((p, r) => p === pb[r]).length;
+    n += rows;
   }
   const report: ApproximationReport = { merges, maxRelError, agreement: n ? agree / n : NaN };
   if (accuracy) report.accuracy = { before: await accuracy(input), after: await accuracy(model) };
   return report;
-}
-
-function argmax(v: Float32Array, at: number, n: number): number {
-  let best = 0;
-  for (let j = 1; j < n; j++) if (v[at + j] > v[at + best]) best = j;
-  return best;
 }

@@ -265,3 +265,13 @@ export function compareValues(got: ArrayLike<number>, ref: ArrayLike<number>): V
   }
   return { maxAbsError: err, maxAbsReference: scale, maxRelError: scale > 0 ? err / scale : err };
 }
+
+/** The index of the largest value in each of `rows` equal rows of `v` (class predictions from logits). */
+export function argmaxRows(v: ArrayLike<number>, rows: number): number[] {
+  const c = v.length / rows;
+  return Array.from({ length: rows }, (_, r) => {
+    let best = 0;
+    for (let j = 1; j < c; j++) if (v[r * c + j] > v[r * c + best]) best = j;
+    return best;
+  });
+}

@@ -1,53 +1,47 @@
 // Validation accuracy of an ONNX model under onnxruntime-node: the independent check of what was written.
 import type { Model } from '../import/ir.js';
-import { Tensor } from '../import/tensor.js';
+import { Tensor, argmaxRows } from '../import/tensor.js';
 import { ortSession, runOrt } from '../import/ort.js';
 import { freeBatch } from '../import/batch.js';
 import { loadModel, decodeModel } from '../import/onnx-io.js';
-import type { Dataset } from './data.js';
+import type { Batch, Dataset } from './data.js';
+
+/** A session for scoring: a batch fixed at 1 by the exporter is freed when possible, else examples run one at a time. */
+async function scoringSession(model: Model | string | Uint8Array, batchSize: number): Promise<{ session: Awaited<ReturnType<typeof ortSession>>; batchSize: number }> {
+  const m = await freeBatch(typeof model === 'string' ? loadModel(model) : model instanceof Uint8Array ? decodeModel(model) : model);
+  return { session: await ortSession(m), batchSize: m.graph.feeds[0]?.shape?.[0] === 1 ? 1 : batchSize };
+}
+
+/** The first output of a session for a validation batch, as class predictions. */
+async function predictions(session: Awaited<ReturnType<typeof ortSession>>, data: Dataset, b: Batch): Promise<number[]> {
+  const input = session.inputNames[0];
+  const x = data.dtype === 'int32' ? Tensor.i64(input, b.shape, b.x) : Tensor.fromArray(input, 'float32', b.shape, b.x as Float32Array);
+  return argmaxRows(Object.values(await runOrt(session, { [input]: x }))[0].float32(), b.size);
+}
 
 export async function ortAccuracy(model: Model | string | Uint8Array, data: Dataset, batchSize = 256): Promise<number> {
-  // a batch fixed at 1 by the exporter: freed when possible, else the examples run one at a time
-  const m = await freeBatch(typeof model === 'string' ? loadModel(model) : model instanceof Uint8Array ? decodeModel(model) : model);
-  if (m.graph.feeds[0]?.shape?.[0] === 1) batchSize = 1;
-  const session = await ortSession(m);
-  const input = session.inputNames[0];
+  const s = await scoringSession(model, batchSize);
   let correct = 0, n = 0;
-  for (const b of data.validation.batches(batchSize)) {
+  for (const b of data.validation.batches(s.batchSize)) {
     if (!b.y) throw new Error('ortAccuracy needs labels');
-    const x = data.dtype === 'int32' ? Tensor.i64(input, b.shape, b.x) : Tensor.fromArray(input, 'float32', b.shape, b.x as Float32Array);
-    const logits = Object.values(await runOrt(session, { [input]: x }))[0].float32();
-    const c = logits.length / b.size;
-    for (let i = 0; i < b.size; i++) {
-      let best = 0;
-      for (let j = 1; j < c; j++) if (logits[i * c + j] > logits[i * c + best]) best = j;
-      correct += Number(best === b.y[i]);
-    }
+    const p = await predictions(s.session, data, b);
+    correct += p.filter((c, i) => c === b.y![i]).length;
     n += b.size;
   }
-  await session.release();
+  await s.session.release();
   return correct / n;
 }
 
 /** Top-1 agreement of two ONNX models (argmax of their first outputs) on the validation split, under onnxruntime-node. */
 export async function ortAgreement(model: Model | string | Uint8Array, reference: Model | string | Uint8Array, data: Dataset, batchSize = 256): Promise<number> {
-  const [a, b] = [await ortSession(model), await ortSession(reference)];
-  const input = a.inputNames[0];
+  const [a, r] = [await scoringSession(model, batchSize), await scoringSession(reference, batchSize)];
   let agree = 0, n = 0;
-  for (const batch of data.validation.batches(batchSize)) {
-    const x = data.dtype === 'int32' ? Tensor.i64(input, batch.shape, batch.x) : Tensor.fromArray(input, 'float32', batch.shape, batch.x as Float32Array);
-    const [la, lb] = [Object.values(await runOrt(a, { [input]: x }))[0].float32(), Object.values(await runOrt(b, { [b.inputNames[0]]: x.withName(b.inputNames[0]) }))[0].float32()];
-    const c = la.length / batch.size;
-    for (let i = 0; i < batch.size; i++) agree += Number(argmaxAt(la, i * c, c) === argmaxAt(lb, i * c, c));
-    n += batch.size;
+  for (const b of data.validation.batches(Math.min(a.batchSize, r.batchSize))) {
+    const [pa, pr] = [await predictions(a.session, data, b), await predictions(r.session, data, b)];
+    agree += pa.filter((c, i) => c === pr[i]).length;
+    n += b.size;
   }
-  await a.release();
-  await b.release();
+  await a.session.release();
+  await r.session.release();
   return agree / n;
-}
-
-function argmaxAt(v: Float32Array, at: number, n: number): number {
-  let best = 0;
-  for (let j = 1; j < n; j++) if (v[at + j] > v[at + best]) best = j;
-  return best;
 }

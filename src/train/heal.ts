@@ -4,7 +4,6 @@
 // Accuracy and agreement with the teacher are measured by onnxruntime on the model as written.
 import { LinfoldError } from '../errors.js';
 import type { Model } from '../import/ir.js';
-import { encodeModel } from '../import/onnx-io.js';
 import { linearize, type LinearizeOptions, type LinearizeResult, type EpochLog } from './linearize.js';
 import { ortAccuracy, ortAgreement } from './evaluate.js';
 
@@ -33,11 +32,9 @@ export async function heal(model: Model, opts: HealOptions): Promise<HealResult>
   const { teacher, ...rest } = opts;
   if (!teacher) throw new LinfoldError('heal: give the teacher model (--teacher original.onnx)');
   const loss = opts.loss ?? (opts.data.hasLabels ? 'both' : 'distill');
-  const measure = async (m: Model): Promise<HealMeasure> => {
-    const bytes = encodeModel(m);
-    return { accuracy: opts.data.hasLabels ? await ortAccuracy(bytes, opts.data) : null, agreement: await ortAgreement(bytes, encodeModel(teacher), opts.data) };
-  };
+  const accuracy = async (m: Model) => (opts.data.hasLabels ? ortAccuracy(m, opts.data) : null);
+  const measure = async (m: Model): Promise<HealMeasure> => ({ accuracy: await accuracy(m), agreement: await ortAgreement(m, teacher, opts.data) });
   const before = await measure(model);
   const r = await linearize(model, { lr: 3e-4, epochs: 2, ...rest, loss, heal: true, teacher, lambda: 0 });
-  return { model: r.model, backend: r.backend, history: r.history, before, after: await measure(r.model), teacher: await measure(teacher) };
+  return { model: r.model, backend: r.backend, history: r.history, before, after: await measure(r.model), teacher: { accuracy: await accuracy(teacher), agreement: 1 } };
 }

@@ -5,7 +5,7 @@ import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LinfoldError } from '../errors.js';
 import type { Model } from '../import/ir.js';
-import { Tensor } from '../import/tensor.js';
+import { Tensor, argmaxRows } from '../import/tensor.js';
 import { recordOriginal, recordedOriginal } from '../import/onnx-io.js';
 import { ortSession, runOrt, type OrtSession } from '../import/ort.js';
 import { trainableBatch, perSampleExecutable, perSampleSession } from './per-sample.js';
@@ -434,15 +434,6 @@ async function teacherLogits(session: OrtSession, inputName: string, b: Batch, d
     : Tensor.fromArray(inputName, 'float32', b.shape, b.x as Float32Array);
   const out = await runOrt(session, { [inputName]: t });
   return Object.values(out)[0].float32();
-}
-
-function argmaxRows(v: Float32Array, rows: number): number[] {
-  const c = v.length / rows;
-  return Array.from({ length: rows }, (_, r) => {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (v[r * c + j] > v[r * c + best]) best = j;
-    return best;
-  });
 }
 
 /** Learning rate at a step: the schedule runs once over the prior phase and again over the fine-tuning

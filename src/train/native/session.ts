@@ -4,8 +4,8 @@
 import * as ort from 'onnxruntime-node';
 import { LinfoldError } from '../../errors.js';
 import type { Model } from '../../import/ir.js';
-import { Tensor } from '../../import/tensor.js';
-import { ortSession } from '../../import/ort.js';
+import { fromOrt, ortSession } from '../../import/ort.js';
+import type { NamedArray } from '../checkpoint.js';
 import { ADAM, buildTrainingGraph, gradName, next, type TrainingGraph, type TrainingGraphOptions } from './training-graph.js';
 
 export type NativeDevice = 'cpu' | 'cuda';
@@ -139,19 +139,19 @@ export class NativeTrainer {
   syncToModel(model: Model): void {
     for (const p of this.params) {
       const v = this.values.get(p)!;
-      model.graph.initializers.set(p, Tensor.fromArray(p, 'float32', [...v.dims], Float32Array.from(v.data as Float32Array)));
+      model.graph.initializers.set(p, fromOrt(p, v));
     }
   }
 
   /** Optimizer state tensors and step counts, for checkpoints. */
-  optimizerState(): { name: string; dims: number[]; values: Float32Array }[] {
-    const out: { name: string; dims: number[]; values: Float32Array }[] = [];
+  optimizerState(): NamedArray[] {
+    const out: NamedArray[] = [];
     for (const [name, v] of this.values) if (!this.params.includes(name)) out.push({ name, dims: [...v.dims], values: Float32Array.from(v.data as Float32Array) });
     out.push({ name: '__steps', dims: [2], values: Float32Array.of(this.steps.w, this.steps.s) });
     return out;
   }
 
-  setOptimizerState(all: { name: string; dims: number[]; values: Float32Array }[]): void {
+  setOptimizerState(all: NamedArray[]): void {
     for (const a of all) {
       if (a.name === '__steps') this.steps = { w: a.values[0], s: a.values[1] };
       else this.values.set(a.name, new ort.Tensor('float32', Float32Array.from(a.values), a.dims));

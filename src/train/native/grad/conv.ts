@@ -42,8 +42,7 @@ function convGrad({ e, node, dOut, need }: GradContext): (string | undefined)[] 
   const [X, W] = node.inputs;
   const g = geometry(e, node);
   const r = g.k.length;
-  const ws = e.staticShape(W, node);
-  const [co, cig] = ws;
+  const [, cig] = e.staticShape(W, node);
   const res: (string | undefined)[] = [];
   if (need[0]) {
     const outPad = g.x.map((v, i) => v - ((g.y[i] - 1) * g.s[i] + (g.k[i] - 1) * g.d[i] + 1 - g.pb[i] - g.pe[i]));
@@ -72,7 +71,6 @@ function convGrad({ e, node, dOut, need }: GradContext): (string | undefined)[] 
       dw = e.op('Slice', [dw, e.i64(g.k.map(() => 0)), e.i64(g.k), e.i64(axes)]);
     }
     res[1] = e.op('Transpose', [dw], { perm: [1, 0, ...g.k.map((_, i) => 2 + i)] });
-    void co;
   }
   if (need[2] && node.inputs[2]) res[2] = e.op('ReduceSum', [dY, e.i64([0, ...g.k.map((_, i) => 2 + i)])], { keepdims: 0 }, 'dB');
   return res;

@@ -8,4 +8,4 @@ import './normalization.js';
 import './pool.js';
 import './reduce.js';
 import './shape.js';
-export { gradRule, gradOps, type GradRule } from './registry.js';
+export { gradRule, type GradRule } from './registry.js';

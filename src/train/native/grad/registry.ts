@@ -33,7 +33,3 @@ export function registerGrads(...list: GradRule[]): void {
 export function gradRule(op: string, domain = ''): GradRule | undefined {
   return domain === '' || domain === 'ai.onnx' ? rules.get(op) : undefined;
 }
-
-export function gradOps(): string[] {
-  return [...rules.keys()].sort();
-}
