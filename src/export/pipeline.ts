@@ -9,7 +9,7 @@ import { LinfoldError } from '../errors.js';
 import { type Model, opsetOf } from '../import/ir.js';
 import type { Tensor } from '../import/tensor.js';
 import { encodeModel, saveModel } from '../import/onnx-io.js';
-import { ortSession, runOrt } from '../import/ort.js';
+import { ortSession } from '../import/ort.js';
 import { freeBatch } from '../import/batch.js';
 import { cloneModel, nameNodes, restore, snapshot } from './graph-utils.js';
 import { type Candidate, type FoldPass, type PassContext, candidateKey } from './pass.js';
@@ -24,11 +24,11 @@ import { splitPartialPass } from './split-partial.js';
 import { pushBiasMapPass } from './push-bias-map.js';
 import { foldThroughPoolPass } from './fold-through-pool.js';
 import { staticShapes, type ShapeMap } from './shapes.js';
-import { alternatingLatency, compareOutputs, firstExample, pairedLatency, randomFeeds } from './verify.js';
+import { alternatingLatency, compareOutputs, firstExample, outputsOn, pairedLatency, randomFeeds } from './verify.js';
 import { analyzeMetrics, graphMacs, layerDepth } from './metrics.js';
 import { findChains, geometriesOf, pairKey, planMerges, type MergePlan } from './merge-plan.js';
 import { layerCoster } from './layer-cost.js';
-import { approximationReport, outputsOn, type ApproximationReport } from './approximate.js';
+import { approximationReport, type ApproximationReport } from './approximate.js';
 
 export type Objective = 'depth' | 'macs' | 'latency';
 
@@ -162,20 +162,17 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
 
   // verification inputs and reference outputs
   const feedSets = [randomFeeds(g, { seed, batch, inputShapes: opts.inputShapes }), ...(opts.data ? (Array.isArray(opts.data) ? opts.data : [opts.data]) : [])];
-  const refSession = await ortSession(originalBytes, input.path ?? 'input model');
-  const references: Record<string, Tensor>[] = [];
-  for (const f of feedSets) references.push(await runOrt(refSession, f));
-  await refSession.release?.();
+  const references = await outputsOn(originalBytes, feedSets, input.path ?? 'input model');
   const inputReferences = [...references];
+  /** The worst comparison over the feed sets against the current references, and the outputs compared. */
   const verifyNow = async (m: Model) => {
-    const s = await ortSession(encodeModel(m), 'folded model');
+    const outputs = await outputsOn(m, feedSets, 'folded model');
     let worst = { maxRelError: 0, perOutput: {} as FoldReport['verification']['perOutput'] };
     for (let k = 0; k < feedSets.length; k++) {
-      const c = compareOutputs(references[k], await runOrt(s, feedSets[k]));
+      const c = compareOutputs(references[k], outputs[k]);
       if (c.maxRelError >= worst.maxRelError) worst = c;
     }
-    await s.release?.();
-    return worst;
+    return { ...worst, outputs };
   };
   const latencyFeeds = firstExample(feedSets[0]);
 
@@ -278,8 +275,9 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
     }
     if (verifyEach) {
       let rel: number;
+      let outputs: Record<string, Tensor>[] = [];
       try {
-        rel = (await verifyNow(model)).maxRelError;
+        ({ maxRelError: rel, outputs } = await verifyNow(model));
       } catch (e) {
         rel = Infinity;
         ev.reason = `verification: ${(e as Error).message}`;
@@ -288,7 +286,7 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
       if (c.approximate && Number.isFinite(rel)) {
         // taken whatever its error; later rewrites are verified against the model as it is now
         ev.approximate = true;
-        references.splice(0, references.length, ...(await outputsOn(model, feedSets)));
+        references.splice(0, references.length, ...outputs);
       } else if (!(rel < tolerance)) {
         const bad = { ...ev, reason: ev.reason ?? `verification: relative error ${rel.toExponential(2)} ≥ tolerance ${tolerance}` };
         rejected.set(key, bad);
@@ -387,7 +385,7 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
       ...(original ? { original } : {}),
       verdict: verdict(before, after, original),
       ...(taken.some((e) => e.approximate)
-        ? { approximation: await approximationReport(input, model, taken.filter((e) => e.approximate).length, feedSets, inputReferences, opts.accuracy) }
+        ? { approximation: await approximationReport(input, model, taken.filter((e) => e.approximate).length, final.outputs, inputReferences, opts.accuracy) }
         : {}),
     },
   };

@@ -13,6 +13,15 @@ export async function runModel(model: Model | Uint8Array | OrtSession, feeds: Re
   return runOrt(session, feeds);
 }
 
+/** Outputs of `model` (onnxruntime-node, one session) on each feed set. */
+export async function outputsOn(model: Model | Uint8Array, feedSets: Record<string, Tensor>[], label = 'model'): Promise<Record<string, Tensor>[]> {
+  const s = await ortSession(model instanceof Uint8Array ? model : encodeModel(model), label);
+  const out: Record<string, Tensor>[] = [];
+  for (const f of feedSets) out.push(await runOrt(s, f));
+  await s.release?.();
+  return out;
+}
+
 export interface Comparison {
   /** max over outputs of max-abs error / max |reference| (absolute error where the reference is all zeros) */
   maxRelError: number;
