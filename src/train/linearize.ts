@@ -455,14 +455,14 @@ function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): tf.NamedTe
  *  step may have moved it). Returns the frozen channel count. */
 function freezeSlopes(trainer: StepBackend, eps: number, weights: number[], linear: Uint8Array[]): number {
   for (const [k, mask] of linear.entries()) {
+    const v = trainer.slope(k); // a copy: edited in place
     let changed = false;
-    const next = Float32Array.from(trainer.slope(k), (x, i) => {
-      if (!mask[i] && Math.abs(1 - x) >= eps) return x;
+    for (let i = 0; i < v.length; i++) {
+      if (!mask[i] && Math.abs(1 - v[i]) >= eps) continue;
       mask[i] = 1;
-      if (x !== 1) changed = true;
-      return 1;
-    });
-    if (changed) trainer.setSlope(k, next);
+      if (v[i] !== 1) [v[i], changed] = [1, true];
+    }
+    if (changed) trainer.setSlope(k, v);
   }
   return frozenCount(linear, weights);
 }
