@@ -3,6 +3,7 @@
 // so auditing a model never loads TensorFlow.js.
 import type { Dim, Node, ValueInfo, Shape } from '../ir.js';
 import type { DType, Tensor } from '../tensor.js';
+import { OpRegistry } from '../op-registry.js';
 
 export interface OpContext {
   node: Node;
@@ -43,23 +44,17 @@ export interface OpSpec {
   partial?(ctx: OpContext): (Dim[] | undefined)[];
 }
 
-const specs = new Map<string, OpSpec[]>();
-const key = (domain: string, op: string) => `${domain === 'ai.onnx' ? '' : domain}::${op}`;
+const specs = new OpRegistry<OpSpec>('op spec');
 
 export function registerOps(...list: OpSpec[]): void {
-  for (const s of list) {
-    const k = key(s.domain ?? '', s.op);
-    const l = specs.get(k) ?? [];
-    l.push(s);
-    specs.set(k, l);
-  }
+  specs.register(...list);
 }
 
 /** The spec covering `op` at `opset`, or undefined when linfold does not know it. */
 export function lookupOp(op: string, domain: string, opset: number): OpSpec | undefined {
-  return specs.get(key(domain, op))?.find((s) => opset >= s.since && (s.until === undefined || opset <= s.until));
+  return specs.lookup(op, domain, opset);
 }
 
 export function knownOps(): string[] {
-  return [...specs.keys()].map((k) => k.replace(/^::/, ''));
+  return specs.names();
 }

@@ -14,6 +14,7 @@ import { tf } from '../../train/backends.js';
 import type { Node } from '../ir.js';
 import type { DType } from '../tensor.js';
 import { LinfoldError } from '../../errors.js';
+import { OpRegistry } from '../op-registry.js';
 
 export type TfTensor = tfc.Tensor;
 
@@ -81,25 +82,19 @@ export interface Kernel {
   random?: boolean;
 }
 
-const kernels = new Map<string, Kernel[]>();
-const key = (domain: string, op: string) => `${domain === 'ai.onnx' ? '' : domain}::${op}`;
+const kernels = new OpRegistry<Kernel>('tfjs kernel');
 
 export function registerKernels(...list: Kernel[]): void {
-  for (const k of list) {
-    const id = key(k.domain ?? '', k.op);
-    const l = kernels.get(id) ?? [];
-    l.push(k);
-    kernels.set(id, l);
-  }
+  kernels.register(...list);
 }
 
 export function lookupKernel(op: string, domain: string, opset: number): Kernel | undefined {
-  return kernels.get(key(domain, op))?.find((k) => opset >= k.since && (k.until === undefined || opset <= k.until));
+  return kernels.lookup(op, domain, opset);
 }
 
 /** Every registered op (default domain without prefix) with its opset ranges. */
 export function registeredKernels(): { op: string; domain: string; since: number; until?: number }[] {
-  return [...kernels.values()].flat().map((k) => ({ op: k.op, domain: k.domain ?? '', since: k.since, until: k.until }));
+  return kernels.all().map((k) => ({ op: k.op, domain: k.domain ?? '', since: k.since, until: k.until }));
 }
 
 // ---- helpers shared by the kernel files ----

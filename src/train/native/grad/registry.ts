@@ -3,6 +3,7 @@
 // gradients of its inputs.
 import type { Node } from '../../../import/ir.js';
 import type { Emitter } from '../emit.js';
+import { OpRegistry, type OpsetRanged } from '../../../import/op-registry.js';
 
 export interface GradContext {
   e: Emitter;
@@ -13,7 +14,7 @@ export interface GradContext {
   need: boolean[];
 }
 
-export interface GradRule {
+export interface GradRule extends OpsetRanged {
   op: string;
   /** Inputs that are trainable weights when they are float initializers (as the tfjs executor's registry). */
   weights?: number[];
@@ -24,12 +25,13 @@ export interface GradRule {
   grad(c: GradContext): (string | undefined)[];
 }
 
-const rules = new Map<string, GradRule>();
+const rules = new OpRegistry<GradRule>('gradient rule');
 
 export function registerGrads(...list: GradRule[]): void {
-  for (const r of list) rules.set(r.op, r);
+  rules.register(...list);
 }
 
+/** The rule of `op` (rules are written for every opset the forward kernels cover). */
 export function gradRule(op: string, domain = ''): GradRule | undefined {
-  return domain === '' || domain === 'ai.onnx' ? rules.get(op) : undefined;
+  return rules.lookup(op, domain, Number.MAX_SAFE_INTEGER);
 }
