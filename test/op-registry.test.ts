@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OpRegistry, type OpsetRanged } from '../src/import/op-registry.ts';
+import { OpRegistry, type OpsetRanged } from '../src/import/op-registry.js';
 
 test('an op registry finds the entry covering an opset and refuses overlapping ranges', () => {
   const r = new OpRegistry<OpsetRanged & { tag: string }>('test rule');

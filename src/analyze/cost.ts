@@ -11,10 +11,9 @@
 //   activations and other elementwise ops are per-element work and count 0 MACs.
 // - Batch size 1: every symbolic dimension counts as 1 (listed in `assumptions`); pin them with
 //   audit's inputShapes for other sizes.
-import { type Graph, type Model, type Node, type Shape, attrInt, attrString } from '../import/ir.js';
+import { topologicalOrder, type Graph, type Model, type Node, type Shape, attrInt, attrString } from '../import/ir.js';
 import { isFloat } from '../import/tensor.js';
 import { Constants, completeShapes, isNum } from './shapes.js';
-import { topoOrder } from './propagate.js';
 
 export interface NodeCost {
   node: string;
@@ -40,7 +39,7 @@ export interface CostOptions {
 
 export function cost(model: Model | Graph, opts: CostOptions = {}): CostReport {
   const graph = 'graph' in model ? model.graph : model;
-  const order = opts.order ?? topoOrder(graph);
+  const order = opts.order ?? topologicalOrder(graph);
   const shapes = opts.shapes ?? completeShapes(graph, order, new Constants(graph));
   const symbolic = new Set<string>();
   const assumptions: string[] = [];

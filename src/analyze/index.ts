@@ -11,6 +11,6 @@ export { coreNetwork } from './core.js';
 export type { CoreNetwork, CoreNode } from './core.js';
 export { cost, nodeMacs } from './cost.js';
 export type { CostReport, CostOptions, NodeCost } from './cost.js';
-export { propagate, topoOrder } from './propagate.js';
+export { propagate } from './propagate.js';
 export type { Propagation, PropagateOptions, LayerLayout } from './propagate.js';
 export { renderTable, renderMarkdown } from './render.js';

@@ -20,7 +20,8 @@
 // record the linear map the per-layer contributions are read back through; activation layers are numbered
 // in the order this pass meets them (= Propagation.layers, = the census order). The distributions of a
 // value are released once the last op reading it has run (graph outputs keep theirs).
-import { type Graph, type Node, type Shape, type Tensor, Graph as GraphClass, attrInt, attrInts, attrString, nodeLabel } from '../import/ir.js';
+import { topologicalOrder, type Graph, type Node, type Shape, type Tensor, attrInt, attrInts, attrString, nodeLabel } from '../import/ir.js';
+import { normAxis } from '../import/shape-math.js';
 import { Constants, completeShapes, intsArg, isNum, reduceAxes, carriesUnits } from './shapes.js';
 import { type ActivationMatch, type OtherPatternMatch, type OtherPatternKind, matchPatterns } from './patterns.js';
 import {
@@ -89,13 +90,6 @@ export interface Propagation {
 const DEFAULT_DOMAINS = new Set(['', 'ai.onnx']);
 const MS = 'com.microsoft';
 
-/** Topological order without reordering the caller's graph. */
-export function topoOrder(graph: Graph): Node[] {
-  const g = Object.assign(new GraphClass(), graph);
-  g.nodes = [...graph.nodes];
-  g.sortTopologically();
-  return g.nodes;
-}
 
 // ---- op tables ----
 const LINEAR_UNARY = new Set(['Identity', 'Neg', 'Cast', 'CastLike', 'Dropout', 'Resize', 'Upsample', 'Pad', 'Expand', 'Tile',
@@ -155,7 +149,7 @@ class Engine {
   constructor(private readonly graph: Graph, opts: PropagateOptions) {
     this.eps = opts.eps ?? 0.01;
     this.consts = new Constants(graph, opts.constants);
-    this.order = topoOrder(graph);
+    this.order = topologicalOrder(graph);
     this.shapes = completeShapes(graph, this.order, this.consts);
     this.prod = graph.producers();
     this.cons = graph.consumers();
@@ -936,7 +930,6 @@ class Engine {
   }
 }
 
-const normAxis = (a: number, rank: number) => (a < 0 ? a + rank : a);
 
 function sliceIndices(d: number, start: number, end: number, step: number): number[] {
   const clamp = (v: number, lo: number, hi: number) => Math.min(Math.max(v, lo), hi);

@@ -4,6 +4,7 @@
 // shape there, a small fallback here derives it for the ops analysis depends on (elementwise, conv/pool,
 // Gemm/MatMul, the layout ops); it is not a second shape inference — it gives up (undefined) on anything
 // else, and analysis then falls back to coarser rules.
+import { convOutSize, normAxis } from '../import/shape-math.js';
 import {
   type Graph, type Node, type Shape, type Dim, Tensor, attrInt, attrInts, attrFloat, attrFloats, attrTensor, attrString,
 } from '../import/ir.js';
@@ -79,8 +80,6 @@ export function broadcastShapes(shapes: Shape[]): Shape {
   return out;
 }
 
-const normAxis = (a: number, rank: number) => (a < 0 ? a + rank : a);
-
 /** Reads an int list from an attribute (older opsets) or a constant input (newer ones). */
 export function intsArg(node: Node, attr: string, inputIndex: number, consts: Constants): number[] | undefined {
   return attrInts(node, attr) ?? (node.inputs[inputIndex] ? consts.numbers(node.inputs[inputIndex]) : undefined);
@@ -92,10 +91,7 @@ export function convOutDim(
 ): Dim {
   if (!isNum(inDim)) return inDim;
   if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') return Math.ceil(inDim / stride);
-  const eff = dil * (k - 1) + 1;
-  const pads = autoPad === 'VALID' ? 0 : padB + padE;
-  const v = (inDim + pads - eff) / stride;
-  return (ceil ? Math.ceil(v) : Math.floor(v)) + 1;
+  return autoPad === 'VALID' ? convOutSize(inDim, k, stride, dil, 0, 0, ceil) : convOutSize(inDim, k, stride, dil, padB, padE, ceil);
 }
 
 export interface ConvGeometry { kernel: number[]; strides: number[]; dilations: number[]; pads: number[]; autoPad: string }

@@ -29,6 +29,7 @@
 // per-layer vector carried by every unit.
 //
 // N itself is never formed: path counts overflow a double after a few dozen layers.
+import { rowMajorStrides } from '../import/shape-math.js';
 
 export interface UnitState {
   /** Rank of the tensor; undefined only when `axes` is empty (a state that is the same for every entry). */
@@ -164,11 +165,6 @@ function mixInto(dst: Float64Array, nd: number, src: Float64Array, ns: number, c
   }
 }
 
-/** v[c·n + u] *= f[u] for every component. */
-function scaleUnits(v: Float64Array, n: number, f: Float64Array): void {
-  for (let o = 0; o < v.length; o += n) for (let u = 0; u < n; u++) v[o + u] *= f[u];
-}
-
 /** Both stored once, with the same entries. */
 function sameUniform(a: PathVectors, b: PathVectors): boolean {
   if (a === b) return a.rows === 1;
@@ -210,17 +206,6 @@ export function logSumExp(values: ArrayLike<number>): number {
   return m + Math.log(s);
 }
 
-/** Row-major strides. */
-function strides(dims: readonly number[]): number[] {
-  const st = new Array<number>(dims.length);
-  let s = 1;
-  for (let i = dims.length - 1; i >= 0; i--) {
-    st[i] = s;
-    s *= dims[i];
-  }
-  return st;
-}
-
 /**
  * For each unit of a target layout, the index of the source unit it reads. `map[j]` is the target position of
  * source unit axis j; a source axis of size 1 broadcasts.
@@ -228,8 +213,8 @@ function strides(dims: readonly number[]): number[] {
 function gatherIndex(srcDims: readonly number[], map: readonly number[], dstDims: readonly number[]): Int32Array {
   const n = unitCount(dstDims);
   const out = new Int32Array(n);
-  const dst = strides(dstDims);
-  const src = strides(srcDims);
+  const dst = rowMajorStrides(dstDims);
+  const src = rowMajorStrides(srcDims);
   for (let i = 0; i < n; i++) {
     let k = 0;
     for (let j = 0; j < srcDims.length; j++) {
@@ -399,8 +384,8 @@ export function reduceUnits(s: UnitState, remove: number[], mean = false): UnitS
   const axes = keep.map((j) => s.axes[j]);
   const dims = keep.map((j) => s.dims[j]);
   const n = unitCount(dims);
-  const srcSt = strides(s.dims);
-  const dstSt = strides(dims);
+  const srcSt = rowMajorStrides(s.dims);
+  const dstSt = rowMajorStrides(dims);
   const total = unitCount(s.dims);
   const group = new Int32Array(total);
   for (let i = 0; i < total; i++) {
@@ -495,8 +480,8 @@ export function selectUnits(s: UnitState, axis: number, indices: number[], rank 
   const dims = [...s.dims];
   dims[j] = indices.length;
   const n = unitCount(dims);
-  const dst = strides(dims);
-  const src = strides(s.dims);
+  const dst = rowMajorStrides(dims);
+  const src = rowMajorStrides(s.dims);
   const idx = new Int32Array(n);
   const none = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
@@ -528,14 +513,14 @@ export function concatUnits(parts: UnitState[], axis: number): UnitState {
   r.rank = first.rank;
   r.axes = [...first.axes];
   r.dims = dims;
-  const dst = strides(dims);
+  const dst = rowMajorStrides(dims);
   const offsets: number[] = [];
   let acc = 0;
   for (const p of parts) {
     offsets.push(acc);
     acc += p.dims[j];
   }
-  const partStrides = parts.map((p) => strides(p.dims));
+  const partStrides = parts.map((p) => rowMajorStrides(p.dims));
   for (let i = 0; i < n; i++) {
     const c = Math.floor(i / dst[j]) % dims[j];
     let pi = parts.length - 1;

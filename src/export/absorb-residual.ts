@@ -6,10 +6,11 @@
 // branch and its 1×1 downsample): D's kernel is added into K's at the taps that read the same pixels, so the
 // sum is one conv (exact: both read zeros outside x alike).
 import type { Graph, Node } from '../import/ir.js';
-import { addInit, removeNodes, soleReader, prod } from './graph-utils.js';
-import { convBehind, readConv, readDense, stridesOf, type ConvLayer, type DenseLayer } from './layers.js';
+import { addInit, removeNodes, soleReader } from './graph-utils.js';
+import { convBehind, readConv, readDense, type ConvLayer, type DenseLayer } from './layers.js';
 import { emitConv } from './merge-conv.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';
+import { product, rowMajorStrides } from '../import/shape-math.js';
 
 /** The flat kernel tap of a conv that reads the output's own position, or a reason why there is none. */
 export function identityTap(l: ConvLayer): number | string {
@@ -68,7 +69,7 @@ export const absorbResidualPass: FoldPass = {
             what: `${what} → identity added at the kernel centre`,
             nodes: key,
             apply: () => {
-              const cinG = L.cin / L.group, kk = prod(L.kernel);
+              const cinG = L.cin / L.group, kk = product(L.kernel);
               const W = L.W.slice();
               for (let o = 0; o < L.cout; o++) W[(o * cinG + (o % cinG)) * kk + tap] += 1;
               L.conv.inputs[1] = addInit(g, `${L.conv.name || 'conv'}_W_res`, L.wDims, W);
@@ -126,7 +127,7 @@ export function embedding(K: ConvLayer, D: ConvLayer): number[] | string {
 function parallelConvs(g: Graph, add: Node, ctx: PassContext, producers: Map<string, Node>, consumers: Map<string, Node[]>): Candidate | undefined {
   const a = convBehind(g, add.inputs[0], add, ctx, producers, consumers), b = convBehind(g, add.inputs[1], add, ctx, producers, consumers);
   if (!a || !b || a.input !== b.input) return undefined;
-  const [K, D] = prod(a.kernel) >= prod(b.kernel) ? [a, b] : [b, a];
+  const [K, D] = product(a.kernel) >= product(b.kernel) ? [a, b] : [b, a];
   const what = `${nm(add)} = Conv ${nm(K.conv)}(x) + Conv ${nm(D.conv)}(x)`;
   const nodes = [nm(K.conv), nm(D.conv), nm(add)];
   const r = K.kernel.length;
@@ -140,8 +141,8 @@ function parallelConvs(g: Graph, add: Node, ctx: PassContext, producers: Map<str
     nodes,
     apply: () => {
       const W = K.W.slice();
-      const kS = stridesOf(K.kernel), dS = stridesOf(D.kernel);
-      const kk = prod(K.kernel), kd = prod(D.kernel);
+      const kS = rowMajorStrides(K.kernel), dS = rowMajorStrides(D.kernel);
+      const kk = product(K.kernel), kd = product(D.kernel);
       const per = K.cout * (K.cin / K.group);
       for (let t = 0; t < kd; t++) {
         let m = 0;

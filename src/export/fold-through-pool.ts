@@ -18,8 +18,9 @@
 //    the sum depends on those strips, not on GAP(x) alone: no dense layer after the pool reproduces it.
 //  - Conv with stride > 1: it keeps every s-th position, and their mean is not GAP(x).
 //  - Mul/Div by a constant that varies over positions: GAP(m ⊙ x) weights positions unequally.
+import { product } from '../import/shape-math.js';
 import { type Graph, type Node, attrInt } from '../import/ir.js';
-import { constFloats, insertBefore, int, isGraphOutput, makeNode, numericDims, prod, removeNodes } from './graph-utils.js';
+import { constFloats, insertBefore, int, isGraphOutput, makeNode, numericDims, removeNodes } from './graph-utils.js';
 import { readConv, readDense } from './layers.js';
 import { readBN } from './fold-batchnorm.js';
 import { emitDense, type DensePlan } from './merge-matmul.js';
@@ -70,7 +71,7 @@ function stepThrough(g: Graph, ctx: PassContext, p: Node, r: Reach, N: number, p
       let f = 1;
       if (padded) {
         if (!l.inSpatial || !l.outSpatial) return `Conv ${nm(p)} 1×1 zero-pads and its static shapes are unknown (the pool's mean needs them)`;
-        f = prod(l.inSpatial) / prod(l.outSpatial);
+        f = product(l.inSpatial) / product(l.outSpatial);
       }
       const cinG = l.cin / l.group, coutG = l.cout / l.group;
       const A = new Float64Array(l.cin * N);
@@ -110,7 +111,7 @@ function stepThrough(g: Graph, ctx: PassContext, p: Node, r: Reach, N: number, p
       const full = [...Array(rank - k.dims.length).fill(1), ...k.dims];
       if (full[0] !== 1) return `${p.opType} ${nm(p)}: the constant varies with the example`;
       if (full[1] !== 1 && full[1] !== C) return `${p.opType} ${nm(p)}: constant of shape [${k.dims}] not per channel`;
-      const perPos = prod(full.slice(2));
+      const perPos = product(full.slice(2));
       const perChannel = new Float64Array(C);
       for (let c = 0; c < C; c++) {
         const base = (full[1] === 1 ? 0 : c) * perPos;

@@ -1,5 +1,5 @@
 // Small IR helpers shared by the fold passes: constants, rewiring, snapshots, node construction.
-import { Graph, type Node, type Attr, type Model, attrTensor, attrFloat, attrFloats, attrInt, attrInts } from '../import/ir.js';
+import { Graph, attr, type Node, type Attr, type Model, attrTensor, attrFloat, attrFloats, attrInt, attrInts } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
 
 /** The constant value of a value name: an initializer, or the output of a Constant node. */
@@ -105,9 +105,7 @@ export function addInit(g: Graph, base: string, dims: number[], values: ArrayLik
   return name;
 }
 
-export const ints = (value: number[]): Attr => ({ type: 'ints', value });
-export const int = (value: number): Attr => ({ type: 'int', value });
-export const float = (value: number): Attr => ({ type: 'float', value });
+export const { ints, i: int, f: float } = attr;
 
 // ------------------------------------------------------------------ patterns
 
@@ -207,7 +205,6 @@ export function nameNodes(g: Graph): void {
 
 // ------------------------------------------------------------------ numbers
 
-export const prod = (a: readonly number[]): number => a.reduce((x, y) => x * y, 1);
 
 export function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b];

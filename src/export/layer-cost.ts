@@ -16,8 +16,7 @@ import { join } from 'node:path';
 import { ortSession, runOrt } from '../import/ort.js';
 import { encodeModel } from '../import/onnx-io.js';
 import { median } from './verify.js';
-import { prod } from './graph-utils.js';
-import { convOutSize } from './layers.js';
+import { product, convOutSize } from '../import/shape-math.js';
 
 export type LayerGeometry =
   | {
@@ -40,7 +39,7 @@ const outSpatial = (g: ConvGeometry): number[] =>
 
 /** MACs per example of a geometry. */
 export function geometryMacs(g: LayerGeometry): number {
-  if (g.kind === 'conv') return g.cout * (g.cin / g.group) * prod(g.kernel) * prod(outSpatial(g));
+  if (g.kind === 'conv') return g.cout * (g.cin / g.group) * product(g.kernel) * product(outSpatial(g));
   if (g.kind === 'dense') return g.rows * g.K * g.N;
   return 0;
 }
@@ -48,7 +47,7 @@ export function geometryMacs(g: LayerGeometry): number {
 /** Modelled latency (ms) of a geometry: see the header. */
 export function modelledMs(g: LayerGeometry): number {
   const NODE_MS = 0.005;
-  if (g.kind === 'add') return NODE_MS + prod(g.shape) / 4e6;
+  if (g.kind === 'add') return NODE_MS + product(g.shape) / 4e6;
   if (g.kind === 'unknown') return NODE_MS;
   const macs = geometryMacs(g);
   // depthwise convs run far below the dense GEMM rate
@@ -138,7 +137,7 @@ function oneLayerModel(g: LayerGeometry) {
     y = b.op('Add', [x, b.normal(shape, 0.1)]);
   } else throw new Error('no geometry');
   b.output(y, 'float32');
-  const n = prod(shape);
+  const n = product(shape);
   const feeds = { x: Tensor.f32('x', shape, Array.from({ length: n }, (_, i) => Math.sin(i))) };
   return { model: b.model(), feeds };
 }

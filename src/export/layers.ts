@@ -1,8 +1,9 @@
 // Linear layers as the fold passes see them: a Conv, Gemm or MatMul with constant weights, plus an optional
 // constant Add right after it (a bias, or a position-dependent bias map that an exact conv merge leaves).
 import { type Graph, type Node, attrInt, attrInts, attrString, attrFloat } from '../import/ir.js';
-import { constFloats, soleReader, numericDims, prod } from './graph-utils.js';
+import { constFloats, soleReader, numericDims } from './graph-utils.js';
 import type { PassContext } from './pass.js';
+import { product, convOutSize, rowMajorStrides } from '../import/shape-math.js';
 
 // ------------------------------------------------------------------ conv
 
@@ -34,10 +35,6 @@ export interface ConvLayer {
 }
 
 export const spatialRank = (l: ConvLayer): number => l.kernel.length;
-
-export function convOutSize(x: number, k: number, s: number, d: number, pb: number, pe: number): number {
-  return Math.floor((x + pb + pe - (k - 1) * d - 1) / s) + 1;
-}
 
 /** Reads a Conv (with constant float weights) and, when `withAdd`, a constant Add after it. Undefined = not a foldable layer. */
 export function readConv(g: Graph, conv: Node, ctx: PassContext, withAdd = true, producers?: Map<string, Node>, consumers?: Map<string, Node[]>): ConvLayer | string {
@@ -133,9 +130,9 @@ function absorbAddIntoConv(l: ConvLayer, data: Float64Array, dims: number[]): bo
     l.map = map;
     return true;
   }
-  const hw = prod(l.outSpatial);
-  const strides = stridesOf(full);
-  const outStrides = stridesOf([l.cout, ...l.outSpatial]);
+  const hw = product(l.outSpatial);
+  const strides = rowMajorStrides(full);
+  const outStrides = rowMajorStrides([l.cout, ...l.outSpatial]);
   for (let idx = 0; idx < l.cout * hw; idx++) {
     let src = 0, rem = idx;
     for (let a = 0; a < r + 1; a++) {
@@ -155,14 +152,8 @@ function addChannelBias(map: Float64Array, cout: number, data: Float64Array, sca
   for (let o = 0; o < cout; o++) for (let p = 0; p < hw; p++) map[o * hw + p] += data[scalar ? 0 : o];
 }
 
-export function stridesOf(dims: number[]): number[] {
-  const s = new Array(dims.length).fill(1);
-  for (let a = dims.length - 2; a >= 0; a--) s[a] = s[a + 1] * dims[a + 1];
-  return s;
-}
-
 export function expandBias(bias: Float64Array, spatial: number[]): Float64Array {
-  const hw = prod(spatial);
+  const hw = product(spatial);
   const m = new Float64Array(bias.length * hw);
   for (let o = 0; o < bias.length; o++) m.fill(bias[o], o * hw, (o + 1) * hw);
   return m;
@@ -191,11 +182,11 @@ type ConvGeom = Pick<ConvLayer, 'W' | 'wDims' | 'group' | 'cin' | 'cout' | 'kern
 export function convMap(x: Float64Array, xSpatial: number[], l: ConvGeom): { data: Float64Array; spatial: number[] } {
   const r = l.kernel.length;
   const outSpatial = xSpatial.map((xs, a) => convOutSize(xs, l.kernel[a], l.strides[a], l.dilations[a], l.pads[a], l.pads[a + r]));
-  const hwOut = prod(outSpatial), hwIn = prod(xSpatial), kk = prod(l.kernel);
+  const hwOut = product(outSpatial), hwIn = product(xSpatial), kk = product(l.kernel);
   const out = new Float64Array(l.cout * hwOut);
   const cinG = l.cin / l.group, coutG = l.cout / l.group;
   const kPos = enumerate(l.kernel);
-  const inStr = stridesOf(xSpatial), outStr = stridesOf(outSpatial);
+  const inStr = rowMajorStrides(xSpatial), outStr = rowMajorStrides(outSpatial);
   // per-channel constant part
   const centre = xSpatial.reduce((off, d, a) => off + Math.floor(d / 2) * inStr[a], 0);
   const base = new Float64Array(l.cin);
@@ -251,8 +242,8 @@ export function convMap(x: Float64Array, xSpatial: number[], l: ConvGeom): { dat
 /** All multi-indices of a box, row-major. */
 export function enumerate(dims: number[]): number[][] {
   const out: number[][] = [];
-  const n = prod(dims);
-  const st = stridesOf(dims);
+  const n = product(dims);
+  const st = rowMajorStrides(dims);
   for (let i = 0; i < n; i++) out.push(dims.map((_, a) => Math.floor(i / st[a]) % dims[a]));
   return out;
 }

@@ -19,9 +19,10 @@
 // ring only, and the candidate is marked `approximate` (the pipeline measures its error instead of holding
 // it to the tolerance).
 import type { Graph, Node } from '../import/ir.js';
-import { addInit, gcd, ints, int, makeNode, prod, removeNodes, soleReader } from './graph-utils.js';
-import { readConv, convMap, convOutSize, expandBias, mapToBias, enumerate, stridesOf, type ConvLayer } from './layers.js';
+import { addInit, gcd, ints, int, makeNode, removeNodes, soleReader } from './graph-utils.js';
+import { readConv, convMap, expandBias, mapToBias, enumerate, type ConvLayer } from './layers.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';
+import { product, convOutSize, rowMajorStrides } from '../import/shape-math.js';
 
 export interface ConvMergePlan {
   W: Float64Array;
@@ -82,12 +83,12 @@ export function planConvMerge(A: ConvLayer, B: ConvLayer, full = true): ConvMerg
   const sameGroups = A.group === B.group;
   const group = sameGroups ? A.group : 1;
   const cinM = A.cin / group; // input channels per group of the merged conv
-  const kM = prod(kernel);
+  const kM = product(kernel);
   if (!full) return { W: new Float64Array(0), wDims: [B.cout, cinM, ...kernel], group, strides, dilations, kernel, pads: [...pb, ...pe], outSpatial: B.outSpatial };
   // weights
   const W = new Float64Array(B.cout * cinM * kM);
   const k1Pos = enumerate(A.kernel), k2Pos = enumerate(B.kernel);
-  const kStr = stridesOf(kernel);
+  const kStr = rowMajorStrides(kernel);
   // merged tap of (j, l)
   const tap = k2Pos.map((j) => k1Pos.map((l) => {
     let m = 0;
@@ -128,7 +129,7 @@ export function planConvMerge(A: ConvLayer, B: ConvLayer, full = true): ConvMerg
     else plan.map = m.data;
   } else {
     const b = B.bias.slice();
-    const k2n2 = prod(B.kernel);
+    const k2n2 = product(B.kernel);
     for (let o = 0; o < B.cout; o++) {
       const gB = Math.floor(o / coutB);
       for (let cl = 0; cl < cinB; cl++) {

@@ -11,8 +11,9 @@
 // (the identity goes into the kernel's centre tap or onto the matrix diagonal): that segment's cost is lowered
 // by the Add's. After merges and absorptions the graph changes and the pipeline plans again; costs are cached
 // by geometry, so a plan made again on a partly merged chain agrees with the first.
+import { product } from '../import/shape-math.js';
 import type { Graph, Node } from '../import/ir.js';
-import { soleReader, numericDims, prod } from './graph-utils.js';
+import { soleReader, numericDims } from './graph-utils.js';
 import { convBehind, readConv, readDense, type ConvLayer, type DenseLayer } from './layers.js';
 import { padFrontLayers, planConvMerge } from './merge-conv.js';
 import { denseMergeRefusal } from './merge-matmul.js';
@@ -104,7 +105,7 @@ function denseChains(g: Graph, ctx: PassContext): Chain[] {
   for (const ls of runsOf(g, layers, (l) => l.core, consumers)) {
     const head = ls[0];
     const inShape = numericDims(ctx.shapeOf(head.input));
-    const rows = inShape && inShape.length ? prod(inShape.slice(0, -1)) : undefined;
+    const rows = inShape && inShape.length ? product(inShape.slice(0, -1)) : undefined;
     // a merged run keeps its first layer's kind and input form: each joint is checked as planDenseMerge does
     const segment = (i: number, j: number): LayerGeometry | undefined => {
       for (let k = i; k < j; k++) if (denseMergeRefusal({ ...ls[i], N: ls[k].N, biasRank: Math.max(...ls.slice(i, k + 1).map((l) => l.biasRank)) }, ls[k + 1])) return undefined;

@@ -26,8 +26,9 @@
 //    the current one (batch 1) and keeps it only when faster.
 // A PRelu that split-partial can split (some channels exactly linear, between two dense layers) is left to
 // it. src/analyze's census recognises the Max/Min form as a prelu layer.
-import { type Graph, type Model, type Node, attrFloat } from '../import/ir.js';
-import { allOne, blendsFrom, cloneModel, constFloats, float, makeNode, numericDims, prod, removeNodes, rewire } from './graph-utils.js';
+import { product } from '../import/shape-math.js';
+import { type Graph, type Node, attrFloat } from '../import/ir.js';
+import { allOne, blendsFrom, constFloats, float, makeNode, numericDims, removeNodes, rewire } from './graph-utils.js';
 import { fitsShape } from './remove-identity.js';
 import { splitPartialPass } from './split-partial.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';
@@ -39,7 +40,7 @@ export const RESPELL_MIN_ELEMENTS = 1024;
 function perExample(g: Graph, ctx: PassContext, x: string): number {
   const s = ctx.shapeOf(x) ?? g.info(x)?.shape;
   const d = s && numericDims(s.slice(1));
-  return d ? prod(d) : NaN;
+  return d ? product(d) : NaN;
 }
 
 const inRange = (v: ArrayLike<number>, lo: number, hi: number): boolean => {
@@ -121,29 +122,6 @@ export const simplifyActivationPass: FoldPass = {
     return out;
   },
 };
-
-interface Respelled { op: Node; mul: Node; x: string; slope: string }
-
-/** Max(x, Mul(x, a)) with constant a in [0, 1] and Min(x, Mul(x, a)) with a ≥ 1: PRelu(x, a) respelled. */
-function findRespelled(g: Graph): Respelled[] {
-  const producers = g.producers();
-  const consumers = g.consumers();
-  const out: Respelled[] = [];
-  for (const op of g.nodes) {
-    if ((op.opType !== 'Max' && op.opType !== 'Min') || op.inputs.length !== 2 || (op.domain && op.domain !== 'ai.onnx')) continue;
-    for (const k of [0, 1]) {
-      const x = op.inputs[1 - k];
-      const mul = producers.get(op.inputs[k]);
-      if (mul?.opType !== 'Mul' || !mul.inputs.includes(x) || (consumers.get(mul.outputs[0]) ?? []).length !== 1) continue;
-      const slope = mul.inputs[0] === x ? mul.inputs[1] : mul.inputs[0];
-      const a = constFloats(g, slope, producers);
-      if (!a || !(op.opType === 'Max' ? inRange(a.data, 0, 1) : inRange(a.data, 1, Infinity))) continue;
-      out.push({ op, mul, x, slope });
-      break;
-    }
-  }
-  return out;
-}
 
 export function simplifyActivation(g: Graph, ctx: Partial<PassContext> = {}): boolean {
   return runPass(simplifyActivationPass, g, ctx);

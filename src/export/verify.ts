@@ -1,6 +1,6 @@
 // Verification and timing with onnxruntime-node: output comparison, latency.
 import { LinfoldError } from '../errors.js';
-import type { Graph, Model, Node } from '../import/ir.js';
+import type { Model } from '../import/ir.js';
 import { Tensor, compareValues } from '../import/tensor.js';
 export { randomFeeds, type FeedOptions } from '../import/random.js';
 import { ortSession, runOrt, type OrtSession } from '../import/ort.js';

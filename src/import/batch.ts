@@ -15,13 +15,14 @@
 // The rewrite is verified with onnxruntime: the original run on three random examples one by one against the
 // rewritten model on the three as one batch (and on the first alone). When the batch cannot be freed the
 // result says why, naming the node. The rewritten model keeps the symbolic batch when written.
+import { product } from './shape-math.js';
 import { LinfoldError } from '../errors.js';
 import { Graph, nodeLabel, type Model, type Node, type Shape } from './ir.js';
 import { Tensor, allocArray, compareValues, type DType, type TypedArray } from './tensor.js';
 import { inferShapes } from './shape-inference.js';
 import { randomFeeds } from './random.js';
 import { ortSession, runOrt } from './ort.js';
-import { cloneModel, makeNode, nameNodes, prod } from '../export/graph-utils.js';
+import { cloneModel, makeNode, nameNodes } from '../export/graph-utils.js';
 import { deadCode } from '../export/dead-code.js';
 
 export const BATCH = 'batch';
@@ -222,17 +223,17 @@ function candidates(n: Node, s1: Inferred, s2: Inferred, isStatic: boolean): Can
   const axes = x1.map((_, k) => k).filter((k) => x1[k] !== x2[k]);
   if (axes.length !== 1 || x2[axes[0]] !== 2 * x1[axes[0]]) return `its input [${x1}] grows as [${x2}] at batch 2`;
   if (out1.includes(0)) return `target [${out1}] has a zero dim`;
-  const a = axes[0], pre = prod(x1.slice(0, a)), post = prod(x1.slice(a + 1));
+  const a = axes[0], pre = product(x1.slice(0, a)), post = product(x1.slice(a + 1));
   // the batch sits in dim a as [o | batch | x1[a]/o]: try every outer factor o
   const best = new Map<number, number>();
   for (let o = 1; o <= x1[a]; o++) {
     if (x1[a] % o) continue;
     const P = pre * o, S = (x1[a] / o) * post;
     for (let k = 0; k < out1.length; k++) {
-      const pk = prod(out1.slice(0, k));
+      const pk = product(out1.slice(0, k));
       if (P % pk || out1[k] % (P / pk)) continue;
       const outer = P / pk, inner = out1[k] / outer;
-      if (inner * prod(out1.slice(k + 1)) !== S) continue;
+      if (inner * product(out1.slice(k + 1)) !== S) continue;
       // a dim of its own, then the outer factor of a merged dim (batch·heads), then inner (seq·batch)
       const rank = out1[k] === 1 ? 0 : outer === 1 ? 1 : 2;
       best.set(k, Math.min(best.get(k) ?? 3, rank));

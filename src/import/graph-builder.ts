@@ -1,19 +1,12 @@
 // Builds IR graphs in code, for tests and benchmarks: inputs and outputs, float32 initializers (given,
 // deterministic or seeded normals), int64 initializers, Constant nodes, nodes with typed or plain attributes,
 // optional declared value shapes (graph.valueInfo, no shape inference), a few layer helpers, single-opset models.
+import { product } from './shape-math.js';
 import { seededRandom, gaussian } from './random.js';
-import { Graph, type Attr, type Model, type Dim } from './ir.js';
+import { Graph, attr, type Attr, type Model, type Dim } from './ir.js';
 import { Tensor, type DType } from './tensor.js';
 
-/** Typed attribute constructors. */
-export const attr = {
-  i: (value: number): Attr => ({ type: 'int', value }),
-  f: (value: number): Attr => ({ type: 'float', value }),
-  s: (value: string): Attr => ({ type: 'string', value }),
-  ints: (value: number[]): Attr => ({ type: 'ints', value }),
-  floats: (value: number[]): Attr => ({ type: 'floats', value }),
-  t: (value: Tensor): Attr => ({ type: 'tensor', value }),
-};
+export { attr } from './ir.js';
 
 /**
  * An attribute as given to the builder: a typed Attr, or a plain value — an integer number is an int, any other
@@ -74,7 +67,6 @@ export interface GemmOptions {
   bias?: boolean;
 }
 
-const size = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
 
 /**
  * Value names given by the caller are kept; others are generated from one counter: `w<k>` float initializers,
@@ -109,13 +101,13 @@ export class GraphBuilder {
   /** A float32 initializer: the values given (numbers or a Tensor), else the deterministic 0.01, 0.02, 0.03, …. */
   init(dims: number[], values?: ArrayLike<number> | Tensor, name = `w${this.count++}`): string {
     const t = values instanceof Tensor ? values.withName(name)
-      : Tensor.f32(name, dims, values ?? Array.from({ length: size(dims) }, (_, i) => 0.01 * (i + 1)));
+      : Tensor.f32(name, dims, values ?? Array.from({ length: product(dims) }, (_, i) => 0.01 * (i + 1)));
     return this.addInitializer(t);
   }
 
   /** A float32 initializer of seeded normals `mean + scale·N(0, 1)`, drawn from the builder's stream. */
   normal(dims: number[], scale = 1, mean = 0, name?: string): string {
-    return this.init(dims, Array.from({ length: size(dims) }, () => {
+    return this.init(dims, Array.from({ length: product(dims) }, () => {
       const z = scale * this.draws.normal();
       return mean === 0 ? z : mean + z;
     }), name);

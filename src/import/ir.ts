@@ -31,6 +31,16 @@ export type Attr =
   /** Subgraphs, sparse tensors, type protos, references to function attributes: kept as decoded protobuf. */
   | { type: 'opaque'; proto: Proto };
 
+/** Typed attribute constructors. */
+export const attr = {
+  i: (value: number): Attr => ({ type: 'int', value }),
+  f: (value: number): Attr => ({ type: 'float', value }),
+  s: (value: string): Attr => ({ type: 'string', value }),
+  ints: (value: number[]): Attr => ({ type: 'ints', value }),
+  floats: (value: number[]): Attr => ({ type: 'floats', value }),
+  t: (value: Tensor): Attr => ({ type: 'tensor', value }),
+};
+
 export interface Node {
   name: string;
   opType: string;
@@ -89,43 +99,9 @@ export class Graph {
 
   /** Sorts nodes so every value is produced before it is read (stable: keeps file order where possible). */
   sortTopologically(): void {
-    const available = new Set<string>([...this.inputs.map((i) => i.name), ...this.initializers.keys(), '']);
-    const waiting = new Map<string, Node[]>();
-    const missing = new Map<Node, number>();
-    const ready: Node[] = [];
-    for (const n of this.nodes) {
-      const need = new Set(n.inputs.filter((i) => !available.has(i)));
-      missing.set(n, need.size);
-      if (need.size === 0) ready.push(n);
-      for (const i of need) {
-        const l = waiting.get(i);
-        if (l) l.push(n);
-        else waiting.set(i, [n]);
-      }
-    }
-    const order = new Map(this.nodes.map((n, k) => [n, k]));
-    const sorted: Node[] = [];
-    // ready is kept as a min-heap on file order would be ideal; a sorted insert is fine at model sizes
-    while (ready.length) {
-      const n = ready.shift()!;
-      sorted.push(n);
-      for (const o of n.outputs) {
-        if (!o || available.has(o)) continue;
-        available.add(o);
-        for (const c of waiting.get(o) ?? []) {
-          const left = missing.get(c)! - 1;
-          missing.set(c, left);
-          if (left === 0) insertByOrder(ready, c, order);
-        }
-      }
-    }
-    if (sorted.length !== this.nodes.length) {
-      const stuck = this.nodes.find((n) => !sorted.includes(n))!;
-      const need = stuck.inputs.filter((i) => !available.has(i));
-      throw new LinfoldError(`node '${stuck.name || stuck.opType}' reads '${need[0]}', which no node, input or initializer provides (or the graph has a cycle)`);
-    }
-    this.nodes = sorted;
+    this.nodes = topologicalOrder(this);
   }
+
 
   /** A name not yet used by any value or node, built from `base`. */
   uniqueName(base: string): string {
@@ -205,6 +181,46 @@ export function attrTensor(node: Node, name: string): Tensor | undefined {
 }
 
 /** Human name of a node for messages: its name, else op type and first output. */
+/** The nodes ordered so every value is produced before it is read (stable: keeps file order where possible); the graph is left as it is. */
+export function topologicalOrder(g: Pick<Graph, 'inputs' | 'initializers' | 'nodes'>): Node[] {
+  const available = new Set<string>([...g.inputs.map((i) => i.name), ...g.initializers.keys(), '']);
+  const waiting = new Map<string, Node[]>();
+  const missing = new Map<Node, number>();
+  const ready: Node[] = [];
+  for (const n of g.nodes) {
+    const need = new Set(n.inputs.filter((i) => !available.has(i)));
+    missing.set(n, need.size);
+    if (need.size === 0) ready.push(n);
+    for (const i of need) {
+      const l = waiting.get(i);
+      if (l) l.push(n);
+      else waiting.set(i, [n]);
+    }
+  }
+  const order = new Map(g.nodes.map((n, k) => [n, k]));
+  const sorted: Node[] = [];
+  // ready is kept as a min-heap on file order would be ideal; a sorted insert is fine at model sizes
+  while (ready.length) {
+    const n = ready.shift()!;
+    sorted.push(n);
+    for (const o of n.outputs) {
+      if (!o || available.has(o)) continue;
+      available.add(o);
+      for (const c of waiting.get(o) ?? []) {
+        const left = missing.get(c)! - 1;
+        missing.set(c, left);
+        if (left === 0) insertByOrder(ready, c, order);
+      }
+    }
+  }
+  if (sorted.length !== g.nodes.length) {
+    const stuck = g.nodes.find((n) => !sorted.includes(n))!;
+    const need = stuck.inputs.filter((i) => !available.has(i));
+    throw new LinfoldError(`node '${stuck.name || stuck.opType}' reads '${need[0]}', which no node, input or initializer provides (or the graph has a cycle)`);
+  }
+  return sorted;
+}
+
 export function nodeLabel(n: Node): string {
   return n.name ? `${n.name} (${n.opType})` : `${n.opType} → ${n.outputs[0]}`;
 }

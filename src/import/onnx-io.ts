@@ -1,4 +1,5 @@
 // ONNX bytes ⇄ IR: decoding (with external data), encoding, atomic writes.
+import { product } from './shape-math.js';
 import { readFileSync, writeFileSync, statSync, openSync, writeSync, closeSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join, basename, resolve } from 'node:path';
@@ -143,7 +144,7 @@ function tensorFromProto(t: Proto, ctx: DecodeContext): Tensor {
   const dtype = dtypeFromCode(t.data_type ?? 0);
   const dims: number[] = (t.dims ?? []).map(num);
   if (dims.some((d) => !(d >= 0))) throw new LinfoldError(`${ctx.label}: tensor '${name}' has a negative dimension [${dims}]`);
-  const size = dims.reduce((a, b) => a * b, 1);
+  const size = product(dims);
   if (t.data_location === 1) return externalTensor(name, dtype, dims, t, ctx);
   if (t.raw_data?.length || (size === 0 && dtype !== 'string')) {
     return Tensor.fromBytes(name, dtype, dims, t.raw_data?.length ? t.raw_data : new Uint8Array(0)).withName(name);
@@ -201,7 +202,7 @@ function externalTensor(name: string, dtype: Tensor['dtype'], dims: number[], t:
     ctx.fileSizes.set(file, fileSize);
   }
   const offset = Number(kv.get('offset') ?? 0);
-  const size = dims.reduce((a, b) => a * b, 1);
+  const size = product(dims);
   const length = kv.has('length') ? Number(kv.get('length')) : byteLength(dtype, size);
   if (!(offset >= 0 && length >= 0 && offset + length <= fileSize))
     throw new LinfoldError(`${ctx.label}: external data of tensor '${name}' (offset ${offset}, length ${length}) lies outside '${location}' (${fileSize} bytes)`);

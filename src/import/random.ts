@@ -1,4 +1,5 @@
 // Seeded randomness shared by data shuffling, initialisation and verification inputs.
+import { product, normAxis } from './shape-math.js';
 import { LinfoldError } from '../errors.js';
 import type { Graph, Node } from './ir.js';
 import { Tensor, allocArray, type DType } from './tensor.js';
@@ -51,7 +52,7 @@ export function randomFeeds(g: Graph, opts: FeedOptions = {}): Record<string, Te
     });
     const dtype: DType = v.dtype ?? 'float32';
     if (dtype === 'float16' || dtype === 'bfloat16') throw new LinfoldError(`input '${v.name}': ${dtype} inputs are not generated; pass data`);
-    const size = shape.reduce((a, b) => a * b, 1);
+    const size = product(shape);
     const arr = allocArray(dtype, size);
     if (dtype === 'float32' || dtype === 'float64') for (let i = 0; i < size; i++) (arr as Float32Array)[i] = gaussian(rand);
     else if (dtype === 'bool') for (let i = 0; i < size; i++) (arr as Uint8Array)[i] = rand() < 0.5 ? 1 : 0;
@@ -74,7 +75,7 @@ function intBound(g: Graph, name: string, readers: Node[]): number {
     if (r.opType === 'Gather' && r.inputs[1] === name) {
       const table = g.initializers.get(r.inputs[0]);
       const axis = r.attrs.axis?.type === 'int' ? r.attrs.axis.value : 0;
-      if (table) return table.dims[axis < 0 ? axis + table.dims.length : axis];
+      if (table) return table.dims[normAxis(axis, table.dims.length)];
     }
   }
   return 2;

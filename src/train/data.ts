@@ -1,5 +1,6 @@
 // Data sources for training and validation: the bundled MNIST digits, .npy/.npz arrays (streamed by row),
 // and image folders. Every source yields NCHW float32 (or int32 token ids) batches with optional labels.
+import { product } from '../import/shape-math.js';
 import { createRequire } from 'node:module';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, extname } from 'node:path';
@@ -83,7 +84,7 @@ function splitRows(n: number, valFraction: number, classOf?: (i: number) => numb
 class ArrayRows implements RowSource {
   constructor(readonly dtype: RowSource['dtype'], readonly shape: number[], private values: Float32Array | Float64Array) {}
   rows(index: ArrayLike<number>): Float64Array {
-    const e = this.shape.slice(1).reduce((a, b) => a * b, 1);
+    const e = product(this.shape.slice(1));
     const out = new Float64Array(index.length * e);
     for (let k = 0; k < index.length; k++) out.set(this.values.subarray(index[k] * e, (index[k] + 1) * e), k * e);
     return out;

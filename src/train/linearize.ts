@@ -1,6 +1,7 @@
 // linearize(): fine-tune a model whose activations were made linearizable, with the sparsity prior pushing
 // slopes to 1 (DESIGN.md §1). Task loss: labels (CE), distillation from the original model run by
 // onnxruntime-node, or both. Channels within freezeEps of 1 are set to exactly 1 and frozen.
+import { product } from '../import/shape-math.js';
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LinfoldError } from '../errors.js';
@@ -15,6 +16,7 @@ import { Progress } from '../progress.js';
 import { tf, useBackend, type BackendName } from './backends.js';
 import type { Batch, Dataset } from './data.js';
 import { seededRandom } from './data.js';
+import { gaussian } from '../import/random.js';
 import { makeLinearizable, type Granularity, type Slope } from './linearizable.js';
 import { augmentBatch, NO_AUGMENTATION, type Augmentation } from './augment.js';
 import { crossEntropy, distillKL, distillMSE, lambdaAt, priorTerm, type PriorKind } from './objective.js';
@@ -411,7 +413,7 @@ function tfjsBackend(lmodel: Model, slopes: Slope[], slopeWeights: number[], o: 
 function outputWidth(model: Model): number | undefined {
   const shape = model.graph.outputs[0]?.shape;
   const rest = shape?.slice(1);
-  return rest && rest.every((d) => typeof d === 'number') ? (rest as number[]).reduce((a, b) => a * b, 1) : undefined;
+  return rest && rest.every((d) => typeof d === 'number') ? product(rest as number[]) : undefined;
 }
 
 /** Data sample shape and dtype must match the model's first input. */
@@ -501,7 +503,7 @@ async function setOptimizerState(opt: tf.Optimizer, prefix: string, all: NamedAr
 /** He-normal weights, zero biases: the "from scratch" baseline of the nonlinear-advantage experiment. */
 function reinitialize(model: Model, slopes: Slope[], seed: number): void {
   const rnd = seededRandom(seed + 1);
-  const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
+  const gauss = () => gaussian(rnd);
   const skip = new Set(slopes.map((s) => s.name));
   const g = model.graph;
   for (const n of g.nodes) {

@@ -1,4 +1,5 @@
 // NumPy .npy / .npz reading. Arrays are read lazily by row from disk, so data larger than memory streams.
+import { product } from '../import/shape-math.js';
 import { closeSync, openSync, readSync, fstatSync, readFileSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import { LinfoldError } from '../errors.js';
@@ -62,13 +63,13 @@ class NpyFileRows implements RowSource {
     const head = new Uint8Array(4096);
     readSync(fd, head, 0, head.length, 0);
     const h = parseHeader(head, path);
-    const want = h.dataOffset + h.shape.reduce((a, b) => a * b, 1) * ITEM[h.dtype];
+    const want = h.dataOffset + product(h.shape) * ITEM[h.dtype];
     if (fstatSync(fd).size < want) throw new LinfoldError(`${path}: truncated (${fstatSync(fd).size} of ${want} bytes)`);
     return new NpyFileRows(h.dtype, h.shape, fd, h.dataOffset, path);
   }
 
   rows(index: ArrayLike<number>): Float64Array {
-    const rowElems = this.shape.slice(1).reduce((a, b) => a * b, 1);
+    const rowElems = product(this.shape.slice(1));
     const rowBytes = rowElems * ITEM[this.dtype];
     const out = new Float64Array(index.length * rowElems);
     const buf = new Uint8Array(rowBytes);
@@ -89,7 +90,7 @@ class NpyFileRows implements RowSource {
 class MemoryRows implements RowSource {
   constructor(readonly dtype: NpyDtype, readonly shape: number[], private bytes: Uint8Array) {}
   rows(index: ArrayLike<number>): Float64Array {
-    const rowElems = this.shape.slice(1).reduce((a, b) => a * b, 1);
+    const rowElems = product(this.shape.slice(1));
     const rowBytes = rowElems * ITEM[this.dtype];
     const out = new Float64Array(index.length * rowElems);
     for (let k = 0; k < index.length; k++)

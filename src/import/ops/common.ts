@@ -4,6 +4,7 @@ import { LinfoldError } from '../../errors.js';
 import { attrInts, nodeLabel, type Dim, type Shape } from '../ir.js';
 import { Tensor, type DType, type TypedArray } from '../tensor.js';
 import type { OpContext, OpSpec, OutputType } from './registry.js';
+import { product, rowMajorStrides, normAxis as wrapAxis } from '../shape-math.js';
 
 /** Thrown by an evaluator that cannot handle its inputs (dtype, size): the output simply stays unknown. */
 export class CannotEvaluate extends Error {}
@@ -51,7 +52,7 @@ export const passPartial = (ctx: OpContext): (Dim[] | undefined)[] => [partialOf
 
 /** Normalizes a possibly negative axis against `rank`. */
 export function normAxis(ctx: OpContext, axis: number, rank: number): number {
-  const a = axis < 0 ? axis + rank : axis;
+  const a = wrapAxis(axis, rank);
   if (!(a >= 0 && a < rank)) bad(ctx, `axis ${axis} is out of range for rank ${rank}`);
   return a;
 }
@@ -175,23 +176,13 @@ const trunc = (x: number) => (Number.isFinite(x) ? Math.trunc(x) : 0);
 
 export const isIntType = (d: DType): boolean => d !== 'float32' && d !== 'float64' && d !== 'float16' && d !== 'bfloat16';
 
-export function strides(dims: number[]): number[] {
-  const s = new Array<number>(dims.length);
-  let n = 1;
-  for (let k = dims.length - 1; k >= 0; k--) {
-    s[k] = n;
-    n *= dims[k];
-  }
-  return s;
-}
-export const sizeOf = (dims: number[]): number => dims.reduce((a, b) => a * b, 1);
 
 /**
  * Visits every multi-index of `dims` in row-major order; `f` returns the flat source index to copy.
  * The workhorse of Transpose, Slice, Gather, Expand, Tile evaluation.
  */
 export function gatherBy(src: Arr, dims: number[], f: (idx: number[]) => number): Arr {
-  const n = sizeOf(dims);
+  const n = product(dims);
   const v = new Array<number>(n);
   const idx = new Array<number>(dims.length).fill(0);
   for (let i = 0; i < n; i++) {
@@ -209,11 +200,11 @@ export function broadcastEval(ctx: OpContext, ins: Arr[], dtype: DType, fn: (...
   const dims = broadcastShapes(ctx, ins.map((a) => a.dims)) as number[];
   const rank = dims.length;
   const st = ins.map((a) => {
-    const s = strides(a.dims);
+    const s = rowMajorStrides(a.dims);
     const off = rank - a.dims.length;
     return dims.map((_, k) => (k < off || a.dims[k - off] === 1 ? 0 : s[k - off]));
   });
-  const n = sizeOf(dims);
+  const n = product(dims);
   const v = new Array<number>(n);
   const idx = new Array<number>(rank).fill(0);
   const pos = ins.map(() => 0);

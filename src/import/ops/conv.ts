@@ -1,5 +1,6 @@
 // Convolutions and pooling (NCHW, any number of spatial dims): Conv, ConvTranspose, MaxPool, AveragePool,
 // LpPool, and the global pools.
+import { convOutSize } from '../shape-math.js';
 import { attrInt, attrInts, attrString, type Dim, type Shape } from '../ir.js';
 import { bad, dtypeOf, fresh, isNum, shapeOf } from './common.js';
 import { registerOps, type OpContext, type OpSpec, type OutputType } from './registry.js';
@@ -23,11 +24,11 @@ function windowOut(ctx: OpContext, spatial: Shape, w: Window): Dim[] {
     const s = w.strides[i], ek = (w.kernel[i] - 1) * w.dilations[i] + 1;
     const pad = w.pads[i] + w.pads[i + spatial.length];
     if (w.autoPad === 'SAME_UPPER' || w.autoPad === 'SAME_LOWER') return s === 1 ? d : isNum(d) ? Math.ceil(d / s) : fresh(ctx);
-    if (w.autoPad === 'VALID') return isNum(d) ? Math.floor((d - ek) / s) + 1 : ek === 1 && s === 1 ? d : fresh(ctx);
+    if (w.autoPad === 'VALID') return isNum(d) ? convOutSize(d, w.kernel[i], s, w.dilations[i], 0, 0) : ek === 1 && s === 1 ? d : fresh(ctx);
     if (!isNum(d)) return s === 1 && pad === ek - 1 ? d : fresh(ctx);
     if (d + pad < ek) bad(ctx, `input size ${d} (padded ${d + pad}) is smaller than the kernel window ${ek}`);
-    if (!w.ceil) return Math.floor((d + pad - ek) / s) + 1;
-    let out = Math.ceil((d + pad - ek) / s) + 1;
+    let out = convOutSize(d, w.kernel[i], s, w.dilations[i], w.pads[i], w.pads[i + spatial.length], w.ceil);
+    if (!w.ceil) return out;
     // the last window must start inside the input or its leading padding (PyTorch and onnxruntime)
     if ((out - 1) * s >= d + w.pads[i]) out--;
     return out;

@@ -1,8 +1,9 @@
 // Reductions (ReduceMean/Sum/Max/Min/Prod/L1/L2/LogSum/LogSumExp/SumSquare) and ArgMax/ArgMin.
 // Axes are an attribute before opset 13 (ReduceSum) or 18 (the others) and an input from then on.
 import { attrInt, attrInts } from '../ir.js';
-import { arr, bad, CannotEvaluate, constNums, dtypeOf, fresh, has, normAxis, shapeOf, sizeOf, strides, toTensor, type Arr } from './common.js';
+import { arr, bad, CannotEvaluate, constNums, dtypeOf, fresh, has, normAxis, shapeOf, toTensor, type Arr } from './common.js';
 import { registerOps, type OpContext, type OpSpec, type OutputType } from './registry.js';
+import { product, rowMajorStrides } from '../shape-math.js';
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const REDUCERS: Record<string, (xs: number[]) => number> = {
@@ -48,8 +49,8 @@ function reduceInfer(inputSince: number) {
 /** Groups the values of `a` by output position (reduced axes zeroed), in input order. */
 function groups(a: Arr, axes: number[]): { dims: number[]; buckets: number[][] } {
   const dims = a.dims.map((d, k) => (axes.includes(k) ? 1 : d));
-  const ost = strides(dims), ist = strides(a.dims);
-  const buckets = Array.from({ length: sizeOf(dims) }, () => [] as number[]);
+  const ost = rowMajorStrides(dims), ist = rowMajorStrides(a.dims);
+  const buckets = Array.from({ length: product(dims) }, () => [] as number[]);
   a.v.forEach((x, i) => {
     let o = 0;
     for (let k = 0; k < a.dims.length; k++) if (!axes.includes(k)) o += (Math.floor(i / ist[k]) % a.dims[k]) * ost[k];

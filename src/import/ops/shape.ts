@@ -6,9 +6,10 @@ import { attrFloat, attrFloats, attrInt, attrInts, attrString, attrTensor, type 
 import { Tensor, dtypeFromCode, type DType } from '../tensor.js';
 import {
   allNum, arr, arrs, bad, broadcastShapes, CannotEvaluate, constNums, dtypeOf, fmtShape, fresh, gatherBy, has, intsArg, isNum,
-  knownOutDims, like, must, normAxis, partialOf, passPartial, prodDim, reshapeEval, shapeOf, sizeOf, strides, sumDim, toTensor, unify, type Arr,
+  knownOutDims, like, must, normAxis, partialOf, passPartial, prodDim, reshapeEval, shapeOf, sumDim, toTensor, unify, type Arr,
 } from './common.js';
 import { registerOps, type OpContext, type OpSpec, type OutputType } from './registry.js';
+import { product, rowMajorStrides } from '../shape-math.js';
 
 const freshDims = (ctx: OpContext, n: number): Dim[] => Array.from({ length: n }, () => fresh(ctx));
 /** A 1-D shape input of unknown value but known length n gives a rank-n result of unknown dims. */
@@ -110,7 +111,7 @@ const transpose: OpSpec = {
   },
   evaluate(ctx) {
     const a = arr(ctx.values[0]);
-    const perm = permOf(ctx, a.dims.length), st = strides(a.dims);
+    const perm = permOf(ctx, a.dims.length), st = rowMajorStrides(a.dims);
     return out0(ctx, gatherBy(a, perm.map((p) => a.dims[p]), (idx) => idx.reduce((s, i, k) => s + i * st[perm[k]], 0)));
   },
 };
@@ -137,11 +138,11 @@ function concatEval(ctx: OpContext): Tensor[] {
   const ins = arrs(ctx).filter((a): a is Arr => !!a);
   const dims = knownOutDims(concat, ctx);
   const axis = normAxis(ctx, attrInt(ctx.node, 'axis', ctx.opset < 4 ? 1 : 0), dims.length);
-  const outer = sizeOf(dims.slice(0, axis));
+  const outer = product(dims.slice(0, axis));
   const v: number[] = [];
   for (let o = 0; o < outer; o++)
     for (const a of ins) {
-      const chunk = sizeOf(a.dims.slice(axis));
+      const chunk = product(a.dims.slice(axis));
       for (let i = 0; i < chunk; i++) v.push(a.v[o * chunk + i]);
     }
   return out0(ctx, { dtype: ins[0].dtype, dims, v });
@@ -239,7 +240,7 @@ const slice: OpSpec = {
       [start[ax], dims[ax]] = sliceRange(a.dims[ax], args.starts[i], args.ends[i], args.steps[i]);
       step[ax] = args.steps[i];
     });
-    const st = strides(a.dims);
+    const st = rowMajorStrides(a.dims);
     return out0(ctx, gatherBy(a, dims, (idx) => idx.reduce((s, i, k) => s + (start[k] + i * step[k]) * st[k], 0)));
   },
 };
@@ -274,7 +275,7 @@ const split: OpSpec = {
   evaluate(ctx) {
     const a = arr(ctx.values[0]);
     const axis = normAxis(ctx, attrInt(ctx.node, 'axis', 0), a.dims.length);
-    const st = strides(a.dims);
+    const st = rowMajorStrides(a.dims);
     let begin = 0;
     return splitSizes(ctx, a.dims[axis]).map((len, i) => {
       const b = begin;
@@ -299,7 +300,7 @@ const gather: OpSpec = {
   evaluate(ctx) {
     const [a, ind] = arrs(ctx) as Arr[];
     const axis = gatherAxis(ctx, a.dims.length);
-    const st = strides(a.dims), ist = strides(ind.dims), r = ind.dims.length, d = a.dims[axis];
+    const st = rowMajorStrides(a.dims), ist = rowMajorStrides(ind.dims), r = ind.dims.length, d = a.dims[axis];
     const dims = [...a.dims.slice(0, axis), ...ind.dims, ...a.dims.slice(axis + 1)];
     return out0(ctx, gatherBy(a, dims, (idx) => {
       let j = 0;
@@ -358,7 +359,7 @@ const sizeOp: OpSpec = {
   op: 'Size', since: 1,
   infer(ctx) {
     const x = shapeOf(ctx, 0);
-    return [{ dtype: 'int64', shape: [], value: allNum(x) ? Tensor.i64(ctx.node.outputs[0], [], [sizeOf(x)]) : undefined }];
+    return [{ dtype: 'int64', shape: [], value: allNum(x) ? Tensor.i64(ctx.node.outputs[0], [], [product(x)]) : undefined }];
   },
 };
 sizeOp.partial = (ctx) => {
@@ -381,7 +382,7 @@ const expand: OpSpec = {
   evaluate(ctx) {
     const a = arr(ctx.values[0]);
     const dims = knownOutDims(expand, ctx);
-    const st = strides(a.dims), off = dims.length - a.dims.length;
+    const st = rowMajorStrides(a.dims), off = dims.length - a.dims.length;
     return out0(ctx, gatherBy(a, dims, (idx) => a.dims.reduce((s, d, k) => s + (d === 1 ? 0 : idx[k + off] * st[k]), 0)));
   },
 };
@@ -397,7 +398,7 @@ const tile: OpSpec = {
   },
   evaluate(ctx) {
     const a = arr(ctx.values[0]);
-    const st = strides(a.dims);
+    const st = rowMajorStrides(a.dims);
     return out0(ctx, gatherBy(a, knownOutDims(tile, ctx), (idx) => idx.reduce((s, i, k) => s + (i % a.dims[k]) * st[k], 0)));
   },
 };
@@ -531,7 +532,7 @@ const constantOfShape: OpSpec = {
     const fill = t ? arr(t).v[0] : 0;
     const dims = constNums(ctx, 0);
     if (!dims) throw new CannotEvaluate();
-    return out0(ctx, { dtype: constantOfShapeDtype(ctx), dims, v: new Array<number>(sizeOf(dims)).fill(fill) });
+    return out0(ctx, { dtype: constantOfShapeDtype(ctx), dims, v: new Array<number>(product(dims)).fill(fill) });
   },
 };
 

@@ -1,5 +1,6 @@
 // Activations (elementwise, layout-agnostic) and the axis-wise Softmax / LogSoftmax / Hardmax.
-import { registerKernels, tf, type Kernel, type TfTensor, type KernelContext, normAxis } from './registry.js';
+import { product, normAxis } from '../shape-math.js';
+import { registerKernels, tf, type Kernel, type TfTensor, type KernelContext } from './registry.js';
 import { attrFloat, attrInt, attrString, type Node } from '../ir.js';
 
 const act = (op: string, f: (x: TfTensor, node: Node, ctx: KernelContext) => TfTensor, since = 1): Kernel => ({
@@ -66,7 +67,7 @@ function softmaxFamily(op: string, f: (t: TfTensor) => TfTensor): Kernel[] {
       run: ([x], node) => {
         if (x.rank === 0) return [tf.reshape(f(tf.reshape(x, [1, 1])), [])];
         const axis = normAxis(attrInt(node, 'axis', 1), x.rank);
-        const outer = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+        const outer = product(x.shape.slice(0, axis));
         return [tf.reshape(f(tf.reshape(x, [outer, -1])), x.shape)];
       },
     },

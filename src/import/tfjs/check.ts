@@ -1,9 +1,8 @@
 // `linfold check`: runs the TensorFlow.js import and onnxruntime-node on the same seeded random inputs and
 // reports, per output, max |tfjs - ort| / max |ort|.
 import { randomFeeds } from '../random.js';
-import type { Model, ValueInfo } from '../ir.js';
+import type { Model } from '../ir.js';
 import { Tensor, compareValues } from '../tensor.js';
-import { LinfoldError } from '../../errors.js';
 import { ortSession, runOrt } from '../ort.js';
 import { tf, useBackend, currentBackend, wasmThreads, type BackendName } from '../../train/backends.js';
 import { lookupKernel } from './kernels.js';

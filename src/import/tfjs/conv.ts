@@ -1,6 +1,7 @@
 // Convolutions and pooling. tfjs computes these channels-last (NHWC) on wasm and cpu: the NCHW entry
 // points transpose in and out; the `nhwc` entry points let the executor keep a chain of conv-family ops
 // channels-last (the transposes between them cancel).
+import { product, convOutSize } from '../shape-math.js';
 import { registerKernels, tf, dims, derived, type Kernel, type KernelContext, type TfTensor, kernelError } from './registry.js';
 import { attrInt, attrInts, type Node } from '../ir.js';
 import { onnxPads, spatialAttr, padCrop, dilateAxes, stridedTake, taping } from './conv-util.js';
@@ -43,8 +44,8 @@ export function conv2dNHWC(x: TfTensor, w: TfTensor, bias: TfTensor | undefined,
   if ((sh > 1 || sw > 1) && (dh > 1 || dw > 1)) {
     // tfjs requires strides or dilations to be 1: convolve densely, then sub-sample
     const dense = conv2dNHWC(x, w, bias, { ...p, strides: [1, 1] }, ctx);
-    const oh = Math.floor((dims(x)[1] + p.pads[0][0] + p.pads[0][1] - ((dims(w)[2] - 1) * dh + 1)) / sh) + 1;
-    const ow = Math.floor((dims(x)[2] + p.pads[1][0] + p.pads[1][1] - ((dims(w)[3] - 1) * dw + 1)) / sw) + 1;
+    const oh = convOutSize(dims(x)[1], dims(w)[2], sh, dh, p.pads[0][0], p.pads[0][1]);
+    const ow = convOutSize(dims(x)[2], dims(w)[3], sw, dw, p.pads[1][0], p.pads[1][1]);
     return stridedTake(stridedTake(dense, 1, 0, sh, oh), 2, 0, sw, ow);
   }
   const C = x.shape[3];
@@ -115,7 +116,7 @@ function conv3d(x: TfTensor, w: TfTensor, b: TfTensor | undefined, node: Node): 
   if (both) {
     const k = dims(w).slice(2);
     for (let i = 0; i < 3; i++) {
-      const out = Math.floor((dims(xl)[i + 1] - ((k[i] - 1) * dil[i] + 1)) / p.strides[i]) + 1;
+      const out = convOutSize(dims(xl)[i + 1], k[i], p.strides[i], dil[i], 0, 0);
       y = stridedTake(y, i + 1, 0, p.strides[i], out);
     }
   }
@@ -240,7 +241,7 @@ function poolNHWC(x: TfTensor, node: Node, kind: 'max' | 'avg'): TfTensor {
       // 1-D dilated, and 3-D on wasm (its MaxPool3D starts the max at FLT_MIN, above every negative input):
       // the max over the kernel taps, each a strided view of the padded input
       y = undefined as unknown as TfTensor;
-      const taps = g.k.reduce((a, b) => a * b, 1);
+      const taps = product(g.k);
       for (let t = 0; t < taps; t++) {
         let rem = t;
         let v = xp;

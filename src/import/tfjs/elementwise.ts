@@ -1,4 +1,5 @@
 // Elementwise ops with numpy broadcasting: arithmetic, comparisons, logic, unary math, Cast, Where.
+import { broadcastDims } from '../shape-math.js';
 import { registerKernels, tf, type Kernel, type TfTensor, kernelError, tfDType } from './registry.js';
 import { attrInt, type Node } from '../ir.js';
 import { dtypeFromCode, halfToFloat, type DType } from '../tensor.js';
@@ -7,22 +8,6 @@ import { floatToHalf } from './convert.js';
 const unary = (op: string, f: (x: TfTensor) => TfTensor, since = 1): Kernel => ({
   op, since, elementwise: true, run: ([x]) => [f(x)],
 });
-
-/** Broadcast of several shapes (numpy rules). */
-export function broadcastShapes(...shapes: number[][]): number[] {
-  const rank = Math.max(...shapes.map((s) => s.length));
-  const out: number[] = [];
-  for (let i = 0; i < rank; i++) {
-    let d = 1;
-    for (const s of shapes) {
-      const v = s[s.length - rank + i] ?? 1;
-      if (v !== 1) d = d === 1 || d === v ? v : NaN;
-      else if (d === 1) d = v;
-    }
-    out.push(d);
-  }
-  return out;
-}
 
 function bcast(t: TfTensor, shape: number[]): TfTensor {
   if (t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i])) return t;
@@ -118,7 +103,7 @@ export const elementwiseKernels: Kernel[] = [
   {
     op: 'Where', since: 9, elementwise: true,
     run: ([c, a, b]) => {
-      const shape = broadcastShapes(c.shape, a.shape, b.shape);
+      const shape = broadcastDims(c.shape, a.shape, b.shape);
       return [tf.where(bcast(toBool(c), shape), bcast(a, shape), bcast(b, shape))];
     },
   },

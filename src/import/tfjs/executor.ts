@@ -17,7 +17,7 @@
 // - int64 values run as int32 (see registry.ts); graph outputs declared int64 come back as int32 tensors.
 import { tf, type TfTensor, type KernelContext, type Kernel, tfDType, kernelError } from './registry.js';
 import { lookupKernel } from './kernels.js';
-import { Graph, opsetOf, nodeLabel, type Model, type Node, type ValueInfo } from '../ir.js';
+import { topologicalOrder, Graph, opsetOf, nodeLabel, type Model, type Node, type ValueInfo } from '../ir.js';
 import { Tensor, isFloat } from '../tensor.js';
 import { LinfoldError } from '../../errors.js';
 import { toTf, fromTf } from './convert.js';
@@ -91,30 +91,6 @@ export function describeUnsupported(list: UnsupportedOp[]): string {
   return list.map((u) => `${u.domain ? `${u.domain}.` : ''}${u.op} (opset ${u.opset}, ${u.count}×)`).join(', ');
 }
 
-function topoOrder(g: Graph): Node[] {
-  const available = new Set<string>(['', ...g.inputs.map((i) => i.name), ...g.initializers.keys()]);
-  const pending = g.nodes.slice();
-  const out: Node[] = [];
-  let progress = true;
-  while (pending.length && progress) {
-    progress = false;
-    for (let i = 0; i < pending.length; i++) {
-      const n = pending[i];
-      if (n.inputs.every((x) => available.has(x))) {
-        out.push(n);
-        for (const o of n.outputs) available.add(o);
-        pending.splice(i--, 1);
-        progress = true;
-      }
-    }
-  }
-  if (pending.length) {
-    const n = pending[0];
-    throw new LinfoldError(`${nodeLabel(n)} reads '${n.inputs.find((x) => !available.has(x))}', which nothing produces (or the graph has a cycle)`);
-  }
-  return out;
-}
-
 interface Step { node: Node; kernel: Kernel; opset: number }
 interface Slot { t: TfTensor; nhwc: boolean; alt?: TfTensor }
 
@@ -125,7 +101,7 @@ export function compile(model: Model, opts: CompileOptions = {}): Executable {
   const g = model.graph;
   const missing = unsupportedOps(model);
   if (missing.length) throw new LinfoldError(`${model.path ?? 'model'}: no TensorFlow.js kernel for ${describeUnsupported(missing)}`);
-  const order = topoOrder(g);
+  const order = topologicalOrder(g);
   const kernelOf = new Map<Node, Kernel>();
   for (const n of order) kernelOf.set(n, lookupKernel(n.opType, n.domain, nodeOpset(model, n))!);
 

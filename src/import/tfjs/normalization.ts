@@ -1,6 +1,7 @@
 // Normalization: BatchNormalization (inference and training mode), LayerNormalization, InstanceNormalization,
 // LRN, MeanVarianceNormalization.
-import { registerKernels, tf, dims, type Kernel, type TfTensor, type KernelContext, normAxis } from './registry.js';
+import { normAxis } from '../shape-math.js';
+import { registerKernels, tf, dims, type Kernel, type TfTensor, type KernelContext } from './registry.js';
 import { attrFloat, attrInt, attrInts, type Node } from '../ir.js';
 
 /** Per-channel vector [C] shaped to broadcast against `x` on its channel axis. */

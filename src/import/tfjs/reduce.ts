@@ -1,5 +1,6 @@
 // Reductions (ReduceMean/Sum/Max/Min/Prod/L1/L2/LogSum/LogSumExp/SumSquare), ArgMax/ArgMin, CumSum, TopK.
-import { registerKernels, tf, type Kernel, type TfTensor, type KernelContext, normAxis } from './registry.js';
+import { normAxis } from '../shape-math.js';
+import { registerKernels, tf, type Kernel, type TfTensor, type KernelContext } from './registry.js';
 import { attrInt, attrInts, type Node } from '../ir.js';
 
 type Reducer = (x: TfTensor, axes: number[], keep: boolean) => TfTensor;

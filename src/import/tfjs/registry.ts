@@ -11,7 +11,7 @@
 // - Absent optional inputs ('' in the node) arrive as undefined: test `inputs[i]` before use.
 import type * as tfc from '@tensorflow/tfjs-core';
 import { tf } from '../../train/backends.js';
-import type { Node } from '../ir.js';
+import { nodeLabel, type Node } from '../ir.js';
 import type { DType } from '../tensor.js';
 import { LinfoldError } from '../../errors.js';
 import { OpRegistry } from '../op-registry.js';
@@ -101,17 +101,11 @@ export function registeredKernels(): { op: string; domain: string; since: number
 export { tf };
 
 export function kernelError(node: Node, msg: string): LinfoldError {
-  const label = node.name ? `${node.name} (${node.opType})` : `${node.opType} → ${node.outputs[0]}`;
-  return new LinfoldError(`${label}: ${msg}`);
+  return new LinfoldError(`${nodeLabel(node)}: ${msg}`);
 }
 
 /** A tensor's shape as a plain number[] (tfjs types it per rank). */
 export const dims = (t: TfTensor): number[] => t.shape as number[];
-
-/** Normalizes a possibly negative axis. */
-export function normAxis(axis: number, rank: number): number {
-  return axis < 0 ? axis + rank : axis;
-}
 
 /** Whether a tensor holds floats (tfjs float32). */
 export const isFloatT = (t: TfTensor): boolean => t.dtype === 'float32';

@@ -1,23 +1,22 @@
 // Shape and data movement: Reshape, Flatten, Transpose, Concat, Split, Slice, Squeeze/Unsqueeze, Gather,
 // GatherElements, Shape, Size, Constant, ConstantOfShape, Dropout, Pad, Expand, Range, Tile, Resize/Upsample,
 // DepthToSpace/SpaceToDepth, OneHot, Trilu, EyeLike.
-import { registerKernels, tf, dims, type Kernel, type TfTensor, type KernelContext, normAxis, kernelError, tfDType } from './registry.js';
+import { broadcastDims, normAxis, product } from '../shape-math.js';
+import { registerKernels, tf, dims, type Kernel, type TfTensor, type KernelContext, kernelError, tfDType } from './registry.js';
 import { attrFloat, attrInt, attrInts, attrString, attrTensor, attrFloats, type Node } from '../ir.js';
 import { dtypeFromCode } from '../tensor.js';
 import { toTf } from './convert.js';
 import { padCrop, stridedTake } from './conv-util.js';
-import { broadcastShapes } from './elementwise.js';
 
-const prod = (v: number[]) => v.reduce((a, b) => a * b, 1);
 
 function reshape([x, shape]: TfTensor[], node: Node, ctx: KernelContext): TfTensor {
   const target = shape ? ctx.values(shape) : attrInts(node, 'shape');
   if (!target) throw kernelError(node, 'no shape given');
   const allowZero = attrInt(node, 'allowzero', 0) === 1;
   const dims = target.map((d, i) => (d === 0 && !allowZero ? x.shape[i] : d));
-  const known = prod(dims.filter((d) => d !== -1));
+  const known = product(dims.filter((d) => d !== -1));
   const out = dims.map((d) => (d === -1 ? (known === 0 ? 0 : x.size / known) : d));
-  if (prod(out) !== x.size) throw kernelError(node, `cannot reshape [${x.shape}] to [${target}]`);
+  if (product(out) !== x.size) throw kernelError(node, `cannot reshape [${x.shape}] to [${target}]`);
   return tf.reshape(x, out);
 }
 
@@ -81,7 +80,7 @@ function fixNegativeIndices(idx: TfTensor, n: number): TfTensor {
 
 function gatherElements(x: TfTensor, idx: TfTensor, axis: number): TfTensor {
   const r = x.rank;
-  const strides = x.shape.map((_, i) => prod(x.shape.slice(i + 1)));
+  const strides = x.shape.map((_, i) => product(x.shape.slice(i + 1)));
   let flat: TfTensor = tf.mul(fixNegativeIndices(idx, x.shape[axis]), tf.scalar(strides[axis], 'int32'));
   for (let d = 0; d < r; d++) {
     if (d === axis) continue;
@@ -354,7 +353,7 @@ export const shapeKernels: Kernel[] = [
     op: 'Flatten', since: 1,
     run: ([x], node) => {
       const axis = normAxis(attrInt(node, 'axis', 1), x.rank);
-      return [tf.reshape(x, [prod(x.shape.slice(0, axis)), prod(x.shape.slice(axis))])];
+      return [tf.reshape(x, [product(x.shape.slice(0, axis)), product(x.shape.slice(axis))])];
     },
   },
   {
@@ -441,7 +440,7 @@ export const shapeKernels: Kernel[] = [
   {
     op: 'Expand', since: 8,
     run: ([x, shape], _n, ctx) => {
-      const out = broadcastShapes(x.shape, ctx.values(shape));
+      const out = broadcastDims(x.shape, ctx.values(shape));
       const r = x.rank < out.length ? tf.reshape(x, [...Array(out.length - x.rank).fill(1), ...x.shape]) : x;
       return [r.shape.every((d, i) => d === out[i]) ? tf.clone(r) : tf.broadcastTo(r, out)];
     },

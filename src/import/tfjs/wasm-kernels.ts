@@ -12,6 +12,7 @@
 //   Multiplies and a Sum, each a pass of its own (~25 % of a linearize step of the MNIST CNN).
 // - Identity without a copy (the dataId is shared, as the cpu backend does): tfjs clones every tensor it saves
 //   for the backward pass, and wasm's Identity copies each one.
+import { product, normAxis } from '../shape-math.js';
 import { tf, dims, type TfTensor } from './registry.js';
 
 interface TensorInfo { dataId: object; shape: number[]; dtype: string }
@@ -143,13 +144,13 @@ function sumLeading({ inputs, attrs, backend }: KernelArgs): TensorInfo | undefi
   const { x } = inputs;
   const rank = x.shape.length;
   const raw = attrs.axis as number | number[];
-  const axes = [...new Set((Array.isArray(raw) ? raw : [raw]).map((a) => (a < 0 ? a + rank : a)))].sort((a, b) => a - b);
+  const axes = [...new Set((Array.isArray(raw) ? raw : [raw]).map((a) => normAxis(a, rank)))].sort((a, b) => a - b);
   const k = axes.length;
   if (x.dtype !== 'float32' || k === 0 || k === rank || axes.some((a, i) => a !== i)) return undefined;
   const b = backend as WasmBackend;
-  const rows = x.shape.slice(0, k).reduce((p, d) => p * d, 1);
+  const rows = product(x.shape.slice(0, k));
   const rest = x.shape.slice(k);
-  const cols = rest.reduce((p, d) => p * d, 1);
+  const cols = product(rest);
   const out = b.makeOutput(attrs.keepDims ? [...Array(k).fill(1), ...rest] : rest, 'float32');
   const xv = b.typedArrayFromHeap(x), o = b.typedArrayFromHeap(out);
   const acc = new Float64Array(cols);

@@ -2,6 +2,7 @@
 // output_padding restores the input size); the filter gradient is a Conv with batch and channels swapped —
 // X as [Ci/g, g·N, H, W], dY as the kernel [Co, N, oh, ow], strides and dilations exchanged, groups g — which
 // covers dense, grouped and depthwise convs, strided and padded; the bias gradient sums dY over N and space.
+import { convOutSize } from '../../../import/shape-math.js';
 import { LinfoldError } from '../../../errors.js';
 import { attrInts, attrInt, attrString, nodeLabel, type Node } from '../../../import/ir.js';
 import type { Emitter } from '../emit.js';
@@ -33,7 +34,7 @@ function geometry(e: Emitter, n: Node): ConvGeometry {
     }
   } else if (auto === 'VALID') pads = new Array(2 * r).fill(0);
   const pb = pads.slice(0, r), pe = pads.slice(r);
-  const y = x.map((v, i) => Math.floor((v + pb[i] + pe[i] - ((k[i] - 1) * d[i] + 1)) / s[i]) + 1);
+  const y = x.map((v, i) => convOutSize(v, k[i], s[i], d[i], pb[i], pe[i]));
   return { k, s, d, pb, pe, group, x, y };
 }
 

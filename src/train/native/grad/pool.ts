@@ -1,6 +1,7 @@
 // Pooling: MaxPool routes dY to the argmax through the node's Indices output (added to the forward node when the
 // model does not read it), scattered into zeros (ScatterElements, 'add' when windows overlap); average pools
 // spread dY evenly.
+import { product } from '../../../import/shape-math.js';
 import { LinfoldError } from '../../../errors.js';
 import { attrInts, attrInt, attrString, nodeLabel } from '../../../import/ir.js';
 import { registerGrads } from './registry.js';
@@ -54,7 +55,7 @@ registerGrads(
       const x = node.inputs[0];
       const spatial = e.shape(x, node).slice(2);
       if (spatial.some((d) => typeof d !== 'number')) e.staticShape(x, node);
-      const scale = e.f32(1 / (spatial as number[]).reduce((a, b) => a * b, 1));
+      const scale = e.f32(1 / product(spatial as number[]));
       return [e.op('Expand', [e.op('Mul', [dOut[0]!, scale]), e.op('Shape', [x])], {}, 'dX')];
     },
   },

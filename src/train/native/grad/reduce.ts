@@ -1,5 +1,6 @@
 // Reductions: dY (with the reduced axes restored when keepdims = 0) broadcast back over the input; ReduceMean
 // divides by the number of values each output averaged (Size(x) / Size(y), so symbolic dims are fine).
+import { normAxis } from '../../../import/shape-math.js';
 import { LinfoldError } from '../../../errors.js';
 import { attrInt, attrInts, nodeLabel } from '../../../import/ir.js';
 import { registerGrads, type GradContext } from './registry.js';
@@ -18,7 +19,7 @@ function reduceGrad(mean: boolean) {
       if (attrInt(node, 'noop_with_empty_axes', 0)) return [dOut[0]];
       axes = Array.from({ length: rank }, (_, i) => i);
     }
-    axes = axes.map((a) => (a < 0 ? a + rank : a)).sort((a, b) => a - b);
+    axes = axes.map((a) => normAxis(a, rank)).sort((a, b) => a - b);
     let dy = dOut[0]!;
     if (!attrInt(node, 'keepdims', 1)) dy = e.op('Unsqueeze', [dy, e.i64(axes)]);
     if (mean) {
