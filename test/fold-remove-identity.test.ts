@@ -49,6 +49,22 @@ test('blend y = s + A ⊙ (x − s) with A = 1 goes, and the wrapped activation 
   assert.equal(model.graph.initializers.size, 4, 'the blend coefficient initializer is gone');
 });
 
+test('the mirrored blend y = s − A ⊙ (s − x) with A = 1 goes too (one matcher for audit and fold)', async () => {
+  const b = new GraphBuilder({ opset: 13 });
+  const x = b.input('x', ['batch', 3, 4, 4]);
+  const h = b.conv(x, 3, 3, 1);
+  const s = b.op('Tanh', [h]);
+  const d = b.op('Sub', [s, h]);
+  const md = b.op('Mul', [b.init([3, 1, 1], [1, 1, 1]), d]);
+  const y = b.op('Sub', [s, md]);
+  const m = b.output(b.conv(y, 3, 2, 1)).model();
+  const { model } = await foldAndCompare(m, async (f) => {
+    removeIdentity(f.graph, await shapesCtx(f));
+    deadCode(f.graph);
+  });
+  assert.deepEqual(model.graph.nodes.map((n) => n.opType), ['Conv', 'Conv']);
+});
+
 test('an identity activation producing the graph output keeps the output name', async () => {
   const b = new GraphBuilder({ opset: 13 });
   const x = b.input('x', ['batch', 2, 4, 4]);

@@ -1,6 +1,7 @@
 // Structural recognition of activations (as ops and as the subgraphs exporters emit) and of decomposed
 // normalizations. Pure graph matching: which nodes form one activation, its input and output, its slope.
 // Channel axis, channel count and the linear mask need the tensor layout and are filled in by propagate.ts.
+import { matchBlendAt } from '../import/blend.js';
 import type { Graph, Node, Tensor } from '../import/ir.js';
 import { attrFloat, attrString } from '../import/ir.js';
 import type { Constants } from './shapes.js';
@@ -403,32 +404,24 @@ class Matcher {
    */
   private matchBlend(m: ActivationMatch): ActivationMatch | undefined {
     const s = m.output;
-    const x = m.input;
     if (this.outputs.has(s)) return undefined;
     const readers = this.cons.get(s) ?? [];
     if (readers.length !== 2) return undefined;
     for (const sub of readers) {
-      if (!isOp(sub, 'Sub') || this.claimed.has(sub)) continue;
-      const direct = sub.inputs[0] === x && sub.inputs[1] === s;
-      const mirrored = sub.inputs[0] === s && sub.inputs[1] === x;
-      if (!direct && !mirrored) continue;
-      const mul = this.single(sub.outputs[0]);
-      if (!isOp(mul, 'Mul') || this.claimed.has(mul)) continue;
-      const a = this.other(mul, sub.outputs[0]);
-      const fin = this.single(mul.outputs[0]);
-      if (!fin || this.claimed.has(fin) || !readers.includes(fin) || fin === sub) continue;
-      const ok = direct
-        ? isOp(fin, 'Add') && this.other(fin, mul.outputs[0]) === s
-        : isOp(fin, 'Sub') && fin.inputs[0] === s && fin.inputs[1] === mul.outputs[0];
-      if (!ok) continue;
-      const baseForm = m.form === 'blend' ? undefined : m.form;
-      return {
-        ...m, form: 'blend', baseForm, nodes: [...m.nodes, sub, mul, fin], output: fin.outputs[0],
-        slope: { value: a, tensor: this.consts.get(a) }, gatingMuls: [],
-      };
+      if (this.claimed.has(sub)) continue;
+      for (const b of matchBlendAt(sub, this.cons)) {
+        if (b.s !== s || b.x !== m.input || b.fin === sub || !readers.includes(b.fin)) continue;
+        if (this.single(sub.outputs[0]) !== b.mul || this.single(b.mul.outputs[0]) !== b.fin || this.claimed.has(b.mul) || this.claimed.has(b.fin)) continue;
+        const baseForm = m.form === 'blend' ? undefined : m.form;
+        return {
+          ...m, form: 'blend', baseForm, nodes: [...m.nodes, sub, b.mul, b.fin], output: b.fin.outputs[0],
+          slope: { value: b.slope, tensor: this.consts.get(b.slope) }, gatingMuls: [],
+        };
+      }
     }
     return undefined;
   }
+
 
   /**
    * Muls that multiply a different, non-constant tensor by a sigmoid/hardsigmoid output, directly or

@@ -1,4 +1,5 @@
 // Small IR helpers shared by the fold passes: constants, rewiring, snapshots, node construction.
+import { matchBlendAt } from '../import/blend.js';
 import { Graph, attr, type Node, type Attr, type Model, attrTensor, attrFloat, attrFloats, attrInt, attrInts } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
 
@@ -109,7 +110,7 @@ export const { ints, i: int, f: float } = attr;
 
 // ------------------------------------------------------------------ patterns
 
-/** linfold's blend form y = s + A ⊙ (x − s): Sub(x, s) → Mul(·, A) → Add(s, ·), with A a constant float. */
+/** A blend (src/import/blend.ts, either spelling) whose A is a constant float. */
 export interface Blend {
   sub: Node;
   mul: Node;
@@ -124,22 +125,13 @@ export interface Blend {
 
 /** The blends whose Sub is `sub`. */
 export function blendsFrom(g: Graph, sub: Node, producers?: Map<string, Node>, consumers?: Map<string, Node[]>): Blend[] {
-  if (sub.opType !== 'Sub' || (sub.domain && sub.domain !== 'ai.onnx')) return [];
   const cons = consumers ?? g.consumers();
-  const [x, s] = sub.inputs;
-  const y = sub.outputs[0];
   const out: Blend[] = [];
-  for (const mul of cons.get(y) ?? []) {
-    if (mul.opType !== 'Mul') continue;
-    const A = constFloats(g, mul.inputs[0] === y ? mul.inputs[1] : mul.inputs[0], producers);
+  for (const b of matchBlendAt(sub, cons)) {
+    const A = constFloats(g, b.slope, producers);
     if (!A) continue;
-    for (const add of cons.get(mul.outputs[0]) ?? []) {
-      if (add.opType !== 'Add') continue;
-      const other = add.inputs[0] === mul.outputs[0] ? add.inputs[1] : add.inputs[0];
-      if (other !== s) continue;
-      const dead = [sub, mul].filter((k) => (cons.get(k.outputs[0]) ?? []).length === 1 && !isGraphOutput(g, k.outputs[0]));
-      out.push({ sub, mul, add, x, s, A, removable: dead.length === 2 ? [sub, mul, add] : [add] });
-    }
+    const dead = [sub, b.mul].filter((k) => (cons.get(k.outputs[0]) ?? []).length === 1 && !isGraphOutput(g, k.outputs[0]));
+    out.push({ sub, mul: b.mul, add: b.fin, x: b.x, s: b.s, A, removable: dead.length === 2 ? [sub, b.mul, b.fin] : [b.fin] });
   }
   return out;
 }

@@ -63,10 +63,10 @@ export const removeIdentityPass: FoldPass = {
           break;
         }
         case 'Sub':
-          // blend: Sub(x, s) → Mul(·, A) → Add(s, ·)
+          // blend: Sub(x, s) → Mul(·, A) → Add(s, ·), or its mirrored spelling
           for (const b of blendsFrom(g, n, producers, consumers)) {
-            if (!allOne(b.A.data, ctx.eps) || !fitsShape(g, ctx, x, b.A.dims)) continue;
-            bypass(b.removable, b.add.outputs[0], x, `blend ${nm(b.add)} (${b.A.data.length} coefficient(s), all 1)`);
+            if (!allOne(b.A.data, ctx.eps) || !fitsShape(g, ctx, b.x, b.A.dims)) continue;
+            bypass(b.removable, b.add.outputs[0], b.x, `blend ${nm(b.add)} (${b.A.data.length} coefficient(s), all 1)`);
           }
           break;
       }

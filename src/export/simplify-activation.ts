@@ -106,7 +106,7 @@ export const simplifyActivationPass: FoldPass = {
         }
         case 'Sub':
           for (const b of blendsFrom(g, n, producers, consumers)) {
-            if (!b.A.data.every((v) => v === 0) || !fitsShape(g, ctx, x, b.A.dims)) continue;
+            if (!b.A.data.every((v) => v === 0) || !fitsShape(g, ctx, b.x, b.A.dims)) continue;
             out.push({
               what: `blend ${nm(b.add)} (${b.A.data.length} coefficient(s), all 0) → the activation it wraps`,
               nodes: b.removable.map(nm),

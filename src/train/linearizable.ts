@@ -2,6 +2,7 @@
 // slope 0, LeakyReLU(α) at α, PRelu at its own slopes); smooth activations get the blend
 // y = σ(x) + a ⊙ (x − σ(x)) starting at a = 0 — or a plain PRelu with `asPrelu`. At step 0 the model
 // computes the same function as before (except with asPrelu).
+import { blendNodes } from '../import/blend.js';
 import { LinfoldError } from '../errors.js';
 import { type Model, type Node, type Graph, nodeLabel } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
@@ -89,14 +90,8 @@ export function makeLinearizable(source: Model, opts: LinearizableOptions = {}):
       // blend: s = σ(x) keeps its nodes; y = s + A ⊙ (x − s)
       const s = g.uniqueName(`${layer.output}_act`);
       last.outputs = last.outputs.map((o) => (o === layer.output ? s : o));
-      const d = g.uniqueName(`${layer.output}_diff`), m = g.uniqueName(`${layer.output}_scaled`);
       g.initializers.set(slopeName, Tensor.f32(slopeName, slopeDims, new Array(size).fill(0)));
-      const at = g.nodes.indexOf(last) + 1;
-      g.nodes.splice(at, 0,
-        { name: g.uniqueName(`${layer.name}_blend_sub`), opType: 'Sub', domain: '', inputs: [layer.input, s], outputs: [d], attrs: {} },
-        { name: g.uniqueName(`${layer.name}_blend_mul`), opType: 'Mul', domain: '', inputs: [d, slopeName], outputs: [m], attrs: {} },
-        { name: g.uniqueName(`${layer.name}_blend_add`), opType: 'Add', domain: '', inputs: [s, m], outputs: [layer.output], attrs: {} },
-      );
+      g.nodes.splice(g.nodes.indexOf(last) + 1, 0, ...blendNodes(g, layer.name, layer.input, s, slopeName, layer.output));
       slopes.push({ ...base, name: slopeName, form: 'blend' });
     }
   }
