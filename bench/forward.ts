@@ -3,7 +3,7 @@
 // export does). Also measures the executor's layout pass (channels-last conv chains) on and off.
 //
 //   node --import tsx bench/forward.ts [--batch 1] [--size 224] [--runs 5] [--cpu] [--chain-only]
-import { tf, useBackend, wasmThreads, threadCount } from '../src/train/backends.js';
+import { tf, useBackend, wasmThreads, threadCount } from '../src/import/tfjs/backends.js';
 import { compile } from '../src/import/tfjs/executor.js';
 import { GraphBuilder, attr, seededDraws } from '../src/import/graph-builder.js';
 import { median } from '../src/export/verify.js';

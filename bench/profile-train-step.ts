@@ -4,7 +4,7 @@
 // (wasm kernels are synchronous, so wall time is kernel time).
 //
 //   node --import tsx bench/profile-train-step.ts [--batch 64] [--runs 5] [--backend wasm]
-import { tf, useBackend } from '../src/train/backends.js';
+import { tf, useBackend } from '../src/import/tfjs/backends.js';
 import { compile } from '../src/import/tfjs/executor.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { fileURLToPath } from 'node:url';

@@ -5,7 +5,7 @@
 // When onnxruntime's rate is k× wasm's peak, no wasm kernel can be within k× of it.
 //
 //   node --import tsx bench/simd-peak.ts
-import { tf, useBackend, setWasmThreads } from '../src/train/backends.js';
+import { tf, useBackend, setWasmThreads } from '../src/import/tfjs/backends.js';
 import { GraphBuilder, attr } from '../src/import/graph-builder.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { Tensor } from '../src/import/tensor.js';

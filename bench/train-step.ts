@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { tf, useBackend, wasmThreads, threadCount } from '../src/train/backends.js';
+import { tf, useBackend, wasmThreads, threadCount } from '../src/import/tfjs/backends.js';
 import { compile, type Executable } from '../src/import/tfjs/executor.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { median } from '../src/export/verify.js';

@@ -20,7 +20,7 @@ await build({
 });
 
 // The threaded wasm build's pthread worker, as a file: tfjs-backend-wasm ships it as a string and hands it
-// to workers as a blob: URL, which Node's worker_threads cannot load (src/train/backends.ts).
+// to workers as a blob: URL, which Node's worker_threads cannot load (src/import/tfjs/backends.ts).
 const { wasmWorkerContents } = require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js');
 // the string holds "\n" escapes that must stay escapes inside the script's string literals
 writeFileSync('build/tfjs-wasm-worker.cjs.tmp', wasmWorkerContents.replace(/\n/g, '\\n'));

@@ -2,13 +2,6 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { LinfoldError, oneLine } from './errors.js';
 
-/** `--input-shape name:1x3x224x224` (repeatable; the name may be omitted for single-input models). */
-export function parseInputShape(value: string, previous: Record<string, number[]> = {}): Record<string, number[]> {
-  const m = /^(?:(.+):)?(\d+(?:x\d+)*)$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`'${value}' is not name:DxDxD (e.g. input:1x3x224x224)`);
-  return { ...previous, [m[1] ?? '*']: m[2].split('x').map(Number) };
-}
-
 let verbose = false;
 
 export function buildProgram(): Command {
@@ -23,7 +16,7 @@ export function buildProgram(): Command {
     })
     .hook('preAction', (cmd) => {
       verbose = Boolean(cmd.opts().verbose);
-      // read by the wasm backend when it starts (src/train/backends.ts)
+      // read by the wasm backend when it starts (src/import/tfjs/backends.ts)
       if (cmd.opts().threads) process.env.LINFOLD_THREADS = String(cmd.opts().threads);
     })
     .showHelpAfterError('(run with --help for usage)');

@@ -3,7 +3,6 @@ import { writeFileAtomic as writeText } from './files.js';
 import { dirname, basename, join } from 'node:path';
 import { type Command, Option, InvalidArgumentError } from 'commander';
 import { LinfoldError } from './errors.js';
-import { parseInputShape } from './cli.js';
 import { parseAugmentation } from './train/augment.js';
 
 type Shapes = Record<string, number[]>;
@@ -40,6 +39,13 @@ const regex = (name: string) => (v: string) => {
     throw new InvalidArgumentError(`${name}: '${v}' is not a regular expression`);
   }
 };
+/** `--input-shape name:1x3x224x224` (repeatable; the name may be omitted for single-input models). */
+export function parseInputShape(value: string, previous: Record<string, number[]> = {}): Record<string, number[]> {
+  const m = /^(?:(.+):)?(\d+(?:x\d+)*)$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`'${value}' is not name:DxDxD (e.g. input:1x3x224x224)`);
+  return { ...previous, [m[1] ?? '*']: m[2].split('x').map(Number) };
+}
+
 const inputShapeOption = () => new Option('--input-shape <name:DxD...>', 'concrete input shape, e.g. input:1x3x224x224 (repeatable; name optional for one input)').argParser(parseInputShape);
 
 export function register(program: Command): void {
@@ -75,7 +81,7 @@ export function register(program: Command): void {
     .action(async (file: string, opts: { inputShape?: Shapes; tolerance: number; backend: string; json?: boolean }) => {
       const { model, shapes } = await loadWithShapes(file, opts.inputShape);
       const { checkModel } = await import('./import/tfjs/check.js');
-      const { threadCount } = await import('./train/backends.js');
+      const { threadCount } = await import('./import/tfjs/backends.js');
       const r = await checkModel(model, { inputShapes: shapes, tolerance: opts.tolerance, backend: opts.backend as never });
       if (opts.json) console.log(JSON.stringify({ model: file, tolerance: opts.tolerance, ...r }, null, 2));
       else {
@@ -96,7 +102,7 @@ export function register(program: Command): void {
     .description('list the TensorFlow.js backends available here and the one that would be chosen')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
-      const { listBackends, threadCount } = await import('./train/backends.js');
+      const { listBackends, threadCount } = await import('./import/tfjs/backends.js');
       const list = listBackends();
       const chosen = list.find((b) => b.available)?.name;
       const { nativeBackendInfo } = await import('./train/native/backend.js');
@@ -341,7 +347,7 @@ function registerPipeline(program: Command): void {
     .option('-o, --output <file>', 'the HTML file', 'report.html')
     .action(async (file: string | undefined, opts: { compare?: string; foldReport?: string; sweep?: string; merge?: string[]; sweepOut: string; inputShape?: Shapes; output: string }) => {
       const { audit } = await import('./analyze/audit.js');
-      const { renderHtmlReport } = await import('./analyze/report-html.js');
+      const { renderHtmlReport } = await import('./report/html.js');
       const { mergeSweep } = await import('./sweep.js');
       const { readFileSync } = await import('node:fs');
       let sweepData = opts.sweep ? mergeSweep([opts.sweep]) : undefined;

@@ -7,7 +7,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadModel, saveModel } from './import/onnx-io.js';
 import { audit } from './analyze/audit.js';
-import { renderHtmlReport } from './analyze/report-html.js';
+import { renderHtmlReport } from './report/html.js';
 import { mnist } from './train/data.js';
 import { linearize, type LinearizeOptions } from './train/linearize.js';
 import { ortAccuracy } from './train/evaluate.js';

@@ -15,13 +15,13 @@ export { checkModel, type CheckOptions, type CheckResult } from './import/tfjs/c
 
 // analyze: census, path lengths, cost, reports
 export { audit, census, pathLength, cost, renderTable, renderMarkdown, type AuditReport, type AuditOptions } from './analyze/index.js';
-export { renderHtmlReport, type SweepPoint } from './analyze/report-html.js';
+export { renderHtmlReport } from './report/html.js';
 
 // train: linearizable activations, data, the fine-tuning loop, backends
 export { makeLinearizable, type Slope, type LinearizableOptions } from './train/linearizable.js';
 export { linearize, type LinearizeOptions, type LinearizeResult, type EpochLog, type MergeReadyEvent } from './train/linearize.js';
 export { mnist, arrays, imageFolder, type Dataset, type Batch } from './train/data.js';
-export { listBackends, useBackend, setWasmThreads, wasmThreads, type BackendName } from './train/backends.js';
+export { listBackends, useBackend, setWasmThreads, wasmThreads, type BackendName } from './import/tfjs/backends.js';
 export { ortAccuracy, ortAgreement } from './train/evaluate.js';
 export { heal, type HealOptions, type HealResult } from './train/heal.js';
 export { trainableBatch, perSampleExecutable, perSampleSession } from './train/per-sample.js';
@@ -31,5 +31,5 @@ export { fold, writeFolded, renderFoldMarkdown, type FoldOptions, type FoldRepor
 export { padFront, type PadFrontRewrite } from './export/pad-front.js';
 
 // workflows
-export { sweep, collect, mergeSweep, sweepPlan, jobPoints, resolveIndex, INDEX_VARIABLES, type SweepOptions, type SweepResult, type Collected, type PointFile } from './sweep.js';
+export { sweep, collect, mergeSweep, sweepPlan, jobPoints, resolveIndex, INDEX_VARIABLES, type SweepPoint, type SweepOptions, type SweepResult, type Collected, type PointFile } from './sweep.js';
 export { demo, type DemoSummary } from './demo.js';

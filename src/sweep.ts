@@ -18,10 +18,24 @@ import type { Dataset } from './train/data.js';
 import type { PriorKind } from './train/objective.js';
 import { linearize, type LinearizeOptions } from './train/linearize.js';
 import { fold } from './export/index.js';
-import type { SweepPoint } from './analyze/report-html.js';
 
 /** Where a job's index comes from when none is given, in this order. */
 export const INDEX_VARIABLES = ['JOB_COMPLETION_INDEX', 'SLURM_ARRAY_TASK_ID', 'AWS_BATCH_JOB_ARRAY_INDEX'] as const;
+
+/** One model of an accuracy-vs-NAPL sweep (the `linfold sweep` command writes an array of these). */
+export interface SweepPoint {
+  /** Strength of the prior. */
+  lambda: number;
+  /** Validation accuracy, a fraction in [0, 1] (values above 1 are read as percentages). */
+  valAccuracy: number;
+  napl: number;
+  apl?: number;
+  macs?: number;
+  latencyMs?: number;
+  /** Prior applied from scratch (true) or after training (false / absent: the default method). */
+  fromScratch?: boolean;
+  label?: string;
+}
 
 export interface SweepGrid {
   lambdas: number[];
@@ -274,7 +288,7 @@ export function renderSweepTable(r: SweepResult): string {
 export async function writeSweepReport(r: SweepResult, output: string, opts: { model?: Model; title?: string } = {}): Promise<void> {
   const { loadModel } = await import('./import/onnx-io.js');
   const { audit } = await import('./analyze/audit.js');
-  const { renderHtmlReport } = await import('./analyze/report-html.js');
+  const { renderHtmlReport } = await import('./report/html.js');
   if (!opts.model && !(r.model && existsSync(r.model))) throw new LinfoldError(`${r.model ?? 'the sweep'}: the swept model is not there to audit (give --model)`);
   const model = opts.model ?? loadModel(r.model!);
   writeFileAtomic(output, await renderHtmlReport({ report: audit(model), sweep: r.points, title: opts.title ?? `linfold sweep — ${r.model ?? model.path}` }));

@@ -8,7 +8,7 @@ import { testCases, dataSet, TESTDATA_ROOT, type TestCase } from './support/onnx
 import { loadModel } from '../src/import/onnx-io.js';
 import { opsetOf, type Model } from '../src/import/ir.js';
 import { Tensor } from '../src/import/tensor.js';
-import { tf, useBackend } from '../src/train/backends.js';
+import { tf, useBackend } from '../src/import/tfjs/backends.js';
 import { lookupKernel } from '../src/import/tfjs/kernels.js';
 import { compile } from '../src/import/tfjs/executor.js';
 import { toTf, fromTf, tfjsCanHold } from '../src/import/tfjs/convert.js';

@@ -8,7 +8,7 @@ import type { Model } from '../src/import/ir.js';
 import { Tensor } from '../src/import/tensor.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { LinfoldError } from '../src/errors.js';
-import { tf, useBackend, listBackends } from '../src/train/backends.js';
+import { tf, useBackend, listBackends } from '../src/import/tfjs/backends.js';
 import { compile, unsupportedOps, feedsToTf, outputsToIR, type CompileOptions } from '../src/import/tfjs/executor.js';
 import { checkModel, compareTensors } from '../src/import/tfjs/check.js';
 import { randomFeeds } from '../src/import/random.js';

@@ -16,7 +16,7 @@ import { GraphBuilder } from '../src/import/graph-builder.js';
 import { makeBatchSymbolic, freeBatch } from '../src/import/batch.js';
 import { perSampleExecutable } from '../src/train/per-sample.js';
 import { compile } from '../src/import/tfjs/executor.js';
-import { useBackend, tf } from '../src/train/backends.js';
+import { useBackend, tf } from '../src/import/tfjs/backends.js';
 import { linearize } from '../src/train/linearize.js';
 import { mnist, arrays } from '../src/train/data.js';
 import { fold } from '../src/export/pipeline.js';

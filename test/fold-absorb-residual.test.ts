@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { absorbResidual, absorbResidualPass } from '../src/export/absorb-residual.js';
 import { mergeConv } from '../src/export/merge-conv.js';
-import { deadCode } from '../src/export/dead-code.js';
+import { deadCode } from '../src/import/ir-edit.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
 import { count, foldAndCompare, shapesCtx } from './support/fold.js';
 

@@ -10,7 +10,7 @@ import type { Model } from '../src/import/ir.js';
 import { fold } from '../src/export/pipeline.js';
 import { renderFoldMarkdown } from '../src/export/report.js';
 import { audit } from '../src/analyze/audit.js';
-import { cloneModel } from '../src/export/graph-utils.js';
+import { cloneModel } from '../src/import/ir-edit.js';
 import { compareOutputs, randomFeeds, runModel } from '../src/export/verify.js';
 import { count } from './support/fold.js';
 

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { removeIdentity, removeIdentityPass } from '../src/export/remove-identity.js';
-import { deadCode } from '../src/export/dead-code.js';
+import { deadCode } from '../src/import/ir-edit.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
 import { count, foldAndCompare, shapesCtx } from './support/fold.js';
 

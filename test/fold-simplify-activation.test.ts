@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { simplifyActivation, simplifyActivationPass, RESPELL_MIN_ELEMENTS } from '../src/export/simplify-activation.js';
-import { deadCode } from '../src/export/dead-code.js';
+import { deadCode } from '../src/import/ir-edit.js';
 import { fold } from '../src/export/pipeline.js';
 import { census } from '../src/analyze/census.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';

@@ -5,7 +5,7 @@ import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { compareValues } from '../src/import/tensor.js';
-import { tf, useBackend } from '../src/train/backends.js';
+import { tf, useBackend } from '../src/import/tfjs/backends.js';
 import {
   originalGradient, conv2dInputGrad, conv2dFilterGrad, depthwiseInputGrad, depthwiseFilterGrad,
 } from '../src/import/tfjs/gradients.js';

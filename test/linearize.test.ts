@@ -15,7 +15,7 @@ import { mnist, arrays, type Dataset } from '../src/train/data.js';
 import { compile, feedsToTf, outputsToIR } from '../src/import/tfjs/executor.js';
 import { compareTensors } from '../src/import/tfjs/check.js';
 import { randomFeeds } from '../src/import/random.js';
-import { useBackend, tf } from '../src/train/backends.js';
+import { useBackend, tf } from '../src/import/tfjs/backends.js';
 import { census } from '../src/analyze/census.js';
 import { LinfoldError } from '../src/errors.js';
 import { audit } from '../src/analyze/audit.js';

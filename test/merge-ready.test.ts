@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { attrInts, type Model } from '../src/import/ir.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
 import { inferShapes } from '../src/import/shape-inference.js';
-import { cloneModel } from '../src/export/graph-utils.js';
+import { cloneModel } from '../src/import/ir-edit.js';
 import { padFront } from '../src/export/pad-front.js';
 import { fold } from '../src/export/pipeline.js';
 import { renderFoldMarkdown } from '../src/export/report.js';

@@ -9,7 +9,7 @@ import { Tensor } from '../src/import/tensor.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { makeLinearizable } from '../src/train/linearizable.js';
 import { NativeTrainer, type NativeTrainerOptions } from '../src/train/native/session.js';
-import { tf, useBackend } from '../src/train/backends.js';
+import { tf, useBackend } from '../src/import/tfjs/backends.js';
 import { compile, feedsToTf } from '../src/import/tfjs/executor.js';
 import { randomFeeds } from '../src/import/random.js';
 import { crossEntropy, distillMSE, priorTerm } from '../src/train/objective.js';

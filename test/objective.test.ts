@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tf, useBackend } from '../src/train/backends.js';
+import { tf, useBackend } from '../src/import/tfjs/backends.js';
 import { scheduledLr } from '../src/train/linearize.js';
 import { priorTerm, crossEntropy, distillKL, distillMSE, lambdaAt } from '../src/train/objective.js';
 

@@ -8,7 +8,7 @@ import { ortSession, runOrt } from '../src/import/ort.js';
 import { Tensor } from '../src/import/tensor.js';
 import { compile, feedsToTf, outputsToIR } from '../src/import/tfjs/executor.js';
 import { compareTensors } from '../src/import/tfjs/check.js';
-import { useBackend, tf } from '../src/train/backends.js';
+import { useBackend, tf } from '../src/import/tfjs/backends.js';
 
 interface Ref { name: string; dtype: 'float32' | 'int64'; shape: number[]; data: string }
 

@@ -10,7 +10,8 @@ import { pathToFileURL } from 'node:url';
 import { Tensor, type Model } from '../src/import/ir.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { audit, type AuditReport } from '../src/analyze/audit.js';
-import { MARKS, renderHtmlReport, type SweepPoint } from '../src/analyze/report-html.js';
+import { MARKS, renderHtmlReport } from '../src/report/html.js';
+import type { SweepPoint } from '../src/sweep.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'mnist_cnn.onnx');
 const OUT = join(import.meta.dirname, '..', 'test-output');

@@ -1,4 +1,4 @@
-// The threaded wasm build (src/train/backends.ts starts it in Node with worker files instead of blob: URLs).
+// The threaded wasm build (src/import/tfjs/backends.ts starts it in Node with worker files instead of blob: URLs).
 // npm test runs everything else single-threaded (LINFOLD_THREADS=1, test files run two at a time); this file
 // starts wasm with 2 threads and checks it against independent references: onnxruntime for the forward pass,
 // the cpu backend for the gradients of a whole training step (threaded XNNPACK convolutions, and linfold's JS
@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
-import { tf, useBackend, setWasmThreads, wasmThreads } from '../src/train/backends.js';
+import { tf, useBackend, setWasmThreads, wasmThreads } from '../src/import/tfjs/backends.js';
 import { compile } from '../src/import/tfjs/executor.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { ortSession, runOrt } from '../src/import/ort.js';

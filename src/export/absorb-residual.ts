@@ -6,7 +6,7 @@
 // branch and its 1×1 downsample): D's kernel is added into K's at the taps that read the same pixels, so the
 // sum is one conv (exact: both read zeros outside x alike).
 import type { Graph, Node } from '../import/ir.js';
-import { addInit, removeNodes, soleReader } from './graph-utils.js';
+import { addInit, removeNodes, soleReader } from '../import/ir-edit.js';
 import { convBehind, readConv, readDense, type ConvLayer, type DenseLayer } from './layers.js';
 import { emitConv } from './merge-conv.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';

@@ -6,7 +6,8 @@
 //    becomes a bias). With a zero-padded next conv the shift does not reach the padded border, so its
 //    contribution is computed exactly as a constant bias map (needs static shapes; refused without them).
 import { type Graph, type Node, attrFloat, attrInt } from '../import/ir.js';
-import { addInit, constFloats, makeNode, removeNodes, soleReader, int } from './graph-utils.js';
+import { constFloats } from './graph-utils.js';
+import { addInit, makeNode, removeNodes, soleReader, int } from '../import/ir-edit.js';
 import { readConv, readDense, convMap, expandBias, mapToBias, type ConvLayer, type DenseLayer } from './layers.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';
 

@@ -20,7 +20,8 @@
 //  - Mul/Div by a constant that varies over positions: GAP(m ⊙ x) weights positions unequally.
 import { product } from '../import/shape-math.js';
 import { type Graph, type Node, attrInt } from '../import/ir.js';
-import { constFloats, insertBefore, int, isGraphOutput, makeNode, numericDims, removeNodes } from './graph-utils.js';
+import { constFloats, numericDims } from './graph-utils.js';
+import { insertBefore, int, isGraphOutput, makeNode, removeNodes } from '../import/ir-edit.js';
 import { readConv, readDense } from './layers.js';
 import { readBN } from './fold-batchnorm.js';
 import { emitDense, type DensePlan } from './merge-matmul.js';

@@ -1,7 +1,8 @@
 // Linear layers as the fold passes see them: a Conv, Gemm or MatMul with constant weights, plus an optional
 // constant Add right after it (a bias, or a position-dependent bias map that an exact conv merge leaves).
 import { type Graph, type Node, attrInt, attrInts, attrString, attrFloat } from '../import/ir.js';
-import { constFloats, soleReader, numericDims } from './graph-utils.js';
+import { constFloats, numericDims } from './graph-utils.js';
+import { soleReader } from '../import/ir-edit.js';
 import type { PassContext } from './pass.js';
 import { product, convOutSize, rowMajorStrides } from '../import/shape-math.js';
 

@@ -19,7 +19,8 @@
 // ring only, and the candidate is marked `approximate` (the pipeline measures its error instead of holding
 // it to the tolerance).
 import type { Graph, Node } from '../import/ir.js';
-import { addInit, gcd, ints, int, makeNode, removeNodes, soleReader } from './graph-utils.js';
+import { gcd } from './graph-utils.js';
+import { addInit, ints, int, makeNode, removeNodes, soleReader } from '../import/ir-edit.js';
 import { readConv, convMap, expandBias, mapToBias, enumerate, type ConvLayer } from './layers.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';
 import { product, convOutSize, rowMajorStrides } from '../import/shape-math.js';

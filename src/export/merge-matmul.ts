@@ -3,7 +3,8 @@
 // and a transA on the first layer are folded in; the result is a Gemm when the input is 2-D (first layer a
 // Gemm), else MatMul + Add. A transformer FFN d→4d→d with no activation left becomes one d×d MatMul.
 import type { Graph, Node } from '../import/ir.js';
-import { addInit, int, makeNode, matmul, removeNodes, soleReader } from './graph-utils.js';
+import { matmul } from './graph-utils.js';
+import { addInit, int, makeNode, removeNodes, soleReader } from '../import/ir-edit.js';
 import { readDense, type DenseLayer } from './layers.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';
 

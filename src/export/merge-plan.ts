@@ -13,7 +13,8 @@
 // by geometry, so a plan made again on a partly merged chain agrees with the first.
 import { product } from '../import/shape-math.js';
 import type { Graph, Node } from '../import/ir.js';
-import { soleReader, numericDims } from './graph-utils.js';
+import { numericDims } from './graph-utils.js';
+import { soleReader } from '../import/ir-edit.js';
 import { convBehind, readConv, readDense, type ConvLayer, type DenseLayer } from './layers.js';
 import { padFrontLayers, planConvMerge } from './merge-conv.js';
 import { denseMergeRefusal } from './merge-matmul.js';

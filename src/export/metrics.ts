@@ -7,7 +7,8 @@
 import type { Graph, Model, Node } from '../import/ir.js';
 import { audit } from '../analyze/audit.js';
 import { nodeMacs } from '../analyze/cost.js';
-import { cloneModel, constValue } from './graph-utils.js';
+import { constValue } from './graph-utils.js';
+import { cloneModel } from '../import/ir-edit.js';
 import type { ShapeMap } from './shapes.js';
 
 const LAYER_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'MatMulInteger', 'ConvInteger', 'QLinearConv', 'QLinearMatMul']);

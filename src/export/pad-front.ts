@@ -13,7 +13,7 @@
 import type { Model } from '../import/ir.js';
 import { inferShapes } from '../import/shape-inference.js';
 import { census } from '../analyze/census.js';
-import { ints } from './graph-utils.js';
+import { ints } from '../import/ir-edit.js';
 import { readConv } from './layers.js';
 import { planConvMerge, padFrontLayers } from './merge-conv.js';
 import { passContext, nm } from './pass.js';

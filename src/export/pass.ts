@@ -3,7 +3,7 @@
 // judges candidates one at a time (objective, then onnxruntime verification) and undoes the ones that lose;
 // `runPass` is the plain synchronous driver used by tests and by callers that want every rewrite.
 import type { Graph, Node } from '../import/ir.js';
-import { nameNodes } from './graph-utils.js';
+import { nameNodes } from '../import/ir-edit.js';
 
 export type PassKind =
   /** never makes the model worse (identity removal, dead code, BN folding): taken unless verification fails */

@@ -5,7 +5,8 @@
 //  - any other activation layer src/analyze/census recognises as linear on every channel
 // The nodes computing s (the original activation) become dead and are left to dead-code.
 import { type Graph, type Node, attrFloat } from '../import/ir.js';
-import { allOne, blendsFrom, constFloats, constValue, rewire, removeNodes, isGraphOutput } from './graph-utils.js';
+import { allOne, blendsFrom, constFloats, constValue } from './graph-utils.js';
+import { rewire, removeNodes, isGraphOutput } from '../import/ir-edit.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';
 import { census, type ActivationLayer } from '../analyze/census.js';
 

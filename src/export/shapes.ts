@@ -5,7 +5,8 @@ import type { Model } from '../import/ir.js';
 import type { Tensor } from '../import/tensor.js';
 import { inferShapes } from '../import/shape-inference.js';
 import { ortSession, runOrt } from '../import/ort.js';
-import { cloneModel, numericDims } from './graph-utils.js';
+import { numericDims } from './graph-utils.js';
+import { cloneModel } from '../import/ir-edit.js';
 
 export type ShapeMap = Map<string, (number | string)[]>;
 

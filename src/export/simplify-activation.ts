@@ -28,7 +28,8 @@
 // it. src/analyze's census recognises the Max/Min form as a prelu layer.
 import { product } from '../import/shape-math.js';
 import { type Graph, type Node, attrFloat } from '../import/ir.js';
-import { allOne, blendsFrom, constFloats, float, makeNode, numericDims, removeNodes, rewire } from './graph-utils.js';
+import { allOne, blendsFrom, constFloats, numericDims } from './graph-utils.js';
+import { float, makeNode, removeNodes, rewire } from '../import/ir-edit.js';
 import { fitsShape } from './remove-identity.js';
 import { splitPartialPass } from './split-partial.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';

@@ -4,7 +4,8 @@
 //   z = act(x·A1[:,N] + b1[N])·A2[N,:]  +  x·(A1[:,L]·A2[L,:]) + (b1[L]·A2[L,:] + b2).
 // Taken only when it lowers MACs per row: K·|N| + |N|·N2 + K·N2 < K·N1 + N1·N2.
 import type { Graph, Node } from '../import/ir.js';
-import { addInit, allOne, constFloats, makeNode, matmul, removeNodes, soleReader } from './graph-utils.js';
+import { allOne, constFloats, matmul } from './graph-utils.js';
+import { addInit, makeNode, removeNodes, soleReader } from '../import/ir-edit.js';
 import { readDense, type DenseLayer } from './layers.js';
 import { type Candidate, type FoldPass, type PassContext, runPass, nm } from './pass.js';
 

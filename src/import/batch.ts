@@ -22,8 +22,8 @@ import { Tensor, allocArray, compareValues, type DType, type TypedArray } from '
 import { inferShapes } from './shape-inference.js';
 import { randomFeeds } from './random.js';
 import { ortSession, runOrt } from './ort.js';
-import { cloneModel, makeNode, nameNodes } from '../export/graph-utils.js';
-import { deadCode } from '../export/dead-code.js';
+import { cloneModel, makeNode, nameNodes } from './ir-edit.js';
+import { deadCode } from './ir-edit.js';
 
 export const BATCH = 'batch';
 

@@ -8,8 +8,8 @@ import { type Model, type Node, type Graph, nodeLabel } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
 import { inferShapes } from '../import/shape-inference.js';
 import { census, type ActivationLayer } from '../analyze/census.js';
-import { deadCode } from '../export/dead-code.js';
-import { cloneModel } from '../export/graph-utils.js';
+import { deadCode } from '../import/ir-edit.js';
+import { cloneModel } from '../import/ir-edit.js';
 
 export interface LinearizableOptions {
   /** Replace smooth activations by a plain PRelu (slope 0) instead of the blend. Changes the function. */

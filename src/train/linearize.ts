@@ -13,7 +13,7 @@ import { trainableBatch, perSampleExecutable, perSampleSession } from './per-sam
 import { compile, type Executable } from '../import/tfjs/executor.js';
 import { audit } from '../analyze/audit.js';
 import { Progress } from '../progress.js';
-import { tf, useBackend, type BackendName } from './backends.js';
+import { tf, useBackend, type BackendName } from '../import/tfjs/backends.js';
 import type { Batch, Dataset } from './data.js';
 import { seededRandom } from './data.js';
 import { gaussian } from '../import/random.js';
@@ -22,7 +22,7 @@ import { augmentBatch, NO_AUGMENTATION, type Augmentation } from './augment.js';
 import { crossEntropy, distillKL, distillMSE, lambdaAt, priorTerm, type PriorKind } from './objective.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type NamedArray } from './checkpoint.js';
 import { padFront, type PadFrontRewrite } from '../export/pad-front.js';
-import { cloneModel } from '../export/graph-utils.js';
+import { cloneModel } from '../import/ir-edit.js';
 import { inferShapes } from '../import/shape-inference.js';
 import { compareValues } from '../import/tensor.js';
 import { isNativeBackend, nativeBackend, type NativeBackendName, type StepBackend, type StepParams } from './native/backend.js';

@@ -1,6 +1,6 @@
 // The training objective: task loss (labels and/or distillation from the original model) plus the
 // sparsity prior on activation slopes, λ · Σ_c |1 − a_c|^p (DESIGN.md §1).
-import { tf } from './backends.js';
+import { tf } from '../import/tfjs/backends.js';
 
 export type PriorKind = 'l1' | 'l0.5';
 

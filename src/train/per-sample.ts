@@ -8,7 +8,7 @@ import { allocArray, type TypedArray } from '../import/tensor.js';
 import type { OrtSession } from '../import/ort.js';
 import type { Executable } from '../import/tfjs/executor.js';
 import { describeBatch, makeBatchSymbolic } from '../import/batch.js';
-import { tf } from './backends.js';
+import { tf } from '../import/tfjs/backends.js';
 
 /**
  * For training (linearize): the model with its batch freed, or, when the batch cannot be freed, the model as

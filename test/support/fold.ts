@@ -2,7 +2,7 @@
 // pass contexts with static shapes, and a check that runs a model before and after a rewrite in onnxruntime-node.
 import assert from 'node:assert/strict';
 import type { Model } from '../../src/import/ir.js';
-import { cloneModel } from '../../src/export/graph-utils.js';
+import { cloneModel } from '../../src/import/ir-edit.js';
 import { passContext, type PassContext } from '../../src/export/pass.js';
 import { staticShapes } from '../../src/export/shapes.js';
 import { compareOutputs, randomFeeds, runModel } from '../../src/export/verify.js';

@@ -4,7 +4,7 @@ import { randomFeeds } from '../random.js';
 import type { Model } from '../ir.js';
 import { Tensor, compareValues } from '../tensor.js';
 import { ortSession, runOrt } from '../ort.js';
-import { tf, useBackend, currentBackend, wasmThreads, type BackendName } from '../../train/backends.js';
+import { tf, useBackend, currentBackend, wasmThreads, type BackendName } from './backends.js';
 import { lookupKernel } from './kernels.js';
 import { compile, feedsToTf, outputsToIR } from './executor.js';
 import { opsetOf } from '../ir.js';

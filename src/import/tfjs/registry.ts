@@ -10,7 +10,7 @@
 //   int16/uint16/uint32 run as int32; bool stays bool.
 // - Absent optional inputs ('' in the node) arrive as undefined: test `inputs[i]` before use.
 import type * as tfc from '@tensorflow/tfjs-core';
-import { tf } from '../../train/backends.js';
+import { tf } from './backends.js';
 import { nodeLabel, type Node } from '../ir.js';
 import type { DType } from '../tensor.js';
 import { LinfoldError } from '../../errors.js';

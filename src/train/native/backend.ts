@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { LinfoldError } from '../../errors.js';
 import type { Model } from '../../import/ir.js';
 import { ortSession } from '../../import/ort.js';
-import { cloneModel } from '../../export/graph-utils.js';
+import { cloneModel } from '../../import/ir-edit.js';
 import type { Batch } from '../data.js';
 import type { NamedArray } from '../checkpoint.js';
 import { NativeTrainer, type NativeTrainerOptions } from './session.js';

@@ -6,7 +6,7 @@
 import { LinfoldError } from '../../errors.js';
 import { opsetOf, type Model, type ValueInfo } from '../../import/ir.js';
 import { isFloat } from '../../import/tensor.js';
-import { cloneModel } from '../../export/graph-utils.js';
+import { cloneModel } from '../../import/ir-edit.js';
 import { inferShapes } from '../../import/shape-inference.js';
 import type { PriorKind } from '../objective.js';
 import { Emitter } from './emit.js';

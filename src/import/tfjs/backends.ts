@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
-import { LinfoldError } from '../errors.js';
+import { LinfoldError } from '../../errors.js';
 
 export { tf };
 
@@ -27,7 +27,7 @@ const require = createRequire(import.meta.url);
 // tfjs-core's node bundle registers no gradients; build/tfjs-gradients.cjs (made by
 // scripts/prepare-tfjs.mjs at install) registers tfjs's own gradient functions in the global registry.
 try {
-  require('../../build/tfjs-gradients.cjs');
+  require('../../../build/tfjs-gradients.cjs');
 } catch {
   throw new LinfoldError('build/tfjs-gradients.cjs is missing: run `npm run build` (npm ci does it)');
 }

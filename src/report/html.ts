@@ -6,31 +6,18 @@
 // Every chart sits in <figure class="chart" id="chart-…">; its data marks are named so that tests and
 // tools can count them: `g.<MARKS.x>_marks > path` (see MARKS).
 import type { TopLevelSpec, Config } from 'vega-lite';
-import type { AuditReport, LayerRow } from './audit.js';
-import type { OutputPathLength } from './path-length.js';
-import { fmtCount, fmtNum } from './render.js';
-
-/** One model of an accuracy-vs-NAPL sweep (the `linfold sweep` command writes an array of these). */
-export interface SweepPoint {
-  /** Strength of the prior. */
-  lambda: number;
-  /** Validation accuracy, a fraction in [0, 1] (values above 1 are read as percentages). */
-  valAccuracy: number;
-  napl: number;
-  apl?: number;
-  macs?: number;
-  latencyMs?: number;
-  /** Prior applied from scratch (true) or after training (false / absent: the default method). */
-  fromScratch?: boolean;
-  label?: string;
-}
+import type { AuditReport, LayerRow } from '../analyze/audit.js';
+import type { OutputPathLength } from '../analyze/path-length.js';
+import { fmtCount, fmtNum } from '../analyze/render.js';
+import type { FoldMetrics, FoldReport } from '../export/pipeline.js';
+import type { SweepPoint } from '../sweep.js';
 
 export interface HtmlReportInput {
   /** The model the page is about ("before" when `compare` is given). */
   report: AuditReport;
   /** A second audit of the same network, e.g. after linearization or folding ("after"). */
   compare?: AuditReport;
-  /** A fold report (src/export FoldReport: before/after nodes, depth, params, MACs, latency); checked at run time. */
+  /** A fold report, typically read back from `fold --json` output: checked at run time. */
   fold?: unknown;
   sweep?: SweepPoint[];
   /** Page title; default: "linfold report — <model file>". */
@@ -393,22 +380,12 @@ function sweepSpec(points: SweepPoint[], percent: boolean, current: { napl: numb
 }
 const fmtLambda = (l: number) => (l === 0 ? '0' : Math.abs(l) < 1e-3 || Math.abs(l) >= 1e4 ? l.toExponential(1) : String(+l.toPrecision(3)));
 
-// ---------- fold report (structural check; the type lives in src/export/pipeline.ts) ----------
-interface FoldMetricsLike {
-  nodes?: number; layers?: number; depth?: number; params?: number | null; macs?: number | null;
-  apl?: number | null; napl?: number | null; latencyMs?: number | null;
-}
-interface FoldLike {
-  model?: string; objective?: string; tolerance?: number;
-  before: FoldMetricsLike; after: FoldMetricsLike;
-  taken?: { pass?: string; what?: string }[]; rejected?: { pass?: string; what?: string; reason?: string }[];
-  verification?: { passed?: boolean; maxRelError?: number; inputs?: string };
-  notes?: string[];
-  /** the model before linearize, and plain statements of the result against input and original */
-  original?: FoldMetricsLike & { file?: string };
-  verdict?: string[];
-  accuracy?: { data?: string; original?: number; input?: number; folded?: number };
-}
+// ---------- fold report (read back from JSON: every field may be missing) ----------
+type FoldLike = Partial<Omit<FoldReport, 'before' | 'after' | 'original'>> & {
+  before: Partial<FoldMetrics>;
+  after: Partial<FoldMetrics>;
+  original?: Partial<FoldMetrics> & { file?: string };
+};
 function asFold(f: unknown): FoldLike | undefined {
   if (!isObj(f) || !isObj(f.before) || !isObj(f.after)) return undefined;
   return f as unknown as FoldLike;
@@ -656,7 +633,7 @@ export async function renderHtmlReport(input: HtmlReportInput): Promise<string> 
     if (!fold) html = note('The fold report given is not recognised (expected an object with <code>before</code> and <code>after</code> metrics).', 'warn');
     else {
       const b = fold.before, a = fold.after;
-      const metric = (label: string, k: keyof FoldMetricsLike, f: (x: number) => string) => {
+      const metric = (label: string, k: Exclude<keyof FoldMetrics, 'opCounts'>, f: (x: number) => string) => {
         const x = b[k], y = a[k];
         if (!num(x) && !num(y)) return undefined;
         const d = num(x) && num(y) ? delta(x, y) : { text: '', cls: '' };
@@ -676,7 +653,7 @@ export async function renderHtmlReport(input: HtmlReportInput): Promise<string> 
       if (acc && num(acc.folded)) html += `<p class="lead">Validation accuracy (onnxruntime${acc.data ? `, ${escapeHtml(acc.data)}` : ''}): ${([['original', acc.original], ['input', acc.input], ['folded', acc.folded]] as [string, number | undefined][]).filter(([, v]) => num(v)).map(([k, v]) => `${k} <b>${((v as number) * 100).toFixed(2)} %</b>`).join(', ')}.</p>`;
       const o = fold.original;
       if (o && isObj(o)) {
-        const withOriginal = (label: string, k: keyof FoldMetricsLike, f: (x: number) => string) => {
+        const withOriginal = (label: string, k: Exclude<keyof FoldMetrics, 'opCounts'>, f: (x: number) => string) => {
           const row = metric(label, k, f);
           const x = o[k];
           return row && [row[0], num(x) ? escapeHtml(f(x)) : 'n/a', ...row.slice(1, 3), num(x) && num(a[k]) && x > 0 ? escapeHtml(`${((a[k] as number) / x).toFixed(2)}×`) : ''];
