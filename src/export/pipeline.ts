@@ -13,6 +13,9 @@ import { ortSession } from '../import/ort.js';
 import { freeBatch } from '../import/batch.js';
 import { cloneModel, nameNodes, restore, snapshot } from '../import/ir-edit.js';
 import { type Candidate, type FoldPass, type PassContext, candidateKey } from './pass.js';
+import { FoldVerifier } from './fold-verifier.js';
+import { FoldObjective, type PlannedCost } from './fold-objective.js';
+import { leftUndone, staticMetrics, verdict } from './fold-report.js';
 import { removeIdentityPass } from './remove-identity.js';
 import { simplifyActivationPass } from './simplify-activation.js';
 import { deadCodePass } from './dead-code.js';
@@ -25,11 +28,11 @@ import { splitPartialPass } from './split-partial.js';
 import { pushBiasMapPass } from './push-bias-map.js';
 import { foldThroughPoolPass } from './fold-through-pool.js';
 import { staticShapes, type ShapeMap } from './shapes.js';
-import { alternatingLatency, compareOutputs, firstExample, outputsOn, pairedLatency, randomFeeds } from './verify.js';
-import { analyzeMetrics, graphMacs, layerDepth } from './metrics.js';
-import { findChains, geometriesOf, pairKey, planMerges, type MergePlan } from './merge-plan.js';
-import { layerCoster } from './layer-cost.js';
+import { alternatingLatency } from './verify.js';
+import { pairKey } from './merge-plan.js';
 import { approximationReport, type ApproximationReport } from './approximate.js';
+
+export { speedup, verdict } from './fold-report.js';
 
 export type Objective = 'depth' | 'macs' | 'latency';
 
@@ -148,203 +151,39 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
   const input = await freeBatch(fixed, { log: opts.log }); // a batch fixed at 1 by the exporter becomes symbolic
   const objective = opts.objective ?? 'latency';
   if (!['depth', 'macs', 'latency'].includes(objective)) throw new LinfoldError(`objective '${objective}': choose depth, macs or latency`);
-  const tolerance = opts.tolerance ?? 1e-4;
-  const eps = opts.eps ?? 0;
-  const seed = opts.seed ?? 1234, batch = opts.batch ?? 2;
-  const latencyRuns = opts.latencyRuns ?? 20;
-  const log = opts.log ?? (() => {});
+  const tolerance = opts.tolerance ?? 1e-4, eps = opts.eps ?? 0, latencyRuns = opts.latencyRuns ?? 20;
   const passes = selectPasses(opts.passes);
 
   const model = cloneModel(input);
   const g = model.graph;
   nameNodes(g);
   g.sortTopologically();
-  const originalBytes = encodeModel(input);
-
-  // verification inputs and reference outputs
-  const feedSets = [randomFeeds(g, { seed, batch, inputShapes: opts.inputShapes }), ...(opts.data ? (Array.isArray(opts.data) ? opts.data : [opts.data]) : [])];
-  const references = await outputsOn(originalBytes, feedSets, input.path ?? 'input model');
-  const inputReferences = [...references];
-  /** The worst comparison over the feed sets against the current references, and the outputs compared. */
-  const verifyNow = async (m: Model) => {
-    const outputs = await outputsOn(m, feedSets, 'folded model');
-    let worst = { maxRelError: 0, perOutput: {} as FoldReport['verification']['perOutput'] };
-    for (let k = 0; k < feedSets.length; k++) {
-      const c = compareOutputs(references[k], outputs[k]);
-      if (c.maxRelError >= worst.maxRelError) worst = c;
-    }
-    return { ...worst, outputs };
-  };
-  const latencyFeeds = firstExample(feedSets[0]);
-
+  const inputBytes = encodeModel(input);
+  const verifier = await FoldVerifier.create(inputBytes, input.path ?? 'input model', g, { seed: opts.seed ?? 1234, batch: opts.batch ?? 2, inputShapes: opts.inputShapes, data: opts.data });
+  const latencyFeeds = verifier.latencyFeeds();
   const shapes: ShapeMap = await staticShapes(model, latencyFeeds);
-  const refreshShapes = async () => {
-    if (g.nodes.some((n) => n.outputs.some((o) => o && !shapes.has(o)))) {
-      const fresh = await staticShapes(model, latencyFeeds);
-      for (const [k, v] of fresh) shapes.set(k, v);
-    }
-  };
   const ctx: PassContext = {
-    eps,
-    opset: opsetOf(model),
+    eps, opset: opsetOf(model), objective, borders: opts.borders,
     shapeOf: (n) => shapes.get(n),
     setShape: (n, s) => void shapes.set(n, s),
-    objective,
-    borders: opts.borders,
   };
-
   const notes: string[] = [];
   const before = staticMetrics(model, latencyFeeds, eps, notes);
-
-  // objective of the current graph (latency is measured per candidate, paired with the current model)
-  const measure = (): number[] => {
-    const d = layerDepth(g);
-    const macs = graphMacs(g, shapes);
-    // ties broken by node count (absorbing a residual removes an Add and changes nothing else)
-    return objective === 'depth' ? [d.depth, d.critical, macs, g.nodes.length] : [macs, d.depth, d.critical, g.nodes.length];
+  const run: FoldRun = {
+    model, ctx, shapes, latencyFeeds, verifier, tolerance, passes,
+    judge: new FoldObjective(objective, g, shapes, ctx, { cost: opts.cost, latencyRuns, latencyFeeds }),
+    verifyEach: (opts.verify ?? 'each') === 'each' || opts.borders === 'approximate',
+    log: opts.log ?? (() => {}),
+    taken: [], rejected: new Map(), failedVerification: [], tried: new Set(), rounds: 0,
   };
-  const lexLess = (a: number[], b: number[]) => {
-    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i];
-    return false;
-  };
-  const objRuns = Math.max(5, Math.min(latencyRuns || 10, 15));
-  const coster = layerCoster(objective, { measure: opts.cost !== 'model' });
-  /** The cheapest partition of every chain of linear layers in the current graph (costs measured first). */
-  const planNow = async (): Promise<MergePlan> => {
-    const chains = findChains(g, ctx);
-    await coster.prepare(geometriesOf(chains));
-    // measured latencies within 3% are a tie (taken for depth): kernel timings vary that much run to run
-    return planMerges(chains, (geom) => coster.cost(geom), objective === 'latency' && opts.cost !== 'model' ? 0.03 : 0);
-  };
-
-  const taken: FoldEvent[] = [];
-  const rejected = new Map<string, FoldEvent>();
-  const failedVerification: FoldEvent[] = [];
-  const tried = new Set<string>();
-  let current = measure();
-  let rounds = 0;
-  const verifyEach = (opts.verify ?? 'each') === 'each' || opts.borders === 'approximate';
-
-  /** Applies one candidate; returns why it failed, if it did. */
-  const applyOne = (c: Candidate): string | undefined => {
-    try {
-      c.apply!();
-      deadCode(g);
-      g.sortTopologically();
-      return undefined;
-    } catch (e) {
-      return `rewrite failed: ${(e as Error).message}`;
-    }
-  };
-
-  /**
-   * Applies one candidate and judges it; leaves the graph rewritten (true) or for the caller to restore
-   * (false). A merge the chain planner chose (`planned`: the chain's cost as it is and as planned) is already
-   * judged; any other merge must improve the objective's lexicographic measure (under latency: MACs, depth,
-   * critical layers, nodes), and a speed-only respelling under latency is timed against the current model.
-   */
-  const attempt = async (pass: FoldPass, c: Candidate, key: string, planned?: { costNow: number; costPlanned: number }): Promise<boolean> => {
-    const beforeBytes = objective === 'latency' && c.speedOnly ? encodeModel(model) : undefined;
-    const failed = applyOne(c);
-    if (failed) {
-      rejected.set(key, { pass: pass.name, what: c.what, nodes: c.nodes, reason: failed });
-      return false;
-    }
-    await refreshShapes();
-    let after = measure();
-    let fine: boolean;
-    let objBefore = current;
-    if (planned) {
-      objBefore = [planned.costNow];
-      after = [planned.costPlanned];
-      fine = true;
-    } else if (beforeBytes) {
-      // the candidate and the current model timed in alternation; 2% margin against noise
-      const [tCur, tCand] = await pairedLatency(beforeBytes, encodeModel(model), latencyFeeds, objRuns);
-      objBefore = [tCur];
-      after = [tCand];
-      fine = tCand < tCur * 0.98;
-    } else if (pass.kind === 'merge') fine = lexLess(after, current);
-    else if (c.speedOnly) {
-      // an exact respelling that may add nodes: only depth/MACs must not get worse (the last entry is the node count)
-      fine = !lexLess(current.slice(0, -1), after.slice(0, -1));
-    } else fine = !lexLess(current, after) || objective === 'latency';
-    const ev: FoldEvent = { pass: pass.name, what: c.what, nodes: c.nodes, objective: { before: objBefore, after } };
-    if (!fine) {
-      rejected.set(key, { ...ev, reason: `objective: ${objective} ${fmtObj(objBefore, objective)} → ${fmtObj(after, objective)} does not improve` });
-      return false;
-    }
-    if (verifyEach) {
-      let rel: number;
-      let outputs: Record<string, Tensor>[] = [];
-      try {
-        ({ maxRelError: rel, outputs } = await verifyNow(model));
-      } catch (e) {
-        rel = Infinity;
-        ev.reason = `verification: ${(e as Error).message}`;
-      }
-      ev.relError = rel;
-      if (c.approximate && Number.isFinite(rel)) {
-        // taken whatever its error; later rewrites are verified against the model as it is now
-        ev.approximate = true;
-        references.splice(0, references.length, ...outputs);
-      } else if (!(rel < tolerance)) {
-        const bad = { ...ev, reason: ev.reason ?? `verification: relative error ${rel.toExponential(2)} ≥ tolerance ${tolerance}` };
-        rejected.set(key, bad);
-        failedVerification.push(bad);
-        log(`undone: ${c.what} (${bad.reason})`);
-        return false;
-      }
-    }
-    current = measure();
-    taken.push(ev);
-    log(`${pass.name}: ${c.what}`);
-    return true;
-  };
-
-  for (let changed = true; changed && rounds < 50; ) {
-    changed = false;
-    rounds++;
-    for (const pass of passes) {
-      for (;;) {
-        const cands = pass.candidates(g, ctx);
-        for (const c of cands) if (c.refused) rejected.set(candidateKey(pass.name, c), { pass: pass.name, what: c.what, nodes: c.nodes, reason: `not exact: ${c.refused}` });
-        const plan = PLANNED_PASSES.has(pass.name) && cands.some((c) => c.apply) ? await planNow() : undefined;
-        if (plan) recordDeclined(pass.name, cands, plan);
-        const next = cands.find((c) => c.apply && !tried.has(candidateKey(pass.name, c)) && (!plan || plan.together.has(pairKey(c.nodes[0], c.nodes[1]))));
-        if (!next) break;
-        const key = candidateKey(pass.name, next);
-        tried.add(key);
-        const snap = snapshot(g);
-        if (await attempt(pass, next, key, plan?.chains.find((ch) => ch.nodes.includes(next.nodes[0])))) {
-          rejected.delete(key);
-          changed = true;
-        } else restore(g, snap);
-      }
-    }
-  }
-
-  /** Pairs the planner keeps apart, named in the report with the chain's costs. */
-  function recordDeclined(passName: string, cands: Candidate[], plan: MergePlan): void {
-    for (const ch of plan.chains) {
-      for (const [a, b] of ch.apart) {
-        const c = cands.find((k) => k.apply && k.nodes[0] === a && k.nodes[1] === b);
-        if (!c) continue;
-        const parts = ch.segments.map(([i, j]) => (i === j ? ch.nodes[i] : `${ch.nodes[i]}…${ch.nodes[j]}`)).join(' | ');
-        rejected.set(candidateKey(passName, c), {
-          pass: passName, what: c.what, nodes: c.nodes, objective: { before: [ch.costNow], after: [ch.costPlanned] },
-          reason: `objective: ${objective}: the cheapest partition of the chain ${ch.nodes.join(' → ')} is ${parts} (${fmtCost(ch.costPlanned, objective)}, as it is ${fmtCost(ch.costNow, objective)}); merging these two is not part of it`,
-        });
-      }
-    }
-  }
+  await foldToFixedPoint(run);
   deadCode(g);
   g.sortTopologically();
 
-  const final = await verifyNow(model);
+  const final = await verifier.check(model);
   if (!(final.maxRelError < tolerance)) {
-    if (!verifyEach) {
-      log('final verification failed: folding again, verifying every rewrite');
+    if (!run.verifyEach) {
+      run.log('final verification failed: folding again, verifying every rewrite');
       return fold(input, { ...opts, verify: 'each' });
     }
     throw new LinfoldError(`folded model differs from the input (relative error ${final.maxRelError.toExponential(2)} ≥ ${tolerance}) although every rewrite was verified`);
@@ -353,21 +192,11 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
   const after = staticMetrics(model, latencyFeeds, eps, notes);
   const original = opts.original ? { ...staticMetrics(opts.original, latencyFeeds, eps, notes), file: opts.original.path } : undefined;
   if (latencyRuns > 0) {
-    const lat = await alternatingLatency([originalBytes, encodeModel(model), ...(opts.original ? [encodeModel(opts.original)] : [])], latencyFeeds, latencyRuns);
+    const lat = await alternatingLatency([inputBytes, encodeModel(model), ...(opts.original ? [encodeModel(opts.original)] : [])], latencyFeeds, latencyRuns);
     [before.latencyMs, after.latencyMs] = lat;
     if (original) original.latencyMs = lat[2];
   }
-  // what is left undone, as of the final graph: its refusals, and the applicable rewrites that lost on the
-  // objective; every rewrite undone by verification is listed whatever happened later
-  const rej: FoldEvent[] = [];
-  for (const pass of passes) {
-    for (const c of pass.candidates(g, ctx)) {
-      const key = candidateKey(pass.name, c);
-      if (c.refused) rej.push({ pass: pass.name, what: c.what, nodes: c.nodes, reason: `not exact: ${c.refused}` });
-      else if (rejected.get(key)?.reason?.startsWith('objective')) rej.push(rejected.get(key)!);
-    }
-  }
-  rej.push(...failedVerification);
+  const approximate = run.taken.filter((e) => e.approximate).length;
   return {
     model,
     report: {
@@ -375,46 +204,118 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
       objective, tolerance, eps,
       passes: passes.map((p) => p.name),
       before, after,
-      taken,
-      rejected: rej,
-      verification: {
-        inputs: `seeded N(0,1) random inputs (seed ${seed}, batch ${batch})${feedSets.length > 1 ? ` and ${feedSets.length - 1} given data set(s)` : ''}`,
-        seed, batch, maxRelError: final.maxRelError, passed: true, perOutput: final.perOutput,
-      },
-      rounds,
+      taken: run.taken,
+      rejected: leftUndone(g, ctx, passes, run.rejected, run.failedVerification),
+      verification: { inputs: verifier.inputsText(), seed: opts.seed ?? 1234, batch: opts.batch ?? 2, maxRelError: final.maxRelError, passed: true, perOutput: final.perOutput },
+      rounds: run.rounds,
       notes: [...new Set(notes)],
       ...(original ? { original } : {}),
       verdict: verdict(before, after, original),
-      ...(taken.some((e) => e.approximate)
-        ? { approximation: await approximationReport(input, model, taken.filter((e) => e.approximate).length, final.outputs, inputReferences, opts.accuracy) }
-        : {}),
+      ...(approximate ? { approximation: await approximationReport(input, model, approximate, final.outputs, verifier.inputReferences, opts.accuracy) } : {}),
     },
   };
 }
 
-/**
- * A latency change in words. Within 3 % it is "about as fast": alternating medians on a shared machine differ
- * that much between identical models.
- */
-export function speedup(beforeMs: number, afterMs: number): string {
-  const r = beforeMs / afterMs;
-  return r >= 1.03 ? `${r.toFixed(2)}× faster` : r > 1 / 1.03 ? 'about as fast' : `SLOWER: ${(1 / r).toFixed(2)}× the latency`;
+/** The state of one fold: the graph being rewritten, how rewrites are judged and verified, and the record. */
+interface FoldRun {
+  model: Model;
+  ctx: PassContext;
+  shapes: ShapeMap;
+  latencyFeeds: Record<string, Tensor>;
+  verifier: FoldVerifier;
+  judge: FoldObjective;
+  tolerance: number;
+  passes: FoldPass[];
+  verifyEach: boolean;
+  log: (msg: string) => void;
+  taken: FoldEvent[];
+  rejected: Map<string, FoldEvent>;
+  failedVerification: FoldEvent[];
+  tried: Set<string>;
+  rounds: number;
+}
+
+/** Runs the passes round after round until none takes a rewrite (at most 50 rounds). */
+async function foldToFixedPoint(run: FoldRun): Promise<void> {
+  const g = run.model.graph;
+  for (let changed = true; changed && run.rounds < 50; ) {
+    changed = false;
+    run.rounds++;
+    for (const pass of run.passes) {
+      for (;;) {
+        const cands = pass.candidates(g, run.ctx);
+        for (const c of cands) if (c.refused) run.rejected.set(candidateKey(pass.name, c), { pass: pass.name, what: c.what, nodes: c.nodes, reason: `not exact: ${c.refused}` });
+        const plan = PLANNED_PASSES.has(pass.name) && cands.some((c) => c.apply) ? await run.judge.plan() : undefined;
+        if (plan) for (const [key, ev] of run.judge.declined(pass.name, cands, plan)) run.rejected.set(key, ev);
+        const next = cands.find((c) => c.apply && !run.tried.has(candidateKey(pass.name, c)) && (!plan || plan.together.has(pairKey(c.nodes[0], c.nodes[1]))));
+        if (!next) break;
+        const key = candidateKey(pass.name, next);
+        run.tried.add(key);
+        const snap = snapshot(g);
+        if (await attempt(run, pass, next, key, plan?.chains.find((ch) => ch.nodes.includes(next.nodes[0])))) {
+          run.rejected.delete(key);
+          changed = true;
+        } else restore(g, snap);
+      }
+    }
+  }
 }
 
 /**
- * What the fold achieved, in words: depth and latency against the input and, when known, the original. A
- * folded model slower than what it was made from is said so, never left to be read off the numbers.
+ * Applies one candidate, judges it on the objective and verifies it; leaves the graph rewritten (true) or
+ * for the caller to restore (false). An approximate merge is taken whatever its error, and later rewrites
+ * are verified against the model as it is after it.
  */
-export function verdict(input: FoldMetrics, folded: FoldMetrics, original?: FoldMetrics & { file?: string }): string[] {
-  const out: string[] = [];
-  const against = (label: string, ref: FoldMetrics) => {
-    const depth = ref.depth === folded.depth ? `as deep (${folded.depth} conv/matmul layers)` : folded.depth < ref.depth ? `shallower (depth ${ref.depth} → ${folded.depth})` : `DEEPER (depth ${ref.depth} → ${folded.depth})`;
-    const speed = ref.latencyMs && folded.latencyMs ? `${speedup(ref.latencyMs, folded.latencyMs)} (${ref.latencyMs.toFixed(3)} → ${folded.latencyMs.toFixed(3)} ms)` : 'latency not measured';
-    out.push(`against ${label}: ${depth}, ${speed}`);
-  };
-  against('its input', input);
-  if (original) against(`the original${original.file ? ` (${original.file})` : ''}`, original);
-  return out;
+async function attempt(run: FoldRun, pass: FoldPass, c: Candidate, key: string, planned?: PlannedCost): Promise<boolean> {
+  const { model, judge } = run;
+  const beforeBytes = judge.needsTiming(c) ? encodeModel(model) : undefined;
+  try {
+    c.apply!();
+    deadCode(model.graph);
+    model.graph.sortTopologically();
+  } catch (e) {
+    run.rejected.set(key, { pass: pass.name, what: c.what, nodes: c.nodes, reason: `rewrite failed: ${(e as Error).message}` });
+    return false;
+  }
+  await refreshShapes(run);
+  const j = await judge.judge(pass, c, planned, beforeBytes && { beforeBytes, afterBytes: encodeModel(model) });
+  const ev: FoldEvent = { pass: pass.name, what: c.what, nodes: c.nodes, objective: { before: j.before, after: j.after } };
+  if (!j.fine) {
+    run.rejected.set(key, { ...ev, reason: judge.refusal(j) });
+    return false;
+  }
+  if (run.verifyEach) {
+    let rel: number;
+    let outputs: Record<string, Tensor>[] = [];
+    try {
+      ({ maxRelError: rel, outputs } = await run.verifier.check(model));
+    } catch (e) {
+      rel = Infinity;
+      ev.reason = `verification: ${(e as Error).message}`;
+    }
+    ev.relError = rel;
+    if (c.approximate && Number.isFinite(rel)) {
+      ev.approximate = true;
+      run.verifier.rebase(outputs);
+    } else if (!(rel < run.tolerance)) {
+      const bad = { ...ev, reason: ev.reason ?? `verification: relative error ${rel.toExponential(2)} ≥ tolerance ${run.tolerance}` };
+      run.rejected.set(key, bad);
+      run.failedVerification.push(bad);
+      run.log(`undone: ${c.what} (${bad.reason})`);
+      return false;
+    }
+  }
+  judge.current = judge.measure();
+  run.taken.push(ev);
+  run.log(`${pass.name}: ${c.what}`);
+  return true;
+}
+
+/** Shapes of values a rewrite created, from onnxruntime. */
+async function refreshShapes(run: FoldRun): Promise<void> {
+  if (!run.model.graph.nodes.some((n) => n.outputs.some((o) => o && !run.shapes.has(o)))) return;
+  const fresh = await staticShapes(run.model, run.latencyFeeds);
+  for (const [k, v] of fresh) run.shapes.set(k, v);
 }
 
 function selectPasses(names?: string[]): FoldPass[] {
@@ -424,22 +325,6 @@ function selectPasses(names?: string[]): FoldPass[] {
     if (!p) throw new LinfoldError(`unknown fold pass '${n}' (passes: ${PASSES.map((q) => q.name).join(', ')})`);
     return p;
   });
-}
-
-const OBJ_LABELS: Record<Objective, string> = { depth: 'depth, critical layers, MACs, nodes', macs: 'MACs, depth, critical layers, nodes', latency: 'MACs, depth, critical layers, nodes' };
-const fmtCost = (v: number, o: Objective) => (o === 'latency' ? `${v.toFixed(3)} ms` : o === 'macs' ? `${Math.round(v)} MACs` : `${Math.round(v)} layers`);
-const fmtObj = (v: number[], o: Objective) => (v.length === 1 ? fmtCost(v[0], o) : `[${v.join(', ')}] (${OBJ_LABELS[o]})`);
-
-function staticMetrics(m: Model, feeds: Record<string, Tensor>, eps: number, notes: string[]): FoldMetrics {
-  const g = m.graph;
-  const d = layerDepth(g);
-  const opCounts: Record<string, number> = {};
-  for (const n of g.nodes) opCounts[n.opType] = (opCounts[n.opType] ?? 0) + 1;
-  // batch-1 shapes of the latency feeds: params/MACs per example
-  const inputShapes = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, [...t.dims]]));
-  const a = analyzeMetrics(m, { inputShapes, eps });
-  for (const w of a.warnings) notes.push(`audit: ${w}`);
-  return { nodes: g.nodes.length, layers: d.layers, depth: d.depth, params: a.params, macs: a.macs, apl: a.apl, napl: a.napl, latencyMs: null, opCounts };
 }
 
 /**
