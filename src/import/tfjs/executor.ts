@@ -104,9 +104,63 @@ export function compile(model: Model, opts: CompileOptions = {}): Executable {
   const order = topologicalOrder(g);
   const kernelOf = new Map<Node, Kernel>();
   for (const n of order) kernelOf.set(n, lookupKernel(n.opType, n.domain, nodeOpset(model, n))!);
+  const { variables, trainableVariables, constants } = loadInitializers(g, order, kernelOf, opts);
+  const derived = derivedCache(variables, constants);
+  const ctx: KernelContext & { opset: number } = { opset: 1, values: hostValues, onnxDType: (name) => g.info(name)?.dtype, training: undefined };
+  const plan = evaluateConstants(model, order, kernelOf, constants, ctx, opts.foldConstants ?? true);
+  const stepsFor = stepSelector(plan);
+  const feedInfos = g.feeds;
 
-  // ---- initializers: trainable variables, running statistics, constants ----
-  const uses = new Map<string, { node: Node; input: number }[]>();
+  let disposed = false;
+  const exe: Executable = {
+    model,
+    inputs: feedInfos,
+    outputs: g.outputs,
+    variables,
+    trainableVariables,
+    run(feeds, runOpts = {}) {
+      if (disposed) throw new LinfoldError('this compiled model was disposed');
+      const wanted = runOpts.outputs ?? g.outputs.map((o) => o.name);
+      const values = { variables, constants, feedInfos };
+      return tf.tidy(() => runSteps(stepsFor(wanted), wanted, feeds, values, { ...ctx, derived: derived.get, training: runOpts.training }, runOpts, layout));
+    },
+    syncToModel(target = model) {
+      for (const [name, v] of variables) {
+        const old = target.graph.initializers.get(name);
+        target.graph.initializers.set(name, fromTf(name, v, old?.dtype ?? 'float32'));
+      }
+    },
+    toModel() {
+      const copy = new Graph();
+      Object.assign(copy, g);
+      copy.nodes = g.nodes.slice();
+      copy.inputs = g.inputs.slice();
+      copy.outputs = g.outputs.slice();
+      copy.valueInfo = new Map(g.valueInfo);
+      copy.initializers = new Map(g.initializers);
+      const m: Model = { ...model, graph: copy };
+      exe.syncToModel(m);
+      return m;
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const v of variables.values()) v.dispose();
+      for (const t of constants.values()) t.dispose();
+      derived.dispose();
+      variables.clear();
+      constants.clear();
+      trainableVariables.length = 0;
+    },
+  };
+  return exe;
+}
+
+type Uses = Map<string, { node: Node; input: number }[]>;
+
+/** Initializers as trainable variables (weights), non-trainable variables (running statistics) or constants. */
+function loadInitializers(g: Graph, order: Node[], kernelOf: Map<Node, Kernel>, opts: CompileOptions) {
+  const uses: Uses = new Map();
   for (const n of order)
     n.inputs.forEach((name, input) => {
       if (!name) return;
@@ -144,15 +198,18 @@ export function compile(model: Model, opts: CompileOptions = {}): Executable {
     }
     constants.set(name, tf.keep(toTf(t)));
   }
+  return { variables, trainableVariables, constants };
+}
 
-  // ---- tensors derived from weights and constants (conv filters in tfjs layout, ...), kept across runs ----
-  const derivedCache = new Map<TfTensor, Map<string, { dataId: object; t: TfTensor }>>();
+/** Tensors derived from weights and constants (conv filters in tfjs layout, ...), kept across runs. */
+function derivedCache(variables: Map<string, tf.Variable>, constants: Map<string, TfTensor>) {
+  const cache = new Map<TfTensor, Map<string, { dataId: object; t: TfTensor }>>();
   let persistent: Set<TfTensor> | undefined;
-  const derivedOf = (src: TfTensor, tag: string, make: () => TfTensor): TfTensor => {
+  const get = (src: TfTensor, tag: string, make: () => TfTensor): TfTensor => {
     persistent ??= new Set<TfTensor>([...variables.values(), ...constants.values()]);
     if (!persistent.has(src) || taping()) return make();
-    const byTag = derivedCache.get(src) ?? new Map<string, { dataId: object; t: TfTensor }>();
-    derivedCache.set(src, byTag);
+    const byTag = cache.get(src) ?? new Map<string, { dataId: object; t: TfTensor }>();
+    cache.set(src, byTag);
     const hit = byTag.get(tag);
     // a variable keeps its object across assign() but gets a new dataId
     if (hit && hit.dataId === src.dataId) return hit.t;
@@ -161,19 +218,20 @@ export function compile(model: Model, opts: CompileOptions = {}): Executable {
     byTag.set(tag, { dataId: src.dataId, t });
     return t;
   };
-
-  // ---- compile-time evaluation of constant subgraphs ----
-  const ctx: KernelContext & { opset: number } = {
-    opset: 1,
-    values: hostValues,
-    onnxDType: (name) => g.info(name)?.dtype,
-    training: undefined,
+  const dispose = () => {
+    for (const byTag of cache.values()) for (const { t } of byTag.values()) t.dispose();
+    cache.clear();
   };
+  return { get, dispose };
+}
+
+/** Evaluates nodes whose inputs are all constants once (their outputs join `constants`); returns the steps left to run. */
+function evaluateConstants(model: Model, order: Node[], kernelOf: Map<Node, Kernel>, constants: Map<string, TfTensor>, ctx: KernelContext & { opset: number }, fold: boolean): Step[] {
   const plan: Step[] = [];
   for (const n of order) {
     const kernel = kernelOf.get(n)!;
     const opset = nodeOpset(model, n);
-    const foldable = (opts.foldConstants ?? true) && !kernel.random && n.inputs.every((i) => i === '' || constants.has(i));
+    const foldable = fold && !kernel.random && n.inputs.every((i) => i === '' || constants.has(i));
     if (!foldable) {
       plan.push({ node: n, kernel, opset });
       continue;
@@ -185,14 +243,17 @@ export function compile(model: Model, opts: CompileOptions = {}): Executable {
       else outs[k]?.dispose();
     });
   }
+  return plan;
+}
 
-  const feedInfos = g.feeds;
+/** The steps a set of wanted values needs, in plan order (cached per set). */
+function stepSelector(plan: Step[]): (wanted: string[]) => Step[] {
   const producers = new Map<string, Step>();
   for (const s of plan) for (const o of s.node.outputs) if (o) producers.set(o, s);
-  const neededCache = new Map<string, Step[]>();
-  const stepsFor = (wanted: string[]): Step[] => {
+  const cache = new Map<string, Step[]>();
+  return (wanted) => {
     const key = wanted.join('\u0000');
-    const hit = neededCache.get(key);
+    const hit = cache.get(key);
     if (hit) return hit;
     const need = new Set<Step>();
     const stack = [...wanted];
@@ -204,100 +265,54 @@ export function compile(model: Model, opts: CompileOptions = {}): Executable {
       for (const i of s.node.inputs) if (i) stack.push(i);
     }
     const steps = plan.filter((s) => need.has(s));
-    neededCache.set(key, steps);
+    cache.set(key, steps);
     return steps;
   };
+}
 
-  let disposed = false;
-  const exe: Executable = {
-    model,
-    inputs: feedInfos,
-    outputs: g.outputs,
-    variables,
-    trainableVariables,
-    run(feeds, runOpts = {}) {
-      if (disposed) throw new LinfoldError('this compiled model was disposed');
-      const wanted = runOpts.outputs ?? g.outputs.map((o) => o.name);
-      const steps = stepsFor(wanted);
-      const updateStats = runOpts.updateStats ?? runOpts.training === true;
-      return tf.tidy(() => {
-        const env = new Map<string, Slot>();
-        for (const info of feedInfos) {
-          const t = feeds[info.name];
-          if (!t) continue;
-          const want = info.dtype ? tfDType(info.dtype) : t.dtype;
-          env.set(info.name, { t: t.dtype === want || t.dtype === 'string' ? t : tf.cast(t, want as 'float32'), nhwc: false });
-        }
-        const slot = (name: string, reader: Node | undefined): Slot => {
-          let s = env.get(name);
-          if (s) return s;
-          const t = variables.get(name) ?? constants.get(name);
-          if (!t) {
-            const isFeed = feedInfos.some((f) => f.name === name);
-            throw new LinfoldError(isFeed ? `input '${name}' was not fed` : `${reader ? nodeLabel(reader) : 'output'}: value '${name}' is not available`);
-          }
-          s = { t, nhwc: false };
-          env.set(name, s);
-          return s;
-        };
-        const pendingStats: [tf.Variable, TfTensor][] = [];
-        const runCtx: KernelContext & { opset: number } = {
-          ...ctx,
-          derived: derivedOf,
-          training: runOpts.training,
-          onStatUpdate: updateStats
-            ? (name, value) => {
-                const v = variables.get(name);
-                if (v) pendingStats.push([v, value]);
-              }
-            : undefined,
-        };
-        for (const step of steps) {
-          runCtx.opset = step.opset;
-          execute(step, slot, env, runCtx, layout);
-        }
-        const out: Record<string, TfTensor> = {};
-        for (const name of wanted) {
-          const s = slot(name, undefined);
-          const t = nchw(s);
-          // never hand out a constant, variable or the caller's own feed: the caller may dispose it
-          out[name] = t === s.t && (constants.has(name) || variables.has(name) || feeds[name] === t) ? tf.clone(t) : t;
-        }
-        for (const [v, value] of pendingStats) v.assign(value);
-        return out;
-      });
-    },
-    syncToModel(target = model) {
-      for (const [name, v] of variables) {
-        const old = target.graph.initializers.get(name);
-        target.graph.initializers.set(name, fromTf(name, v, old?.dtype ?? 'float32'));
-      }
-    },
-    toModel() {
-      const copy = new Graph();
-      Object.assign(copy, g);
-      copy.nodes = g.nodes.slice();
-      copy.inputs = g.inputs.slice();
-      copy.outputs = g.outputs.slice();
-      copy.valueInfo = new Map(g.valueInfo);
-      copy.initializers = new Map(g.initializers);
-      const m: Model = { ...model, graph: copy };
-      exe.syncToModel(m);
-      return m;
-    },
-    dispose() {
-      if (disposed) return;
-      disposed = true;
-      for (const v of variables.values()) v.dispose();
-      for (const t of constants.values()) t.dispose();
-      for (const byTag of derivedCache.values()) for (const { t } of byTag.values()) t.dispose();
-      derivedCache.clear();
-      variables.clear();
-      constants.clear();
-      trainableVariables.length = 0;
-    },
+interface RunValues { variables: Map<string, tf.Variable>; constants: Map<string, TfTensor>; feedInfos: ValueInfo[] }
+
+/** One run inside tf.tidy: feeds in, steps executed, wanted values out (NCHW), running statistics updated. */
+function runSteps(steps: Step[], wanted: string[], feeds: Record<string, TfTensor>, values: RunValues, ctx: KernelContext & { opset: number }, runOpts: RunOptions, layout: boolean): Record<string, TfTensor> {
+  const { variables, constants, feedInfos } = values;
+  const env = new Map<string, Slot>();
+  for (const info of feedInfos) {
+    const t = feeds[info.name];
+    if (!t) continue;
+    const want = info.dtype ? tfDType(info.dtype) : t.dtype;
+    env.set(info.name, { t: t.dtype === want || t.dtype === 'string' ? t : tf.cast(t, want as 'float32'), nhwc: false });
+  }
+  const slot = (name: string, reader: Node | undefined): Slot => {
+    let s = env.get(name);
+    if (s) return s;
+    const t = variables.get(name) ?? constants.get(name);
+    if (!t) {
+      const isFeed = feedInfos.some((f) => f.name === name);
+      throw new LinfoldError(isFeed ? `input '${name}' was not fed` : `${reader ? nodeLabel(reader) : 'output'}: value '${name}' is not available`);
+    }
+    s = { t, nhwc: false };
+    env.set(name, s);
+    return s;
   };
-  return exe;
+  const pendingStats: [tf.Variable, TfTensor][] = [];
+  if (runOpts.updateStats ?? runOpts.training === true)
+    ctx.onStatUpdate = (name, value) => {
+      const v = variables.get(name);
+      if (v) pendingStats.push([v, value]);
+    };
+  for (const step of steps) {
+    ctx.opset = step.opset;
+    execute(step, slot, env, ctx, layout);
+  }
+  const out: Record<string, TfTensor> = {};
+  for (const name of wanted) {
+    const s = slot(name, undefined);
+    const t = nchw(s);
+    // never hand out a constant, variable or the caller's own feed: the caller may dispose it
+    out[name] = t === s.t && (constants.has(name) || variables.has(name) || feeds[name] === t) ? tf.clone(t) : t;
+  }
+  for (const [v, value] of pendingStats) v.assign(value);
+  return out;
 }
 
 // ---- one node ----
