@@ -1,13 +1,12 @@
 // The command line as a user meets it: help, JSON output, one-line errors with exit code 2.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { linfold } from './support/cli.js';
+import { tempDir } from './support/tmp.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'linfold-cli-'));
-process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('cli');
 
 test('audit --json prints the report; counts match the fixture manifest', () => {
   const r = linfold(['audit', 'fixtures/mobilenetv3_small.onnx', '--json']);
@@ -66,28 +65,24 @@ test('check: exit 0 when the tfjs import matches onnxruntime, 1 with an unsuppor
 });
 
 test('linearize records the original; fold compares against it (depth, latency, accuracy) and states a verdict', { timeout: 300_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'linfold-cli-fold-'));
-  try {
-    const lin = join(dir, 'lin.onnx'), folded = join(dir, 'folded.onnx'), report = join(dir, 'fold.json');
-    let r = linfold(['linearize', 'fixtures/mnist_cnn.onnx', '--steps', '2', '--quiet', '-o', lin], { timeout: 240_000 });
-    assert.equal(r.code, 0, r.stderr);
-    r = linfold(['fold', lin, '-o', folded, '--eval-data', 'mnist', '--report', report, '--quiet'], { timeout: 240_000 });
-    assert.equal(r.code, 0, r.stderr);
-    const rep = JSON.parse(readFileSync(report, 'utf8'));
-    assert.equal(rep.objective, 'latency');
-    assert.equal(rep.original.file, resolve('fixtures/mnist_cnn.onnx'));
-    assert.equal(rep.original.depth, 6);
-    assert.ok(rep.original.latencyMs > 0 && rep.after.latencyMs > 0);
-    assert.ok(rep.accuracy.original > 0.98 && rep.accuracy.folded > 0.9, JSON.stringify(rep.accuracy));
-    assert.equal(rep.verdict.length, 2);
-    assert.match(rep.verdict[1], /^against the original .*: as deep \(6 conv\/matmul layers\), /);
-    assert.match(r.stdout, /against the original/);
-    assert.match(readFileSync(report.replace(/\.json$/, '.md'), 'utf8'), /\| \| original \| before \(input\) \| after \|/);
-    // an explicit --original wins; a missing one is named
-    r = linfold(['fold', lin, '-o', folded, '--original', join(dir, 'nope.onnx'), '--quiet']);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /nope\.onnx/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tempDir('cli-fold');
+  const lin = join(dir, 'lin.onnx'), folded = join(dir, 'folded.onnx'), report = join(dir, 'fold.json');
+  let r = linfold(['linearize', 'fixtures/mnist_cnn.onnx', '--steps', '2', '--quiet', '-o', lin], { timeout: 240_000 });
+  assert.equal(r.code, 0, r.stderr);
+  r = linfold(['fold', lin, '-o', folded, '--eval-data', 'mnist', '--report', report, '--quiet'], { timeout: 240_000 });
+  assert.equal(r.code, 0, r.stderr);
+  const rep = JSON.parse(readFileSync(report, 'utf8'));
+  assert.equal(rep.objective, 'latency');
+  assert.equal(rep.original.file, resolve('fixtures/mnist_cnn.onnx'));
+  assert.equal(rep.original.depth, 6);
+  assert.ok(rep.original.latencyMs > 0 && rep.after.latencyMs > 0);
+  assert.ok(rep.accuracy.original > 0.98 && rep.accuracy.folded > 0.9, JSON.stringify(rep.accuracy));
+  assert.equal(rep.verdict.length, 2);
+  assert.match(rep.verdict[1], /^against the original .*: as deep \(6 conv\/matmul layers\), /);
+  assert.match(r.stdout, /against the original/);
+  assert.match(readFileSync(report.replace(/\.json$/, '.md'), 'utf8'), /\| \| original \| before \(input\) \| after \|/);
+  // an explicit --original wins; a missing one is named
+  r = linfold(['fold', lin, '-o', folded, '--original', join(dir, 'nope.onnx'), '--quiet']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /nope\.onnx/);
 });
