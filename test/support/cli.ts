@@ -42,3 +42,16 @@ export function assertCliError(r: Run, names: RegExp, code = 2): void {
   assert.match(lines[0], names);
   assert.ok(!/\bat .*\.[jt]s:\d+/.test(r.stderr), `no stack trace:\n${r.stderr}`);
 }
+
+/**
+ * An option value or argument commander rejects: exit 1, `error: …` naming the option (`names`), then at most
+ * the pointer to --help; no stack trace.
+ */
+export function assertUsageError(r: Run, names: RegExp): void {
+  assert.equal(r.code, 1, `exit ${r.code}, expected 1\n${r.stderr}`);
+  const lines = r.stderr.trim().split('\n');
+  assert.match(lines[0], /^error: /);
+  assert.match(lines[0], names);
+  assert.deepEqual(lines.slice(1), lines.length > 1 ? ['(run with --help for usage)'] : []);
+  assert.ok(!/\bat .*\.[jt]s:\d+/.test(r.stderr), `no stack trace:\n${r.stderr}`);
+}
