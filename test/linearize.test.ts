@@ -2,7 +2,7 @@
 // trained tfjs model under onnxruntime, distillation works without labels, a SIGKILLed run resumes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, encodeModel } from '../src/import/onnx-io.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
@@ -21,6 +21,7 @@ import { mnistNpy, writeNpy } from './support/npy.js';
 import { LINFOLD, linfold, start } from './support/cli.js';
 import { tfjsOutputs } from './support/run.js';
 import { tempDir } from './support/tmp.js';
+import { onnxFixtures } from './support/fixtures.js';
 
 const tmp = tempDir('lin');
 
@@ -31,8 +32,8 @@ const unlabeled = (d: Dataset): Dataset => {
 };
 
 test('step 0: the linearizable model computes the original function (every fixture, onnxruntime)', async () => {
-  for (const f of readdirSync('fixtures').filter((x) => x.endsWith('.onnx'))) {
-    const m = loadModel(join('fixtures', f));
+  for (const { name: f, path } of onnxFixtures()) {
+    const m = loadModel(path);
     const { model, slopes } = makeLinearizable(m);
     const before = census(m).layers.filter((l) => !l.isGate).length;
     assert.equal(slopes.length, before, `${f}: one slope tensor per activation layer`);

@@ -1,8 +1,7 @@
-// What a graph holds, for assertions: op counts and the op sequence (type-only imports: usable from tests that
-// reach linfold through src/index.ts alone).
-import type { Model } from '../../src/import/ir.js';
+// What a graph holds, for assertions: op counts and the op sequence. Imports nothing of linfold, so tests that
+// reach the library through src/index.ts alone can use it.
 
-type Nodes = Pick<Model, 'graph'> | { graph: { nodes: { opType: string }[] } };
+type Nodes = { graph: { nodes: { opType: string }[] } };
 
 /** How many nodes of type `op`. */
 export const count = (m: Nodes, op: string): number => m.graph.nodes.filter((n) => n.opType === op).length;
