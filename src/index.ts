@@ -9,6 +9,7 @@ export { Tensor, type DType } from './import/tensor.js';
 export { inferShapes } from './import/shape-inference.js';
 export { foldConstants } from './import/constant-folding.js';
 export { ortSession, runOrt } from './import/ort.js';
+export { randomFeeds, type FeedOptions } from './import/random.js';
 export { makeBatchSymbolic, freeBatch, describeBatch, type BatchResult, type BatchRewrite, type BatchOptions } from './import/batch.js';
 export { compile, unsupportedOps, type Executable, type CompileOptions } from './import/tfjs/executor.js';
 export { checkModel, type CheckOptions, type CheckResult } from './import/tfjs/check.js';

@@ -2,20 +2,19 @@
 // against fixtures/manifest.json (derived from the PyTorch modules, not from the ONNX files).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GraphBuilder } from '../src/import/graph-builder.js';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Graph, Tensor, type Attr, type Model, type Shape } from '../src/import/ir.js';
+import { GraphBuilder, attr } from '../src/import/graph-builder.js';
+import { Graph, Tensor } from '../src/import/ir.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { census } from '../src/analyze/census.js';
 import { cost } from '../src/analyze/cost.js';
 import { pathLength } from '../src/analyze/path-length.js';
 import { audit } from '../src/analyze/audit.js';
 import { renderMarkdown, renderTable } from '../src/analyze/render.js';
+import { close } from './support/numeric.js';
+import { fixture, manifest } from './support/fixtures.js';
+import { reluToPRelu, wrapInBlend } from './support/edits.js';
 
-
-
-const f = (value: number): Attr => ({ type: 'float', value });
+const { f } = attr;
 
 /** [1,T=3,D=4] after a Linear: the transformer-style tensor the activation patterns act on. */
 function linearOut(b: GraphBuilder): string {
@@ -384,29 +383,11 @@ test('audit runs shape inference: channel counts after Flatten/Reshape come out 
   assert.deepEqual(r.warnings, []);
 });
 
-const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} ≠ ${b}`);
-
 // ---- fixtures ----
-const FIX = join(import.meta.dirname, '..', 'fixtures');
-const MANIFEST = join(FIX, 'manifest.json');
-
-interface ManifestActivation { kind: string; channels: number; channel_axis: number; module: string; min?: number; max?: number; is_gate?: boolean }
-interface ManifestFixture {
-  file: string;
-  onnx_param_count: number;
-  expected_census: {
-    activations: ManifestActivation[]; num_activation_layers: number; total_activation_channels: number;
-    activation_kinds: Record<string, number>; add_merges: number; softmax: number; layernorm: number; maxpool: number;
-    gating_mul: number; activation_matmul: number; batchnorm_nodes_expected: number;
-  };
-}
-
-const manifest: { fixtures: Record<string, ManifestFixture> } | undefined = existsSync(MANIFEST) ? JSON.parse(readFileSync(MANIFEST, 'utf8')) : undefined;
-
-test('fixtures: audit matches the census in fixtures/manifest.json', { skip: manifest ? false : 'fixtures/manifest.json not generated' }, async (t) => {
-  for (const [name, fx] of Object.entries(manifest!.fixtures)) {
-    await t.test(name, { skip: existsSync(join(FIX, fx.file)) ? false : `${fx.file} missing` }, () => {
-      const r = audit(loadModel(join(FIX, fx.file)));
+test('fixtures: audit matches the census in fixtures/manifest.json', async (t) => {
+  for (const [name, fx] of Object.entries(manifest().fixtures)) {
+    await t.test(name, () => {
+      const r = audit(loadModel(fixture(fx.file)));
       const e = fx.expected_census;
       assert.equal(r.layers.length, e.num_activation_layers);
       e.activations.forEach((a, i) => {
@@ -440,17 +421,13 @@ test('fixtures: audit matches the census in fixtures/manifest.json', { skip: man
   }
 });
 
-test('fixtures: linearizing through PRelu (ReLU family) and the blend form (smooth activations)', { skip: manifest && existsSync(join(FIX, 'resnet_small.onnx')) ? false : 'fixtures missing' }, () => {
+test('fixtures: linearizing through PRelu (ReLU family) and the blend form (smooth activations)', () => {
   // resnet_small: every Relu → PRelu(slope 0) changes nothing; → PRelu(slope 1) leaves no nonlinear unit
   const asPrelu = (slope: number) => {
-    const m = loadModel(join(FIX, 'resnet_small.onnx'));
+    const m = loadModel(fixture('resnet_small.onnx'));
     const r0 = audit(m);
-    for (const l of r0.layers) {
-      const node = m.graph.nodes.find((n) => n.name === l.nodes[0])!;
-      const name = `${node.name}_slope`;
-      m.graph.initializers.set(name, Tensor.f32(name, [l.channels, 1, 1], new Array(l.channels).fill(slope)));
-      Object.assign(node, { opType: 'PRelu', inputs: [node.inputs[0], name] });
-    }
+    const layer = layerOfNode(r0);
+    reluToPRelu(m, (relu) => new Array(layer(relu).channels).fill(slope));
     return { before: r0, after: audit(m) };
   };
   const same = asPrelu(0);
@@ -464,17 +441,9 @@ test('fixtures: linearizing through PRelu (ReLU family) and the blend form (smoo
   assert.deepEqual(lin.after.core.edges, [{ from: 'input:input', to: 'output:logits' }]);
 
   // mobilenetv3_small: wrap the first HardSwish in the blend form with A = 1 → that layer is linear
-  const m = loadModel(join(FIX, 'mobilenetv3_small.onnx'));
+  const m = loadModel(fixture('mobilenetv3_small.onnx'));
   const hs = m.graph.nodes.find((n) => n.opType === 'HardSwish')!;
-  const [x, s] = [hs.inputs[0], hs.outputs[0]];
-  const renamed = `${s}_act`;
-  hs.outputs = [renamed];
-  m.graph.initializers.set('blend_A', Tensor.f32('blend_A', [16, 1, 1], new Array(16).fill(1)));
-  const at = m.graph.nodes.indexOf(hs) + 1;
-  m.graph.nodes.splice(at, 0,
-    { name: 'blend_sub', opType: 'Sub', domain: '', inputs: [x, renamed], outputs: ['blend_d'], attrs: {} },
-    { name: 'blend_mul', opType: 'Mul', domain: '', inputs: ['blend_d', 'blend_A'], outputs: ['blend_m'], attrs: {} },
-    { name: 'blend_add', opType: 'Add', domain: '', inputs: [renamed, 'blend_m'], outputs: [s], attrs: {} });
+  wrapInBlend(m.graph, hs, hs.inputs[0], { dims: [16, 1, 1], values: new Array(16).fill(1) });
   const r = audit(m);
   assert.equal(r.layers[0].name, hs.name, 'a blend keeps the name of the activation it wraps');
   assert.equal(r.layers[0].form, 'blend');
@@ -483,6 +452,16 @@ test('fixtures: linearizing through PRelu (ReLU family) and the blend form (smoo
   assert.equal(r.summary.linearLayers, 1);
   assert.equal(r.merges.length, 2);
 });
+
+/** The audit layer a Relu node makes (named by its first node). */
+function layerOfNode(r: ReturnType<typeof audit>) {
+  const byNode = new Map(r.layers.map((l) => [l.nodes[0], l]));
+  return (n: { name: string }) => {
+    const l = byNode.get(n.name);
+    assert.ok(l, `${n.name} is an activation layer of the audit`);
+    return l;
+  };
+}
 
 /** The report's path-length fields agree with each other (distribution means, contribution sums, masks). */
 function checkPathFields(r: ReturnType<typeof audit>, label: string): void {
@@ -508,11 +487,11 @@ function checkPathFields(r: ReturnType<typeof audit>, label: string): void {
   assert.deepEqual(JSON.parse(JSON.stringify(r)), r, `${label}: plain JSON`);
 }
 
-test('fixtures: distributions have the APL/NAPL as means, layer contributions sum to them, masks are in the report', { skip: manifest ? false : 'fixtures/manifest.json not generated' }, async (t) => {
-  for (const [name, fx] of Object.entries(manifest!.fixtures)) {
-    await t.test(name, { skip: existsSync(join(FIX, fx.file)) ? false : `${fx.file} missing` }, () => {
+test('fixtures: distributions have the APL/NAPL as means, layer contributions sum to them, masks are in the report', async (t) => {
+  for (const [name, fx] of Object.entries(manifest().fixtures)) {
+    await t.test(name, () => {
       const t0 = performance.now();
-      const r = audit(loadModel(join(FIX, fx.file)));
+      const r = audit(loadModel(fixture(fx.file)));
       const ms = performance.now() - t0;
       checkPathFields(r, name);
       t.diagnostic(`${name}: audit ${ms.toFixed(0)} ms, distribution lengths ${r.pathLengths[0].distribution!.apl.length}`);
@@ -536,16 +515,15 @@ test('fixtures: distributions have the APL/NAPL as means, layer contributions su
   }
 });
 
-test('fixtures: partially linear layers (resnet_small, PRelu slopes 1 on every other channel; transformer_gelu, blend A = 1 on some channels)', { skip: existsSync(join(FIX, 'resnet_small.onnx')) && existsSync(join(FIX, 'transformer_gelu.onnx')) ? false : 'fixtures missing' }, () => {
-  const m = loadModel(join(FIX, 'resnet_small.onnx'));
+test('fixtures: partially linear layers (resnet_small, PRelu slopes 1 on every other channel; transformer_gelu, blend A = 1 on some channels)', () => {
+  const m = loadModel(fixture('resnet_small.onnx'));
   const r0 = audit(m);
-  r0.layers.forEach((l, i) => {
-    const node = m.graph.nodes.find((n) => n.name === l.nodes[0])!;
-    const name = `${node.name}_slope`;
-    // layer i: channel c linear when (c + i) % 2 == 0; the last layer fully linear
-    const slopes = Array.from({ length: l.channels }, (_, c) => (i === r0.layers.length - 1 || (c + i) % 2 === 0 ? 1 : 0));
-    m.graph.initializers.set(name, Tensor.f32(name, [l.channels, 1, 1], slopes));
-    Object.assign(node, { opType: 'PRelu', inputs: [node.inputs[0], name] });
+  const layer = layerOfNode(r0);
+  // layer i: channel c linear when (c + i) % 2 == 0; the last layer fully linear
+  const last = r0.layers.length - 1;
+  reluToPRelu(m, (relu) => {
+    const l = layer(relu), i = r0.layers.indexOf(l);
+    return Array.from({ length: l.channels }, (_, c) => (i === last || (c + i) % 2 === 0 ? 1 : 0));
   });
   const r = audit(m);
   checkPathFields(r, 'resnet_small (partial)');
@@ -557,19 +535,11 @@ test('fixtures: partially linear layers (resnet_small, PRelu slopes 1 on every o
   close(r.layers[0].contribution.apl, 0.5);
 
   // transformer_gelu: wrap each GELU (erf chain ending in Mul by 0.5) in the blend form with A = 1 on the first half
-  const t = loadModel(join(FIX, 'transformer_gelu.onnx'));
+  const t = loadModel(fixture('transformer_gelu.onnx'));
   const t0 = audit(t);
   for (const l of t0.layers) {
     const last = t.graph.nodes.find((n) => n.outputs[0] === l.output)!;
-    const s = `${l.output}_act`;
-    last.outputs = [s];
-    const A = `${l.output}_A`;
-    t.graph.initializers.set(A, Tensor.f32(A, [l.channels], Array.from({ length: l.channels }, (_, c) => (c < l.channels / 2 ? 1 : 0))));
-    const at = t.graph.nodes.indexOf(last) + 1;
-    t.graph.nodes.splice(at, 0,
-      { name: `${l.output}_sub`, opType: 'Sub', domain: '', inputs: [l.input, s], outputs: [`${l.output}_d`], attrs: {} },
-      { name: `${l.output}_mul`, opType: 'Mul', domain: '', inputs: [`${l.output}_d`, A], outputs: [`${l.output}_m`], attrs: {} },
-      { name: `${l.output}_add`, opType: 'Add', domain: '', inputs: [s, `${l.output}_m`], outputs: [l.output], attrs: {} });
+    wrapInBlend(t.graph, last, l.input, { dims: [l.channels], values: Array.from({ length: l.channels }, (_, c) => (c < l.channels / 2 ? 1 : 0)) });
   }
   const tr = audit(t);
   assert.ok(tr.layers.every((l) => l.form === 'blend' && l.linearChannels === l.channels / 2));

@@ -2,10 +2,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../src/import/graph-builder.js';
-import { Graph, Tensor, type Attr, type Shape } from '../src/import/ir.js';
+import { Graph, type Shape } from '../src/import/ir.js';
 import { type PathLengthOptions, type PathLengthResult, pathLength as pathLengthOnly } from '../src/analyze/path-length.js';
 import { census } from '../src/analyze/census.js';
 import { propagate } from '../src/analyze/propagate.js';
+import { close, closeAll } from './support/numeric.js';
 
 /**
  * pathLength, plus the invariants every result must satisfy: per output, each distribution sums to 1 and its
@@ -37,11 +38,6 @@ function conv3x3(b: GraphBuilder, x: string, cin: number, cout: number, hw: numb
   return b.op('Conv', [x, b.init([cout, cin / group, 3, 3]), b.init([cout])], { group, pads: [1, 1, 1, 1], kernel_shape: [3, 3] }, [1, cout, hw, hw]);
 }
 
-const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} ≠ ${b}`);
-const closeAll = (a: number[], b: number[], tol = 1e-12) => {
-  assert.equal(a.length, b.length, `[${a}] vs [${b}]`);
-  a.forEach((x, i) => close(x, b[i], tol));
-};
 
 test("Figure 1: skip around 4 hidden layers of width 4 → 257 paths, APL 256·4/257, NAPL 2", () => {
   const b = new GraphBuilder();

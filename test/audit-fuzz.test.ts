@@ -2,13 +2,14 @@
 // audit report — never another exception, never a hang.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { decodeModel } from '../src/import/onnx-io.js';
 import { audit } from '../src/analyze/audit.js';
 import { LinfoldError } from '../src/errors.js';
 import { seededRandom } from '../src/train/data.js';
+import { onnxFixtures } from './support/fixtures.js';
 
-const fixtures = readdirSync('fixtures').filter((f) => f.endsWith('.onnx')).map((f) => ({ name: f, bytes: readFileSync(`fixtures/${f}`) }));
+const fixtures = onnxFixtures().map((f) => ({ name: f.name, bytes: readFileSync(f.path) }));
 
 function mutate(src: Uint8Array, rnd: () => number): Uint8Array {
   const pick = (n: number) => Math.floor(rnd() * n);

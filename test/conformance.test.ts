@@ -3,8 +3,7 @@
 // kernel and whose tensors tfjs can hold runs and is compared with the expected outputs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { testCases, dataSet, TESTDATA_ROOT, type TestCase } from './support/onnx-testdata.js';
+import { testCases, dataSet, TESTDATA_MISSING, type TestCase } from './support/onnx-testdata.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { opsetOf, type Model } from '../src/import/ir.js';
 import { Tensor } from '../src/import/tensor.js';
@@ -115,7 +114,7 @@ export function runCase(tc: TestCase): Outcome & { ops: string[] } {
 }
 
 for (const BACKEND of BACKENDS)
-test(`ONNX backend tests (libonnx-testdata: node, simple, pytorch-converted, pytorch-operator) on ${BACKEND}`, { skip: !existsSync(`${TESTDATA_ROOT}/node`) && 'libonnx-testdata not installed' }, async () => {
+test(`ONNX backend tests (libonnx-testdata: node, simple, pytorch-converted, pytorch-operator) on ${BACKEND}`, { skip: TESTDATA_MISSING }, async () => {
   await useBackend(BACKEND);
   const perOp = new Map<string, { pass: number; fail: number; skip: number }>();
   const failures: string[] = [];

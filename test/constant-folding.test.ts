@@ -2,35 +2,18 @@
 // against onnxruntime-node running the model before and after folding.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { Graph, opsetOf, type Attr, type Model, type Node, type ValueInfo } from '../src/import/ir.js';
+import { opsetOf, type Model } from '../src/import/ir.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { Tensor } from '../src/import/tensor.js';
 import { foldConstants } from '../src/import/constant-folding.js';
 import { inferShapes } from '../src/import/shape-inference.js';
 import { lookupOp } from '../src/import/ops/index.js';
-import { dataSet, testCases } from './support/onnx-testdata.js';
+import { dataSet, testCases, TESTDATA_MISSING } from './support/onnx-testdata.js';
+import { attr, makeModel, node } from './support/models.js';
+import { onnxFixtures } from './support/fixtures.js';
 
-const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
-
-function makeModel(opset: number, inputs: ValueInfo[], nodes: Node[], inits: Tensor[], outputs: ValueInfo[]): Model {
-  const graph = new Graph();
-  graph.name = 'fold_test';
-  graph.inputs = inputs;
-  graph.nodes = nodes;
-  graph.outputs = outputs;
-  for (const t of inits) graph.initializers.set(t.name, t);
-  return {
-    irVersion: 8, opsets: [{ domain: '', version: opset }], producerName: 'linfold-test', producerVersion: '', domain: '',
-    modelVersion: 0, docString: '', graph, passthrough: {},
-  };
-}
-const node = (opType: string, inputs: string[], outputs: string[], attrs: Record<string, Attr> = {}): Node =>
-  ({ name: outputs[0], opType, domain: '', inputs, outputs, attrs });
-const ints = (value: number[]): Attr => ({ type: 'ints', value });
-const int = (value: number): Attr => ({ type: 'int', value });
+const { i: int, ints } = attr;
 
 function feed(name: string, dims: number[]): Tensor {
   const n = dims.reduce((a, b) => a * b, 1);
@@ -128,11 +111,8 @@ test('folding respects maxElements, overridable initializers and constant graph 
   assertClose((await runOrt(await ortSession(all), { x })).y, before.y, 'y, big constants folded', 1e-6);
 });
 
-const fixtures = existsSync(FIXTURES) ? readdirSync(FIXTURES).filter((f) => f.endsWith('.onnx')).sort() : [];
-
-test('fixtures: folding for a concrete batch keeps onnxruntime outputs', { skip: fixtures.length ? false : 'no fixtures yet' }, async () => {
-  for (const file of fixtures) {
-    const path = join(FIXTURES, file);
+test('fixtures: folding for a concrete batch keeps onnxruntime outputs', async () => {
+  for (const { name: file, path } of onnxFixtures()) {
     const m = loadModel(path);
     const feeds: Record<string, Tensor> = {};
     const inputShapes: Record<string, number[]> = {};
@@ -153,7 +133,7 @@ test('fixtures: folding for a concrete batch keeps onnxruntime outputs', { skip:
   }
 });
 
-test('ONNX multi-node test models: folding for the test inputs\' shapes keeps onnxruntime outputs', async () => {
+test('ONNX multi-node test models: folding for the test inputs\' shapes keeps onnxruntime outputs', { skip: TESTDATA_MISSING }, async () => {
   let models = 0, withFolds = 0;
   for (const tc of testCases(['node', 'simple', 'pytorch-converted', 'pytorch-operator'])) {
     const ds = dataSet(tc);
@@ -184,7 +164,7 @@ test('ONNX multi-node test models: folding for the test inputs\' shapes keeps on
 /** Cases whose values the evaluators are not expected to reproduce. */
 const NOT_EVALUATED = /BFLOAT16|STRING/; // ONNX 1.12 stores bfloat16 test tensors as uint16; strings are not evaluated
 
-test('evaluators reproduce ONNX reference outputs on every node test they cover', () => {
+test('evaluators reproduce ONNX reference outputs on every node test they cover', { skip: TESTDATA_MISSING }, () => {
   let passed = 0, skipped = 0;
   const failures: string[] = [];
   for (const tc of testCases(['node'])) {

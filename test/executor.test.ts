@@ -2,7 +2,6 @@
 // cover, on wasm and on cpu.
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { loadModel } from '../src/import/onnx-io.js';
 import type { Model } from '../src/import/ir.js';
 import { Tensor } from '../src/import/tensor.js';
@@ -13,28 +12,21 @@ import { compile, unsupportedOps, feedsToTf, outputsToIR, type CompileOptions } 
 import { checkModel, compareTensors } from '../src/import/tfjs/check.js';
 import { randomFeeds } from '../src/import/random.js';
 import { GraphBuilder, attr, seededDraws } from '../src/import/graph-builder.js';
+import { fixture } from './support/fixtures.js';
+import { tfjsOutputs } from './support/run.js';
 
 const FIXTURES = ['resnet_small', 'mobilenetv2_small', 'mobilenetv3_small', 'transformer_gelu', 'bn_training', 'mnist_cnn'];
-const fixturePath = (n: string) => new URL(`../fixtures/${n}.onnx`, import.meta.url).pathname;
+const fixturePath = (n: string) => fixture(`${n}.onnx`);
 const TOL = 1e-4;
 const { i, f, s, ints, floats } = attr;
 
 /** Max relative error of each output of tfjs vs onnxruntime on `feeds`. */
 async function parity(model: Model, feeds: Record<string, Tensor>, opts?: CompileOptions): Promise<Record<string, number>> {
   const ref = await runOrt(await ortSession(model), feeds);
-  const exe = compile(model, opts);
-  const tfFeeds = feedsToTf(feeds);
-  try {
-    const out = exe.run(tfFeeds);
-    const got = outputsToIR(exe, out);
-    tf.dispose(Object.values(out));
-    const res: Record<string, number> = {};
-    for (const o of model.graph.outputs) res[o.name] = compareTensors(got[o.name], ref[o.name]).maxRelError;
-    return res;
-  } finally {
-    tf.dispose(Object.values(tfFeeds));
-    exe.dispose();
-  }
+  const got = tfjsOutputs(model, feeds, opts);
+  const res: Record<string, number> = {};
+  for (const o of model.graph.outputs) res[o.name] = compareTensors(got[o.name], ref[o.name]).maxRelError;
+  return res;
 }
 
 async function assertParity(model: Model, feeds: Record<string, Tensor>, label: string, opts?: CompileOptions): Promise<void> {
@@ -230,7 +222,7 @@ for (const backend of ['wasm', 'cpu'] as const) {
     });
 
     for (const name of FIXTURES) {
-      test(`fixture ${name}: parity with onnxruntime`, { skip: !existsSync(fixturePath(name)) && 'fixture not yet generated' }, async () => {
+      test(`fixture ${name}: parity with onnxruntime`, async () => {
         const model = loadModel(fixturePath(name));
         const feeds = randomFeeds(model.graph, { seed: 3, otherDims: 8 });
         for (const [k, v] of Object.entries(feeds)) if (v.dims[0] === 2) feeds[k] = randomFeeds(model.graph, { inputShapes: { [k]: [3, ...v.dims.slice(1)] }, seed: 3, otherDims: 8 })[k];
@@ -249,7 +241,6 @@ for (const backend of ['wasm', 'cpu'] as const) {
     }
 
     test('checkModel reports ops, backend and errors', async () => {
-      if (!existsSync(fixturePath('resnet_small'))) return;
       const r = await checkModel(loadModel(fixturePath('resnet_small')), { backend });
       assert.equal(r.backend, backend);
       assert.ok(r.ok, JSON.stringify(r));
@@ -275,7 +266,7 @@ describe('executor API', () => {
     assert.throws(() => compile(model), (e: Error) => e instanceof LinfoldError && /FancyOp/.test(e.message) && /OtherOp/.test(e.message));
   });
 
-  test('variables: weights trainable, shapes and scalars constant, running stats non-trainable', { skip: !existsSync(fixturePath('transformer_gelu')) }, () => {
+  test('variables: weights trainable, shapes and scalars constant, running stats non-trainable', () => {
     const t = loadModel(fixturePath('transformer_gelu'));
     const exe = compile(t);
     try {
@@ -288,7 +279,6 @@ describe('executor API', () => {
     } finally {
       exe.dispose();
     }
-    if (!existsSync(fixturePath('bn_training'))) return;
     const bn = compile(loadModel(fixturePath('bn_training')));
     try {
       const mean = bn.variables.get('features.1.running_mean')!;
@@ -300,7 +290,7 @@ describe('executor API', () => {
     }
   });
 
-  test('BatchNormalization training mode: batch statistics and running-stat updates', { skip: !existsSync(fixturePath('bn_training')) }, async () => {
+  test('BatchNormalization training mode: batch statistics and running-stat updates', async () => {
     const model = loadModel(fixturePath('bn_training'));
     const exe = compile(model);
     const x = tf.randomNormal([4, 1, 28, 28], 0, 1, 'float32', 1);
@@ -322,7 +312,7 @@ describe('executor API', () => {
     }
   });
 
-  test('syncToModel / toModel write trained weights back (onnxruntime agrees)', { skip: !existsSync(fixturePath('resnet_small')) }, async () => {
+  test('syncToModel / toModel write trained weights back (onnxruntime agrees)', async () => {
     const model = loadModel(fixturePath('resnet_small'));
     const exe = compile(model);
     try {
@@ -343,7 +333,7 @@ describe('executor API', () => {
     }
   });
 
-  test('run() works inside tf.grad and returns only caller-owned tensors', { skip: !existsSync(fixturePath('resnet_small')) }, () => {
+  test('run() works inside tf.grad and returns only caller-owned tensors', () => {
     const exe = compile(loadModel(fixturePath('resnet_small')));
     const x = tf.randomNormal([2, 1, 28, 28], 0, 1, 'float32', 2);
     try {
@@ -363,7 +353,7 @@ describe('executor API', () => {
     }
   });
 
-  test('weights changed by assign() are used by the next inference run (derived filters are refreshed)', { skip: !existsSync(fixturePath('resnet_small')) }, () => {
+  test('weights changed by assign() are used by the next inference run (derived filters are refreshed)', () => {
     const exe = compile(loadModel(fixturePath('resnet_small')));
     const x = tf.randomNormal([2, 1, 28, 28], 0, 1, 'float32', 3);
     try {

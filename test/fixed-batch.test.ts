@@ -5,8 +5,8 @@
 // errors reach the user whole.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+
+
 import { join } from 'node:path';
 import { loadModel } from '../src/import/onnx-io.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
@@ -25,9 +25,9 @@ import { LinfoldError } from '../src/errors.js';
 import type { Model } from '../src/import/ir.js';
 import { writeNpy } from './support/npy.js';
 import { linfold } from './support/cli.js';
+import { tempDir } from './support/tmp.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'linfold-batch-'));
-process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('batch');
 
 /** `n` random examples (batch 1 each), and the same stacked as one batch. */
 function examples(m: Model, n: number, seed: number): { one: Record<string, Tensor>[]; batch: Record<string, Tensor> } {

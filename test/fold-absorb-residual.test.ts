@@ -5,7 +5,8 @@ import { absorbResidual, absorbResidualPass } from '../src/export/absorb-residua
 import { mergeConv } from '../src/export/merge-conv.js';
 import { deadCode } from '../src/import/ir-edit.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
-import { count, foldAndCompare, shapesCtx } from './support/fold.js';
+import { foldAndCompare, shapesCtx } from './support/fold.js';
+import { count } from './support/graph.js';
 
 test('x + Conv3×3(x) (same padding) → one conv with the identity at the kernel centre', async () => {
   for (const group of [1, 4]) {

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { foldBatchNorm, foldBatchNormPass } from '../src/export/fold-batchnorm.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
-import { count, foldAndCompare, shapesCtx } from './support/fold.js';
+import { foldAndCompare, shapesCtx } from './support/fold.js';
+import { count } from './support/graph.js';
 
 function bn(b: GraphBuilder, x: string, c: number): string {
   return b.op('BatchNormalization', [x, b.normal([c], 0.5, 1), b.normal([c], 0.5), b.normal([c], 0.5), b.normal([c], 0.2, 1)], { epsilon: { type: 'float', value: 1e-5 } });

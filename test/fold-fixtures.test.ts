@@ -5,36 +5,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../src/import/onnx-io.js';
-import { Tensor } from '../src/import/tensor.js';
 import type { Model } from '../src/import/ir.js';
 import { fold } from '../src/export/pipeline.js';
 import { renderFoldMarkdown } from '../src/export/report.js';
 import { audit } from '../src/analyze/audit.js';
 import { cloneModel } from '../src/import/ir-edit.js';
-import { compareOutputs, randomFeeds, runModel } from '../src/export/verify.js';
-import { count } from './support/fold.js';
-
-function reluToPRelu(m: Model): Model {
-  const g = m.graph;
-  for (const n of g.nodes) {
-    if (n.opType !== 'Relu') continue;
-    const name = g.uniqueName(`${n.name}_slope`);
-    g.initializers.set(name, Tensor.f32(name, [1], [1]));
-    n.opType = 'PRelu';
-    n.inputs.push(name);
-  }
-  return m;
-}
+import { count } from './support/graph.js';
+import { fixture } from './support/fixtures.js';
+import { reluToPRelu, wrapInBlend } from './support/edits.js';
+import { outputsRel } from './support/run.js';
 
 async function assertSameOutputs(a: Model, b: Model, tol = 1e-4): Promise<void> {
-  const feeds = randomFeeds(a.graph, { seed: 99, batch: 4 });
-  const rel = compareOutputs(await runModel(a, feeds), await runModel(b, feeds)).maxRelError;
+  const rel = await outputsRel(a, b, { seed: 99, batch: 4 });
   assert.ok(rel < tol, `relative error ${rel}`);
 }
 
-for (const fixture of ['resnet_small', 'mnist_cnn']) {
-  test(`${fixture} with Relu → PRelu(1) folds to the minimum number of convs the exact rules allow`, async () => {
-    const m = reluToPRelu(loadModel(`fixtures/${fixture}.onnx`));
+for (const name of ['resnet_small', 'mnist_cnn']) {
+  test(`${name} with Relu → PRelu(1) folds to the minimum number of convs the exact rules allow`, async () => {
+    const m = reluToPRelu(loadModel(fixture(`${name}.onnx`)), () => [1]);
     assert.equal(count(m, 'PRelu'), 5);
     const { model, report } = await fold(m, { objective: 'depth', latencyRuns: 5 });
     // The graph: stem conv3×3 p1 (C0) [→ MaxPool in mnist_cnn] → block 1: C1 3×3 p1 → C2 3×3 p1, + skip →
@@ -51,7 +39,7 @@ for (const fixture of ['resnet_small', 'mnist_cnn']) {
     // So the minimum is all 6 convs; only the 5 identity PRelus go (16 → 11 nodes; mnist_cnn 17 → 12).
     assert.equal(count(model, 'Conv'), 6);
     assert.equal(count(model, 'PRelu'), 0);
-    assert.equal(model.graph.nodes.length, fixture === 'mnist_cnn' ? 12 : 11);
+    assert.equal(model.graph.nodes.length, name === 'mnist_cnn' ? 12 : 11);
     assert.equal(report.before.depth, report.after.depth);
     assert.equal(report.taken.length, 5);
     assert.ok(report.taken.every((e) => e.pass === 'remove-identity'));
@@ -67,22 +55,10 @@ for (const fixture of ['resnet_small', 'mnist_cnn']) {
 /** Wraps each GELU Erf chain (Div → Erf → Add → Mul → Mul) in a blend y = s + 1 ⊙ (x − s). */
 function geluToBlend(m: Model): number {
   const g = m.graph;
-  const consumers = g.consumers();
   let k = 0;
   for (const div of g.nodes.filter((n) => n.opType === 'Div' && n.name.includes('/act/'))) {
-    const x = div.inputs[0];
     const last = g.nodes.find((n) => n.name === div.name.replace('Div', 'Mul_1'))!;
-    const s = last.outputs[0];
-    const readers = consumers.get(s)!;
-    const a = g.uniqueName(`blend_a_${k}`);
-    g.initializers.set(a, Tensor.f32(a, [128], new Array(128).fill(1)));
-    const [d, md, y] = [`blend_d_${k}`, `blend_m_${k}`, `blend_y_${k}`];
-    const i = g.nodes.indexOf(last) + 1;
-    g.nodes.splice(i, 0,
-      { name: `blend_sub_${k}`, opType: 'Sub', domain: '', inputs: [x, s], outputs: [d], attrs: {} },
-      { name: `blend_mul_${k}`, opType: 'Mul', domain: '', inputs: [d, a], outputs: [md], attrs: {} },
-      { name: `blend_add_${k}`, opType: 'Add', domain: '', inputs: [s, md], outputs: [y], attrs: {} });
-    for (const r of readers) r.inputs = r.inputs.map((v) => (v === s ? y : v));
+    wrapInBlend(g, last, div.inputs[0], { dims: [128], values: new Array(128).fill(1) });
     k++;
   }
   return k;
@@ -98,7 +74,7 @@ function ffnMacs(m: Model): number[] {
 }
 
 test('transformer_gelu with the FFN GELUs made identity: each FFN becomes one d×d MatMul, FFN MACs drop 8×', async () => {
-  const m = loadModel('fixtures/transformer_gelu.onnx');
+  const m = loadModel(fixture('transformer_gelu.onnx'));
   assert.equal(geluToBlend(m), 2);
   const before = ffnMacs(m);
   // per example: 16 tokens × (32·128 + 128·32) per FFN

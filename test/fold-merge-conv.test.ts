@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { attrInt, attrInts } from '../src/import/ir.js';
 import { mergeConv, mergeConvPass } from '../src/export/merge-conv.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
-import { count, foldAndCompare, shapesCtx } from './support/fold.js';
+import { foldAndCompare, shapesCtx } from './support/fold.js';
+import { count } from './support/graph.js';
 
 const convOf = (m: { graph: { nodes: { opType: string }[] } }) => m.graph.nodes.find((n) => n.opType === 'Conv') as Parameters<typeof attrInts>[0];
 

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mergeMatmul, mergeMatmulPass } from '../src/export/merge-matmul.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
-import { count, foldAndCompare, shapesCtx } from './support/fold.js';
+import { foldAndCompare, shapesCtx } from './support/fold.js';
+import { count } from './support/graph.js';
 
 test('Gemm ∘ Gemm with biases, transB, alpha and beta → one Gemm', async () => {
   const b = new GraphBuilder({ opset: 13 });

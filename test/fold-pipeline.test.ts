@@ -1,8 +1,7 @@
 // The fold pipeline: objectives, verification with undo, the report, writing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, existsSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fold, writeFolded } from '../src/export/pipeline.js';
 import { renderFoldMarkdown } from '../src/export/report.js';
@@ -10,10 +9,10 @@ import { saveModel, loadModel } from '../src/import/onnx-io.js';
 import { ortSession } from '../src/import/ort.js';
 import { LinfoldError } from '../src/errors.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
-import { count } from './support/fold.js';
+import { count } from './support/graph.js';
+import { tempDir } from './support/tmp.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'linfold-fold-'));
-process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('fold');
 
 /** conv3×3 → PRelu(1) → conv3×3 → PRelu(1) → conv3×3, no padding, 4 channels, 20×20 input. */
 function plainChain(slope = 1) {
@@ -127,8 +126,15 @@ test('latency objective (the default): merges measured faster are taken, whole c
   assert.ok(report.verification.maxRelError < 1e-4);
   // the plain 3×3 chain: whatever is taken was planned cheaper than what it replaced
   const plain = await fold(plainChain(), { latencyRuns: 0 });
+  // the conv pairs are judged on their measured cost: taken, or refused by the objective; none judged would make
+  // the checks below vacuous
+  const judged = [...plain.report.taken, ...plain.report.rejected].filter((e) => e.pass === 'merge-conv' && e.objective);
+  assert.ok(judged.length >= 1, `no conv merge of the plain chain was judged on latency:\n${renderFoldMarkdown(plain.report)}`);
+  assert.equal(count(plain.model, 'PRelu'), 0, 'the identity PRelus went, so the convs are adjacent');
   // (within the 3% that measured costs count as a tie, taken for depth)
   for (const e of plain.report.taken.filter((t) => t.pass === 'merge-conv')) assert.ok(e.objective!.after[0] <= e.objective!.before[0] * 1.03);
+  // a merge left out stays because it was not planned cheaper
+  for (const e of plain.report.rejected.filter((t) => t.pass === 'merge-conv')) assert.match(e.reason ?? '', /^objective/);
 });
 
 test('writeFolded refuses to overwrite the input and writes a model onnxruntime-node loads', async () => {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { pushBiasMap } from '../src/export/push-bias-map.js';
 import { fold } from '../src/export/pipeline.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
-import { count, foldAndCompare, shapesCtx } from './support/fold.js';
+import { foldAndCompare, shapesCtx } from './support/fold.js';
+import { count } from './support/graph.js';
 
 /** Convs each followed by a constant bias-map Add [C, H, W] (what exact merges across zero padding leave). */
 function mapped(n = 3, stride = 1, group = 1) {

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { removeIdentity, removeIdentityPass } from '../src/export/remove-identity.js';
 import { deadCode } from '../src/import/ir-edit.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
-import { count, foldAndCompare, shapesCtx } from './support/fold.js';
+import { foldAndCompare, shapesCtx } from './support/fold.js';
+import { count } from './support/graph.js';
 
 test('PRelu with all slopes 1, LeakyRelu(1), Identity and Dropout are removed', async () => {
   const b = new GraphBuilder({ opset: 13 });

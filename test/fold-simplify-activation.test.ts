@@ -6,9 +6,9 @@ import { deadCode } from '../src/import/ir-edit.js';
 import { fold } from '../src/export/pipeline.js';
 import { census } from '../src/analyze/census.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
-import { count, foldAndCompare, shapesCtx } from './support/fold.js';
+import { foldAndCompare, shapesCtx } from './support/fold.js';
+import { count, ops } from './support/graph.js';
 
-const ops = (m: { graph: { nodes: { opType: string }[] } }) => m.graph.nodes.map((n) => n.opType);
 
 test('PRelu with all slopes 0 → Relu, one slope for all channels → LeakyRelu, LeakyRelu(0) → Relu', async () => {
   const b = new GraphBuilder({ opset: 13 });

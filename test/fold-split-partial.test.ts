@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { splitPartial, splitPartialPass } from '../src/export/split-partial.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
-import { count, foldAndCompare, shapesCtx } from './support/fold.js';
+import { foldAndCompare, shapesCtx } from './support/fold.js';
+import { count } from './support/graph.js';
 
 const slopes = (n: number, linear: number) => Array.from({ length: n }, (_, i) => (i < linear ? 1 : 0.1 + 0.01 * i));
 

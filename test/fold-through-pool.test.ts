@@ -8,9 +8,9 @@ import { loadModel } from '../src/import/onnx-io.js';
 import { Tensor } from '../src/import/tensor.js';
 import type { Model } from '../src/import/ir.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
-import { count, foldAndCompare, shapesCtx } from './support/fold.js';
+import { foldAndCompare, shapesCtx } from './support/fold.js';
+import { count, ops } from './support/graph.js';
 
-const ops = (m: Model) => m.graph.nodes.map((n) => n.opType);
 const head = (b: GraphBuilder, y: string, c: number, o: { transB?: boolean; matmul?: boolean } = {}) => {
   const f = b.op('Flatten', [b.op('GlobalAveragePool', [y])], { axis: { type: 'int', value: 1 } });
   return o.matmul ? b.matmul(f, c, 10) : b.gemm(f, c, 10, { transB: o.transB ?? true });

@@ -3,8 +3,6 @@
 // against central finite differences; (3) no tensor leaks over 200 training steps.
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { compareValues } from '../src/import/tensor.js';
 import { tf, useBackend } from '../src/import/tfjs/backends.js';
 import {
   originalGradient, conv2dInputGrad, conv2dFilterGrad, depthwiseInputGrad, depthwiseFilterGrad,
@@ -15,6 +13,8 @@ import { compile } from '../src/import/tfjs/executor.js';
 import { GraphBuilder, attr, seededDraws } from '../src/import/graph-builder.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import type { Model } from '../src/import/ir.js';
+import { maxRel } from './support/numeric.js';
+import { fixture } from './support/fixtures.js';
 
 const { i, f, s, ints } = attr;
 const rnd = seededDraws(11);
@@ -61,8 +61,6 @@ function reference(k: ConvCase, x: tf.Tensor4D, wt: tf.Tensor4D, dy: tf.Tensor4D
     return { dx: g.x().dataSync() as Float32Array, dw: dw.dataSync() as Float32Array };
   });
 }
-
-const maxRel = (got: ArrayLike<number>, ref: ArrayLike<number>) => compareValues(got, ref).maxRelError;
 
 describe('conv gradients vs tfjs built-ins', () => {
   for (const depthwise of [false, true]) {
@@ -470,8 +468,8 @@ describe('memory', () => {
     assert.equal(end, start);
   });
 
-  test('200 steps of the transformer fixture (embedding gradient) leak no tensors', { skip: !existsSync(new URL('../fixtures/transformer_gelu.onnx', import.meta.url).pathname) }, () => {
-    const model = loadModel(new URL('../fixtures/transformer_gelu.onnx', import.meta.url).pathname);
+  test('200 steps of the transformer fixture (embedding gradient) leak no tensors', () => {
+    const model = loadModel(fixture('transformer_gelu.onnx'));
     const vocab = model.graph.initializers.get('tok.weight')?.dims[0] ?? 10;
     const { start, end } = train(model, () => ({ tokens: tf.tensor2d(Array.from({ length: 32 }, (_, k) => (k * 7) % vocab), [2, 16], 'int32') }),
       (out) => tf.mean(tf.square(out)), 200);

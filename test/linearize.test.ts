@@ -2,38 +2,29 @@
 // trained tfjs model under onnxruntime, distillation works without labels, a SIGKILLed run resumes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, encodeModel } from '../src/import/onnx-io.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { Tensor } from '../src/import/tensor.js';
 import { makeLinearizable } from '../src/train/linearizable.js';
 import { linearize } from '../src/train/linearize.js';
-import { mnist, arrays, type Dataset } from '../src/train/data.js';
-import { compile, feedsToTf, outputsToIR } from '../src/import/tfjs/executor.js';
+import { arrays, type Dataset } from '../src/train/data.js';
 import { compareTensors } from '../src/import/tfjs/check.js';
 import { randomFeeds } from '../src/import/random.js';
-import { useBackend, tf } from '../src/import/tfjs/backends.js';
+import { useBackend } from '../src/import/tfjs/backends.js';
 import { census } from '../src/analyze/census.js';
 import { LinfoldError } from '../src/errors.js';
 import { audit } from '../src/analyze/audit.js';
 import { fold } from '../src/export/pipeline.js';
-import { writeNpy } from './support/npy.js';
-import { linfold } from './support/cli.js';
+import { mnistNpy, writeNpy } from './support/npy.js';
+import { LINFOLD, linfold, start } from './support/cli.js';
+import { tfjsOutputs } from './support/run.js';
+import { tempDir } from './support/tmp.js';
+import { onnxFixtures } from './support/fixtures.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'linfold-lin-'));
-process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('lin');
 
-/** A small MNIST subset as .npy files (first n digits of the bundled set, already normalised). */
-function mnistNpy(n: number): { x: string; y: string } {
-  const b = mnist().train.batches(n, { shuffle: true, seed: 5 }).next().value!;
-  const x = join(tmp, `x${n}.npy`), y = join(tmp, `y${n}.npy`);
-  writeNpy(x, b.x as Float32Array, b.shape);
-  writeNpy(y, BigInt64Array.from(b.y!, (v: number) => BigInt(v)), [n]);
-  return { x, y };
-}
 
 const unlabeled = (d: Dataset): Dataset => {
   const strip = (s: Dataset['train']): Dataset['train'] => ({ size: s.size, *batches(bs, o) { for (const b of s.batches(bs, o)) yield { ...b, y: undefined }; } });
@@ -41,8 +32,8 @@ const unlabeled = (d: Dataset): Dataset => {
 };
 
 test('step 0: the linearizable model computes the original function (every fixture, onnxruntime)', async () => {
-  for (const f of readdirSync('fixtures').filter((x) => x.endsWith('.onnx'))) {
-    const m = loadModel(join('fixtures', f));
+  for (const { name: f, path } of onnxFixtures()) {
+    const m = loadModel(path);
     const { model, slopes } = makeLinearizable(m);
     const before = census(m).layers.filter((l) => !l.isGate).length;
     assert.equal(slopes.length, before, `${f}: one slope tensor per activation layer`);
@@ -81,7 +72,7 @@ test('layer granularity: one slope per layer, same function at step 0, counted p
   const unfolded = (await runOrt(await ortSession(encodeModel(model)), feeds)).logits;
   assert.ok(compareTensors((await runOrt(await ortSession(encodeModel(folded)), feeds)).logits, unfolded).maxRelError < 1e-4);
   // training moves the shared slopes (one value per layer, counted per channel in the frozen count)
-  const { x, y } = mnistNpy(128);
+  const { x, y } = mnistNpy(tmp, 128);
   const r2 = await linearize(m, { data: arrays(x, { labels: y }), granularity: 'layer', lambda: 0.5, slopeLr: 0.05, epochs: 1, maxSteps: 4, batchSize: 32, quiet: true, backend: 'wasm' });
   for (const s of r2.slopes) {
     const v = r2.model.graph.initializers.get(s.name)!.numbers();
@@ -91,7 +82,7 @@ test('layer granularity: one slope per layer, same function at step 0, counted p
 });
 
 test('training moves slopes to 1; the exported ONNX matches the trained tfjs model under onnxruntime', { timeout: 600_000 }, async () => {
-  const { x, y } = mnistNpy(640);
+  const { x, y } = mnistNpy(tmp, 640);
   const data = arrays(x, { labels: y });
   const m = loadModel('fixtures/mnist_cnn.onnx');
   const r = await linearize(m, { data, lambda: 0.05, slopeLr: 0.05, epochs: 2, batchSize: 64, quiet: true, backend: 'wasm' });
@@ -105,16 +96,12 @@ test('training moves slopes to 1; the exported ONNX matches the trained tfjs mod
   const feeds = { input: Tensor.fromArray('input', 'float32', [8, 1, 28, 28], data.validation.batches(8).next().value!.x as Float32Array) };
   const ort = await runOrt(await ortSession(encodeModel(r.model)), feeds);
   await useBackend('wasm');
-  const exe = compile(r.model);
-  const tfOut = tf.tidy(() => exe.run(feedsToTf(feeds)));
-  const mine = outputsToIR(exe, tfOut);
-  Object.values(tfOut).forEach((t) => t.dispose());
-  exe.dispose();
+  const mine = tfjsOutputs(r.model, feeds);
   assert.ok(compareTensors(mine.logits, ort.logits).maxRelError < 1e-4);
 });
 
 test('distillation needs no labels: the student tracks the teacher', { timeout: 600_000 }, async () => {
-  const { x } = mnistNpy(320);
+  const { x } = mnistNpy(tmp, 320);
   const data = arrays(x);
   assert.equal(data.hasLabels, false);
   await assert.rejects(linearize(loadModel('fixtures/mnist_cnn.onnx'), { data, loss: 'ce', quiet: true }), /needs labels/);
@@ -145,27 +132,26 @@ test('bad data: shape mismatch names the expected input', async () => {
 });
 
 test('NaN loss stops with the step named and exit code 3', { timeout: 300_000 }, () => {
-  const { x, y } = mnistNpy(128);
+  const { x, y } = mnistNpy(tmp, 128);
   const r = linfold(['linearize', 'fixtures/mnist_cnn.onnx', '--data', x, '--labels', y, '--lr', '1e30', '--slope-lr', '1e30', '--epochs', '1', '--quiet', '-o', join(tmp, 'nan.onnx'), '--backend', 'wasm']);
   assert.equal(r.code, 3, r.stderr);
   assert.match(r.stderr, /loss became (NaN|Infinity|-Infinity) at step \d+/);
 });
 
 /** Runs `linfold linearize` and SIGKILLs it as soon as epoch `killAfter` is reported. */
-function runUntilEpoch(args: string[], killAfter: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-      if (err.includes(`epoch ${killAfter}:`)) child.kill('SIGKILL');
-    });
-    child.on('exit', (code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`not killed (exit ${code}): ${err}`))));
+async function runUntilEpoch(args: string[], killAfter: number): Promise<void> {
+  const { child, done } = start([...LINFOLD, ...args]);
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    if (err.includes(`epoch ${killAfter}:`)) process.kill(-child.pid!, 'SIGKILL');
   });
+  const r = await done;
+  assert.equal(r.code, null, `not killed (exit ${r.code}): ${err}`);
 }
 
 test('resume after SIGKILL gives the same model as an unbroken run', { timeout: 600_000 }, async () => {
-  const { x, y } = mnistNpy(320);
+  const { x, y } = mnistNpy(tmp, 320);
   const common = ['linearize', 'fixtures/mnist_cnn.onnx', '--data', x, '--labels', y, '--epochs', '2', '--lambda', '0.02', '--seed', '3', '--backend', 'wasm'];
   const whole = join(tmp, 'whole.onnx'), resumed = join(tmp, 'resumed.onnx');
   const a = linfold([...common, '-o', whole, '--quiet'], { timeout: 600_000 });
@@ -188,7 +174,7 @@ test('resume after SIGKILL gives the same model as an unbroken run', { timeout: 
 });
 
 test('fine-tuning epochs keep the slopes fixed and drop the prior; the weights still train', { timeout: 300_000 }, async () => {
-  const { x, y } = mnistNpy(192);
+  const { x, y } = mnistNpy(tmp, 192);
   const m = loadModel('fixtures/mnist_cnn.onnx');
   const r = await linearize(m, { data: arrays(x, { labels: y }), lambda: 0.5, epochs: 0, finetuneEpochs: 1, quiet: true, backend: 'wasm' });
   assert.equal(r.history.length, 1);
@@ -200,7 +186,7 @@ test('fine-tuning epochs keep the slopes fixed and drop the prior; the weights s
 });
 
 test('fine-tuning with finetuneSlopes: linear channels stay exactly 1, the others keep training', { timeout: 300_000 }, async () => {
-  const { x, y } = mnistNpy(192);
+  const { x, y } = mnistNpy(tmp, 192);
   // a model already partly linear: every other channel at slope 1, the rest at 0.5
   const { model: start, slopes } = makeLinearizable(loadModel('fixtures/mnist_cnn.onnx'));
   for (const s of slopes) {
@@ -221,7 +207,7 @@ test('fine-tuning with finetuneSlopes: linear channels stay exactly 1, the other
 });
 
 test('resume refuses a checkpoint made with other settings, naming them', { timeout: 300_000 }, () => {
-  const { x, y } = mnistNpy(128);
+  const { x, y } = mnistNpy(tmp, 128);
   const out = join(tmp, 'mismatch.onnx');
   const args = ['linearize', 'fixtures/mnist_cnn.onnx', '--data', x, '--labels', y, '--epochs', '1', '--quiet', '--backend', 'wasm', '-o', out];
   assert.equal(linfold([...args, '--lambda', '0.01']).code, 0);
@@ -234,7 +220,7 @@ test('snap: at fine-tuning, slopes not linear return to their start values and s
   // start: layer 0 already linear, the others with a shared slope 0.3 (a LeakyRelu) — they move during the prior epoch
   const { model: start, slopes } = makeLinearizable(loadModel('fixtures/mnist_cnn.onnx'), { granularity: 'layer' });
   slopes.forEach((s, k) => start.graph.initializers.set(s.name, Tensor.f32(s.name, start.graph.initializers.get(s.name)!.dims, [k === 0 ? 1 : 0.3])));
-  const { x, y } = mnistNpy(128);
+  const { x, y } = mnistNpy(tmp, 128);
   const opts = { data: arrays(x, { labels: y }), granularity: 'layer' as const, lambda: 0.05, slopeLr: 0.02, epochs: 1, finetuneEpochs: 1, batchSize: 32, quiet: true, backend: 'wasm' as const };
   const read = (r: Awaited<ReturnType<typeof linearize>>) => r.slopes.map((s) => r.model.graph.initializers.get(s.name)!.numbers()[0]);
   const plain = read(await linearize(start, opts));

@@ -9,10 +9,9 @@ import { cloneModel } from '../src/import/ir-edit.js';
 import { padFront } from '../src/export/pad-front.js';
 import { fold } from '../src/export/pipeline.js';
 import { renderFoldMarkdown } from '../src/export/report.js';
-import { compareOutputs, randomFeeds, runModel } from '../src/export/verify.js';
-import { count } from './support/fold.js';
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { randomFeeds, runModel } from '../src/export/verify.js';
+import { count } from './support/graph.js';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, saveModel } from '../src/import/onnx-io.js';
 import { Tensor } from '../src/import/tensor.js';
@@ -22,10 +21,11 @@ import { heal } from '../src/train/heal.js';
 import { ortAccuracy } from '../src/train/evaluate.js';
 import { mnist, arrays, type Dataset } from '../src/train/data.js';
 import { layerDepth } from '../src/export/metrics.js';
-import { writeNpy } from './support/npy.js';
+import { mnistNpy } from './support/npy.js';
+import { outputsRel } from './support/run.js';
+import { tempDir } from './support/tmp.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'linfold-mr-'));
-process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('mr');
 /** Accuracy heal must add in 300 steps: measured +69.8, +69.9, +70.6 points (seeds 1, 2, 3; 19.6 % → 89–90 %) */
 const MARGIN = 0.5;
 
@@ -43,10 +43,7 @@ function padded(o: { stride?: number; convs?: number; slope?: number; residual?:
   return m;
 }
 
-async function rel(a: Model, b: Model, seed = 11, batch = 3): Promise<number> {
-  const feeds = randomFeeds(a.graph, { batch, seed });
-  return compareOutputs(await runModel(a, feeds), await runModel(b, feeds)).maxRelError;
-}
+const rel = (a: Model, b: Model, seed = 11, batch = 3): Promise<number> => outputsRel(a, b, { seed, batch });
 
 test('pad-front: B\'s padding moves onto A (p1 + p2·s1), the output shape stays, and the function changes at the borders only', async () => {
   for (const stride of [1, 2]) {
@@ -129,10 +126,7 @@ const ORIGINAL = 'fixtures/mnist_cnn.onnx';
 
 /** The first n bundled digits as a labelled dataset (train and validation split as usual). */
 function subset(n: number): Dataset {
-  const b = mnist().train.batches(n, { shuffle: true, seed: 5 }).next().value!;
-  const x = join(tmp, `x${n}.npy`), y = join(tmp, `y${n}.npy`);
-  writeNpy(x, b.x as Float32Array, b.shape);
-  writeNpy(y, BigInt64Array.from(b.y!, (v: number) => BigInt(v)), [n]);
+  const { x, y } = mnistNpy(tmp, n);
   return arrays(x, { labels: y });
 }
 

@@ -13,8 +13,9 @@ import { tf, useBackend } from '../src/import/tfjs/backends.js';
 import { compile, feedsToTf } from '../src/import/tfjs/executor.js';
 import { randomFeeds } from '../src/import/random.js';
 import { crossEntropy, distillMSE, priorTerm } from '../src/train/objective.js';
+import { fixture } from './support/fixtures.js';
 
-const fixture = new URL('../fixtures/mnist_cnn.onnx', import.meta.url).pathname;
+const MNIST_CNN = fixture('mnist_cnn.onnx');
 
 interface FdCase {
   model: Model;
@@ -184,7 +185,7 @@ test('native grad: losses (CE, KL, MSE, both) and the priors (L1, L0.5) against 
 });
 
 test('native grad: the mnist_cnn step (PRelu slopes, CE + L1 prior) equals tf.variableGrads of the tfjs executor', async () => {
-  const { model, slopes } = makeLinearizable(loadModel(fixture));
+  const { model, slopes } = makeLinearizable(loadModel(MNIST_CNN));
   const d = seededDraws(2);
   for (const s of slopes) {
     const t = model.graph.initializers.get(s.name)!;

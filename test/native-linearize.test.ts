@@ -3,8 +3,8 @@
 // to the same model, and `linfold backends` reports the native backends.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+
+
 import { join } from 'node:path';
 import { loadModel, encodeModel } from '../src/import/onnx-io.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
@@ -16,18 +16,13 @@ import { LinfoldError } from '../src/errors.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
 import { buildTrainingGraph } from '../src/train/native/training-graph.js';
 import { linfold } from './support/cli.js';
+import { maxRel } from './support/numeric.js';
+import { tempDir } from './support/tmp.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'linfold-native-'));
-process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('native');
 const data: Dataset = mnist({ limit: 1280 });
 const fixture = 'fixtures/mnist_cnn.onnx';
 
-function maxRelDiff(a: Float32Array, b: Float32Array): number {
-  const scale = Math.max(...a.map(Math.abs), 1e-6);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d / scale;
-}
 
 test('native: a seeded run on onnxruntime ends with the wasm run\'s model (to training noise); the written model equals the trained one', { timeout: 900_000 }, async () => {
   const opts = { data, lambda: 0.05, lr: 1e-3, epochs: 1, maxSteps: 12, quiet: true, seed: 2 } as const;
@@ -39,7 +34,7 @@ test('native: a seeded run on onnxruntime ends with the wasm run\'s model (to tr
   let worst = 0;
   for (const [name, t] of b.model.graph.initializers) {
     if (t.dtype !== 'float32') continue;
-    worst = Math.max(worst, maxRelDiff(t.float32(), a.model.graph.initializers.get(name)!.float32()));
+    worst = Math.max(worst, maxRel(a.model.graph.initializers.get(name)!.float32(), t.float32()));
   }
   // measured: 6e-4 after 60 Adam steps, ~1e-4 after 12 (Adam's normalised steps amplify float32 rounding)
   assert.ok(worst < 2e-3, `max relative weight difference ${worst}`);
@@ -79,7 +74,7 @@ test('native: a checkpoint resumes to the model of an unbroken run', { timeout: 
   const resumed = await linearize(loadModel(fixture), { ...opts, checkpointDir: dir, resume: true });
   let worst = 0;
   for (const [name, t] of whole.model.graph.initializers)
-    if (t.dtype === 'float32') worst = Math.max(worst, maxRelDiff(t.float32(), resumed.model.graph.initializers.get(name)!.float32()));
+    if (t.dtype === 'float32') worst = Math.max(worst, maxRel(resumed.model.graph.initializers.get(name)!.float32(), t.float32()));
   assert.ok(worst < 1e-5, `max relative weight difference ${worst}`);
   await assert.rejects(linearize(loadModel(fixture), { ...opts, backend: 'wasm', checkpointDir: dir, resume: true }), (e: Error) => e instanceof LinfoldError && /optimizer|backend/.test(e.message));
 });

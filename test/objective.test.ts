@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { tf, useBackend } from '../src/import/tfjs/backends.js';
 import { scheduledLr } from '../src/train/linearize.js';
 import { priorTerm, crossEntropy, distillKL, distillMSE, lambdaAt } from '../src/train/objective.js';
+import { closeScaled as close } from './support/numeric.js';
 
 await useBackend('cpu');
-const close = (a: number, b: number, tol = 1e-5) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 
 test('prior: λ Σ|1−a|^p by hand, and its gradient by central differences', () => {
   const a = [0, 0.5, 1.2, 0.99];

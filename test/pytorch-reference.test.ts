@@ -2,13 +2,14 @@
 // fixtures/make_fixtures.py in *.ref.json) match both onnxruntime and linfold's TensorFlow.js import.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { loadModel } from '../src/import/onnx-io.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { Tensor } from '../src/import/tensor.js';
-import { compile, feedsToTf, outputsToIR } from '../src/import/tfjs/executor.js';
 import { compareTensors } from '../src/import/tfjs/check.js';
-import { useBackend, tf } from '../src/import/tfjs/backends.js';
+import { useBackend } from '../src/import/tfjs/backends.js';
+import { fixture, trackedFixtures } from './support/fixtures.js';
+import { tfjsOutputs } from './support/run.js';
 
 interface Ref { name: string; dtype: 'float32' | 'int64'; shape: number[]; data: string }
 
@@ -18,20 +19,16 @@ function tensorOf(r: Ref): Tensor {
 }
 
 test('PyTorch outputs = onnxruntime = tfjs import (wasm), for every eval-mode fixture', async () => {
-  const refs = readdirSync('fixtures').filter((f) => f.endsWith('.ref.json'));
+  const refs = trackedFixtures().filter((f) => f.endsWith('.ref.json'));
   assert.ok(refs.length >= 5);
   await useBackend('wasm');
   for (const f of refs) {
-    const ref = JSON.parse(readFileSync(`fixtures/${f}`, 'utf8')) as { input: Ref; output: Ref };
-    const model = loadModel(`fixtures/${f.replace('.ref.json', '.onnx')}`);
+    const ref = JSON.parse(readFileSync(fixture(f), 'utf8')) as { input: Ref; output: Ref };
+    const model = loadModel(fixture(f.replace('.ref.json', '.onnx')));
     const input = tensorOf(ref.input), expected = tensorOf(ref.output);
     const ort = (await runOrt(await ortSession(model), { [input.name]: input }))[expected.name];
     assert.ok(compareTensors(ort, expected).maxRelError < 1e-4, `${f}: onnxruntime vs PyTorch`);
-    const exe = compile(model);
-    const out = tf.tidy(() => exe.run(feedsToTf({ [input.name]: input })));
-    const mine = outputsToIR(exe, out)[expected.name];
-    Object.values(out).forEach((t) => t.dispose());
-    exe.dispose();
+    const mine = tfjsOutputs(model, { [input.name]: input })[expected.name];
     const err = compareTensors(mine, expected).maxRelError;
     assert.ok(err < 1e-4, `${f}: tfjs vs PyTorch ${err}`);
   }

@@ -7,30 +7,26 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Tensor, type Model } from '../src/import/ir.js';
+import type { Model } from '../src/import/ir.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { audit, type AuditReport } from '../src/analyze/audit.js';
 import { MARKS, renderHtmlReport } from '../src/report/html.js';
 import type { SweepPoint } from '../src/sweep.js';
+import { fixture } from './support/fixtures.js';
+import { reluToPRelu } from './support/edits.js';
 
-const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'mnist_cnn.onnx');
+const FIXTURE = fixture('mnist_cnn.onnx');
 const OUT = join(import.meta.dirname, '..', 'test-output');
 const CHROMIUM = '/usr/bin/chromium';
 
 /** The fixture with every Relu replaced by a PRelu whose slope is 1 (linear) on the even channels, 0 (ReLU) on the odd ones. */
 function halfLinear(model: Model, report: AuditReport): Model {
-  const g = model.graph;
   const byNode = new Map(report.layers.map((l) => [l.nodes[0], l]));
-  g.nodes = g.nodes.map((n) => {
-    if (n.opType !== 'Relu') return n;
+  return reluToPRelu(model, (n) => {
     const layer = byNode.get(n.name);
     assert.ok(layer && layer.channelAxis === 1, `Relu ${n.name} is a per-channel layer of the audit`);
-    const C = layer.channels;
-    const slope = g.uniqueName(`${n.name}/slope`);
-    g.initializers.set(slope, Tensor.f32(slope, [C, 1, 1], Array.from({ length: C }, (_, c) => (c % 2 === 0 ? 1 : 0))));
-    return { ...n, opType: 'PRelu', inputs: [n.inputs[0], slope], attrs: {} };
+    return Array.from({ length: layer.channels }, (_, c) => (c % 2 === 0 ? 1 : 0));
   });
-  return model;
 }
 
 const SWEEP: SweepPoint[] = [

@@ -5,43 +5,28 @@
 // (post-training, from scratch) = 16 points of 2 steps each on 200 MNIST digits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { collect, inputFingerprints, jobPoints, mergeSweep, resolveIndex, sweep, sweepPlan } from '../src/sweep.js';
-import { arrays, mnist } from '../src/train/data.js';
+import { arrays } from '../src/train/data.js';
 import { loadModel } from '../src/import/onnx-io.js';
-import { writeNpy } from './support/npy.js';
+import { mnistNpy } from './support/npy.js';
+import { LINFOLD, start } from './support/cli.js';
+import { tempDir } from './support/tmp.js';
 
-const ROOT = resolve('.');
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'src/main.ts')];
-const tmp = mkdtempSync(join(tmpdir(), 'linfold-scale-'));
-process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+const CLI = LINFOLD;
+const tmp = tempDir('scale');
 
 // 200 digits in a seeded order (160 train, 40 validation)
-const b = mnist().train.batches(200, { shuffle: true, seed: 1 }).next().value!;
-writeNpy(join(tmp, 'x.npy'), b.x as Float32Array, b.shape);
-writeNpy(join(tmp, 'y.npy'), b.y!, [b.size]);
+const digits = mnistNpy(tmp, 200, 1);
 // two cosine-scheduled steps with this slope learning rate take some slopes to 1: NAPL differs between points
-const TINY = ['--lambdas', '0.001,0.05', '--priors', 'l1,l0.5', '--seeds', '0,1', '--from-scratch', '--data', join(tmp, 'x.npy'), '--labels', join(tmp, 'y.npy'), '--steps', '2', '--slope-lr', '0.667', '--no-fold'];
+const TINY = ['--lambdas', '0.001,0.05', '--priors', 'l1,l0.5', '--seeds', '0,1', '--from-scratch', '--data', digits.x, '--labels', digits.y, '--steps', '2', '--slope-lr', '0.667', '--no-fold'];
 const GRID = 16;
 // the README's sweep, which both examples run
 const README_SWEEP = /linfold sweep (fixtures\/mnist_cnn\.onnx --lambdas [\d.,]+ --from-scratch --epochs \d+)/.exec(readFileSync('README.md', 'utf8'))![1];
 const README_POINTS = sweepPlan({ lambdas: /--lambdas ([\d.,]+)/.exec(README_SWEEP)![1].split(',').map(Number), fromScratch: true }).length;
 
-interface Run { code: number | null; stdout: string; stderr: string }
-function start(cmd: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Run> } {
-  // own process group, so a kill takes the script and the node process it started
-  const base: NodeJS.ProcessEnv = { ...process.env, LINFOLD_THREADS: '1' };
-  for (const v of ['JOB_COMPLETION_INDEX', 'SLURM_ARRAY_TASK_ID', 'AWS_BATCH_JOB_ARRAY_INDEX']) delete base[v]; // in case the tests run in such a job
-  const child = spawn(cmd[0], cmd.slice(1), { cwd: ROOT, env: { ...base, ...env }, detached: true });
-  let stdout = '', stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const done = new Promise<Run>((res) => child.on('close', (code) => res({ code, stdout, stderr })));
-  return { child, done };
-}
 const run = (cmd: string[], env?: Record<string, string>) => start(cmd, env).done;
 const linfold = (args: string[], env?: Record<string, string>) => run([...CLI, ...args], env);
 /** The merged table without what is measured rather than computed (latency). */
@@ -178,7 +163,7 @@ test('Kubernetes: the Indexed Job of examples/k8s-indexed-job.yaml, its pods run
 test('a failed point is recorded and listed; wrong indices and another sweep in the folder are refused', { timeout: 120_000 }, async () => {
   const out = join(tmp, 'fail');
   // λ = 1e38: the prior overflows float32 at the first step
-  const r = await linfold(['sweep', 'fixtures/mnist_cnn.onnx', '--lambdas', '0.001,1e38', '--data', join(tmp, 'x.npy'), '--labels', join(tmp, 'y.npy'), '--steps', '1', '--no-fold', '--quiet', '--out', out, '--index', '1']);
+  const r = await linfold(['sweep', 'fixtures/mnist_cnn.onnx', '--lambdas', '0.001,1e38', '--data', digits.x, '--labels', digits.y, '--steps', '1', '--no-fold', '--quiet', '--out', out, '--index', '1']);
   assert.equal(r.code, 3, r.stderr);
   assert.match(r.stderr, /^linfold: point 1 failed: loss became .* at step 1/m);
   const failed = JSON.parse(readFileSync(join(out, 'points', '1.failed.json'), 'utf8'));
@@ -193,7 +178,7 @@ test('a failed point is recorded and listed; wrong indices and another sweep in 
   assert.deepEqual(collect(out).failed.map((f) => f.index), [1]);
   // the same sweep from the library: the index must fall on the grid; the folder belongs to this sweep
   const model = loadModel('fixtures/mnist_cnn.onnx');
-  const opts = { data: arrays(join(tmp, 'x.npy'), { labels: join(tmp, 'y.npy') }), lambdas: [0.001, 1e38], maxSteps: 1, epochs: 2, lr: 1e-3, slopeLr: 2e-2, backend: 'auto' as const, fold: false, quiet: true, outDir: out, inputs: inputFingerprints('fixtures/mnist_cnn.onnx', join(tmp, 'x.npy'), join(tmp, 'y.npy')) };
+  const opts = { data: arrays(digits.x, { labels: digits.y }), lambdas: [0.001, 1e38], maxSteps: 1, epochs: 2, lr: 1e-3, slopeLr: 2e-2, backend: 'auto' as const, fold: false, quiet: true, outDir: out, inputs: inputFingerprints('fixtures/mnist_cnn.onnx', digits.x, digits.y) };
   await assert.rejects(sweep(model, { ...opts, index: 2, indexSource: 'SLURM_ARRAY_TASK_ID' }), /^LinfoldError: SLURM_ARRAY_TASK_ID=2: the sweep has 2 points \(indices 0\.\.1\)/);
   await assert.rejects(sweep(model, { ...opts, maxSteps: 3, index: 0 }), /plan\.json: .* holds another sweep \(maxSteps: 1 there, 3 now\)/);
   assert.ok(!existsSync(join(out, 'points', '0.json')));

@@ -2,41 +2,20 @@
 // tensors), and onnxruntime-node running real models with every intermediate value exposed as an output.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { LinfoldError } from '../src/errors.js';
-import { Graph, opsetOf, type Attr, type Model, type Node, type Shape, type ValueInfo } from '../src/import/ir.js';
+import { opsetOf, type Model, type Node, type ValueInfo } from '../src/import/ir.js';
 import { decodeModel, encodeModel, loadModel } from '../src/import/onnx-io.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { Tensor, type DType } from '../src/import/tensor.js';
 import { inferShapes } from '../src/import/shape-inference.js';
 import { lookupOp } from '../src/import/ops/index.js';
-import { dataSet, testCases } from './support/onnx-testdata.js';
-
-const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
+import { dataSet, testCases, TESTDATA_MISSING } from './support/onnx-testdata.js';
+import { attr, f32in, makeModel, node } from './support/models.js';
+import { onnxFixtures } from './support/fixtures.js';
 
 // ---------------------------------------------------------------- helpers
 
-function makeModel(opset: number, inputs: ValueInfo[], nodes: Node[], inits: Tensor[] = [], outputs?: ValueInfo[]): Model {
-  const graph = new Graph();
-  graph.name = 'test';
-  graph.inputs = inputs;
-  graph.nodes = nodes;
-  for (const t of inits) graph.initializers.set(t.name, t);
-  graph.outputs = outputs ?? [{ name: nodes[nodes.length - 1].outputs[0] }];
-  return {
-    irVersion: 8, opsets: [{ domain: '', version: opset }], producerName: 'linfold-test', producerVersion: '', domain: '',
-    modelVersion: 0, docString: '', graph, passthrough: {},
-  };
-}
-
-function node(opType: string, inputs: string[], outputs: string[], attrs: Record<string, Attr> = {}, name = ''): Node {
-  return { name, opType, domain: '', inputs, outputs, attrs };
-}
-const ints = (value: number[]): Attr => ({ type: 'ints', value });
-const int = (value: number): Attr => ({ type: 'int', value });
-const str = (value: string): Attr => ({ type: 'string', value });
-const f32in = (name: string, shape: Shape): ValueInfo => ({ name, dtype: 'float32', shape });
+const { i: int, ints, s: str } = attr;
 
 /** Infers a one-node model and returns the node's output infos. */
 function infer1(opset: number, n: Node, inputs: ValueInfo[], inits: Tensor[] = []): ValueInfo[] {
@@ -103,7 +82,7 @@ const KNOWN_UNSUPPORTED: Record<string, string> = {
   test_nonzero_example: 'NonZero: the output length depends on the input values',
 };
 
-test('ONNX node tests: inferred output shapes and dtypes match the expected outputs', () => {
+test('ONNX node tests: inferred output shapes and dtypes match the expected outputs', { skip: TESTDATA_MISSING }, () => {
   let passed = 0, skipped = 0;
   const failures: string[] = [];
   for (const tc of testCases(['node'])) {
@@ -141,7 +120,7 @@ test('ONNX node tests: inferred output shapes and dtypes match the expected outp
   assert.ok(passed > 600, `only ${passed} node tests ran`);
 });
 
-test('ONNX node tests with several nodes (expanded functions): every intermediate shape matches onnxruntime', async () => {
+test('ONNX node tests with several nodes (expanded functions): every intermediate shape matches onnxruntime', { skip: TESTDATA_MISSING }, async () => {
   let models = 0, values = 0;
   const mismatches: string[] = [];
   for (const tc of testCases(['node'])) {
@@ -171,7 +150,7 @@ test('ONNX node tests with several nodes (expanded functions): every intermediat
 
 // ---------------------------------------------------------------- real models, every intermediate value
 
-test('ONNX converted models: every intermediate shape matches onnxruntime', async () => {
+test('ONNX converted models: every intermediate shape matches onnxruntime', { skip: TESTDATA_MISSING }, async () => {
   let models = 0, values = 0;
   const mismatches: string[] = [], unresolved: string[] = [];
   for (const tc of testCases(['simple', 'pytorch-converted', 'pytorch-operator'])) {
@@ -207,12 +186,9 @@ test('ONNX converted models: every intermediate shape matches onnxruntime', asyn
   assert.ok(models > 80 && values > 100, `only ${models} models / ${values} values compared`);
 });
 
-const fixtures = existsSync(FIXTURES) ? readdirSync(FIXTURES).filter((f) => f.endsWith('.onnx')).sort() : [];
-
-test('fixtures: every intermediate shape matches onnxruntime, concrete and symbolic', { skip: fixtures.length ? false : 'no fixtures yet' }, async () => {
+test('fixtures: every intermediate shape matches onnxruntime, concrete and symbolic', async () => {
   const BATCH = 3;
-  for (const file of fixtures) {
-    const path = join(FIXTURES, file);
+  for (const { name: file, path } of onnxFixtures()) {
     const feeds: Record<string, Tensor> = {};
     const inputShapes: Record<string, number[]> = {};
     loadModel(path).graph.feeds.forEach((f, k) => {

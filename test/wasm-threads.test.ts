@@ -5,26 +5,26 @@
 // kernels over the shared wasm heap: im2col, MaxPool gradient, sums).
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { tf, useBackend, setWasmThreads, wasmThreads } from '../src/import/tfjs/backends.js';
 import { compile } from '../src/import/tfjs/executor.js';
 import { loadModel } from '../src/import/onnx-io.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
-import { Tensor, compareValues } from '../src/import/tensor.js';
+import { Tensor } from '../src/import/tensor.js';
 import { seededDraws } from '../src/import/graph-builder.js';
 import { linfold } from './support/cli.js';
+import { fixture } from './support/fixtures.js';
+import { maxRel } from './support/numeric.js';
+import { tempDir } from './support/tmp.js';
 
-const fixture = new URL('../fixtures/mnist_cnn.onnx', import.meta.url).pathname;
+const MNIST_CNN = fixture('mnist_cnn.onnx');
 const BATCH = 16;
-
-const maxRel = (got: ArrayLike<number>, ref: ArrayLike<number>) => compareValues(got, ref).maxRelError;
 
 /** Loss and the gradient of every trainable variable (in the executor's order) for one batch, on the backend in use. */
 function lossAndGrads(x: Float32Array, labels: number[]): { loss: number; grads: Float32Array[] } {
-  const exe = compile(loadModel(fixture));
+  const exe = compile(loadModel(MNIST_CNN));
   try {
     return tf.tidy(() => {
       const input = tf.tensor4d(x, [BATCH, 1, 28, 28]);
@@ -37,7 +37,7 @@ function lossAndGrads(x: Float32Array, labels: number[]): { loss: number; grads:
   }
 }
 
-describe('wasm with 2 threads', { skip: !existsSync(fixture) }, () => {
+describe('wasm with 2 threads', () => {
   const draws = seededDraws(7);
   const x = Float32Array.from({ length: BATCH * 28 * 28 }, () => 2 * draws.uniform() - 1);
   const labels = Array.from({ length: BATCH }, (_, k) => (k * 3) % 10);
@@ -59,10 +59,10 @@ describe('wasm with 2 threads', { skip: !existsSync(fixture) }, () => {
   });
 
   test('forward pass matches onnxruntime', async () => {
-    const exe = compile(loadModel(fixture));
+    const exe = compile(loadModel(MNIST_CNN));
     const ours = tf.tidy(() => exe.run({ input: tf.tensor4d(x, [BATCH, 1, 28, 28]) }).logits.dataSync() as Float32Array);
     exe.dispose();
-    const session = await ortSession(fixture);
+    const session = await ortSession(MNIST_CNN);
     const ref = await runOrt(session, { input: Tensor.fromArray('input', 'float32', [BATCH, 1, 28, 28], x) });
     const err = maxRel(ours, ref.logits.data as Float32Array);
     assert.ok(err < 1e-4, `max relative error ${err}`);
@@ -83,7 +83,7 @@ describe('wasm with 2 threads', { skip: !existsSync(fixture) }, () => {
   });
 
   test('50 SGD steps leak no tensors', () => {
-    const exe = compile(loadModel(fixture));
+    const exe = compile(loadModel(MNIST_CNN));
     const opt = tf.train.sgd(1e-3);
     const input = tf.tensor4d(x, [BATCH, 1, 28, 28]);
     const target = tf.oneHot(tf.tensor1d(labels, 'int32'), 10);
@@ -98,7 +98,7 @@ describe('wasm with 2 threads', { skip: !existsSync(fixture) }, () => {
   });
 
   test('the CLI with --threads 2 runs and exits by itself (pool threads do not hold the process)', () => {
-    const r = linfold(['--threads', '2', 'check', fixture, '--backend', 'wasm', '--json'], { timeout: 60_000 });
+    const r = linfold(['--threads', '2', 'check', MNIST_CNN, '--backend', 'wasm', '--json'], { timeout: 60_000 });
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout);
     assert.equal(report.backend, 'wasm');
@@ -107,19 +107,15 @@ describe('wasm with 2 threads', { skip: !existsSync(fixture) }, () => {
   });
 
   test('a seeded linearize run gives the same model with 1 and 2 threads (threads split outputs, not sums)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'linfold-threads-'));
-    try {
-      const runs = [1, 2].map((threads) => {
-        const out = join(dir, `t${threads}.onnx`);
-        const r = linfold(['--threads', String(threads), 'linearize', fixture, '--steps', '3', '--lambda', '0.05', '-o', out, '--quiet', '--json']);
-        assert.equal(r.code, 0, r.stderr);
-        return { loss: JSON.parse(r.stdout).after.loss as number, bytes: readFileSync(out) };
-      });
-      assert.equal(runs[1].loss, runs[0].loss);
-      assert.ok(runs[1].bytes.equals(runs[0].bytes), 'the written models differ');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = tempDir('threads');
+    const runs = [1, 2].map((threads) => {
+      const out = join(dir, `t${threads}.onnx`);
+      const r = linfold(['--threads', String(threads), 'linearize', MNIST_CNN, '--steps', '3', '--lambda', '0.05', '-o', out, '--quiet', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      return { loss: JSON.parse(r.stdout).after.loss as number, bytes: readFileSync(out) };
+    });
+    assert.equal(runs[1].loss, runs[0].loss);
+    assert.ok(runs[1].bytes.equals(runs[0].bytes), 'the written models differ');
   });
 
   test('bad thread counts are named', () => {

@@ -1,13 +1,12 @@
-// Helpers for the fold tests (whose graphs come from GraphBuilder, src/import/graph-builder.ts): op counts,
-// pass contexts with static shapes, and a check that runs a model before and after a rewrite in onnxruntime-node.
+// Helpers for the fold tests (whose graphs come from GraphBuilder, src/import/graph-builder.ts): pass contexts
+// with static shapes, and a check that runs a model before and after a rewrite in onnxruntime-node.
 import assert from 'node:assert/strict';
 import type { Model } from '../../src/import/ir.js';
 import { cloneModel } from '../../src/import/ir-edit.js';
 import { passContext, type PassContext } from '../../src/export/pass.js';
 import { staticShapes } from '../../src/export/shapes.js';
-import { compareOutputs, randomFeeds, runModel } from '../../src/export/verify.js';
-
-export const count = (m: Model, op: string): number => m.graph.nodes.filter((n) => n.opType === op).length;
+import { randomFeeds } from '../../src/export/verify.js';
+import { outputsRel } from './run.js';
 
 /** A pass context with static shapes from seeded inputs (batch 1). */
 export async function shapesCtx(m: Model, extra: Partial<PassContext> = {}): Promise<PassContext> {
@@ -23,10 +22,7 @@ export async function foldAndCompare(m: Model, rewrite: (m: Model) => unknown | 
   const after = cloneModel(m);
   await rewrite(after);
   after.graph.sortTopologically();
-  const feeds = randomFeeds(m.graph, { batch: 3, seed: 11 });
-  const ref = await runModel(m, feeds);
-  const got = await runModel(after, feeds);
-  const rel = compareOutputs(ref, got).maxRelError;
+  const rel = await outputsRel(m, after, { batch: 3, seed: 11 });
   assert.ok(rel < tol, `relative error ${rel} ≥ ${tol}`);
   return { model: after, rel };
 }

@@ -45,3 +45,6 @@ function readDataSet(tc: TestCase, index: number): { inputs: Tensor[]; outputs: 
       : [];
   return { inputs: read('input_'), outputs: read('output_') };
 }
+
+/** Why the tests on ONNX's test data skip (Debian's libonnx-testdata is optional), or false when it is installed. */
+export const TESTDATA_MISSING: string | false = existsSync(join(TESTDATA_ROOT, 'node')) ? false : `ONNX backend test data not found at ${TESTDATA_ROOT} (install Debian's libonnx-testdata or set ONNX_TESTDATA)`;
