@@ -125,7 +125,9 @@ for (const [name, attrs, hw, out] of [
   ['3×3 stride 2 pad 1 (overlapping windows)', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }, 8, 4],
   ['3×2 stride 1 (rectangular)', { kernel_shape: [3, 2], strides: [1, 1] }, 6, [4, 5]],
   ['3×2 stride 3×2 on 8×8 (rectangular tiles, uncovered rows)', { kernel_shape: [3, 2], strides: [3, 2] }, 8, [2, 4]],
-] as [string, Record<string, number[]>, number, number | number[]][]) {
+  ['2×2 stride 2, storage_order 1 (column-major indices)', { kernel_shape: [2, 2], strides: [2, 2], storage_order: 1 }, 7, 3],
+  ['3×2 stride 2 pad 1, storage_order 1 (overlapping rows)', { kernel_shape: [3, 2], strides: [2, 2], pads: [1, 1, 1, 1], storage_order: 1 }, 8, [4, 5]],
+] as [string, Record<string, number | number[]>, number, number | number[]][]) {
   test(`native grad: MaxPool ${name}`, async () => {
     const c = around((b, h) => ({ y: b.op('MaxPool', [h], attrs), features: 4 * (typeof out === 'number' ? out * out : out[0] * out[1]) }), { hw });
     assert.equal((await fdCheck(c)).length, 4);

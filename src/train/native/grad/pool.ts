@@ -10,14 +10,24 @@ registerGrads(
   {
     op: 'MaxPool',
     grad: ({ e, node, dOut }) => {
-      if (attrInt(node, 'storage_order', 0) !== 0) throw new LinfoldError(`native backend: ${nodeLabel(node)}: storage_order 1 is not supported`);
       if (!node.outputs[1]) node.outputs[1] = e.fresh(`${node.outputs[0]}_indices`);
       const k = attrInts(node, 'kernel_shape') ?? [];
       const s = attrInts(node, 'strides') ?? k.map(() => 1);
       const d = attrInts(node, 'dilations') ?? k.map(() => 1);
       const pads = attrInts(node, 'pads') ?? [];
-      const x = node.inputs[0], idx = node.outputs[1], dy = dOut[0]!;
+      const x = node.inputs[0], dy = dOut[0]!;
       const xs = e.shape(x, node), ys = e.shape(node.outputs[0], node);
+      let idx = node.outputs[1];
+      if (attrInt(node, 'storage_order', 0) === 1 && k.length > 1) {
+        // column-major indices: within an image plane q = x·H + y; row-major is y·W + x (1-D: the same)
+        if (k.length > 2) throw new LinfoldError(`native backend: ${nodeLabel(node)}: storage_order 1 is supported for 2-D pooling only`);
+        const [H, W] = xs.slice(2);
+        if (typeof H !== 'number' || typeof W !== 'number') throw new LinfoldError(`native backend: ${nodeLabel(node)}: storage_order 1 needs static spatial dims, input is [${xs}]`);
+        const plane = e.i64([H * W], []);
+        const q = e.op('Mod', [idx, plane]);
+        const rowMajor = e.op('Add', [e.op('Mul', [e.op('Mod', [q, e.i64([H], [])]), e.i64([W], [])]), e.op('Div', [q, e.i64([H], [])])]);
+        idx = e.op('Add', [e.op('Sub', [idx, q]), rowMajor]);
+      }
       const tiled = k.length === 2 && k.every((v, i) => v === s[i] && d[i] === 1) && pads.every((p) => p === 0) && attrInt(node, 'ceil_mode', 0) === 0
         && ['NOTSET', 'VALID'].includes(attrString(node, 'auto_pad', 'NOTSET'))
         && [...xs.slice(2), ...ys.slice(2)].every((v) => typeof v === 'number');
