@@ -310,7 +310,7 @@ function registerPipeline(program: Command): void {
     .option('-o, --out <dir>', 'where the models and the report go', 'linfold-demo')
     .option('--epochs <n>', 'training epochs with the prior (0: train nothing, not even the fine-tuning epoch)', int('--epochs'))
     .option('--lambda <x>', 'prior strength', num('--lambda'))
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .addOption(new Option('--backend <name>', 'training backend (auto: onnxruntime, as linearize)').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu', 'onnxruntime', 'onnxruntime-cuda']).default('auto'))
     .option('--quiet', 'no progress output')
     .option('--json', 'print the summary as JSON')
     .action(async (opts: { out: string; epochs?: number; lambda?: number; backend: string; quiet?: boolean; json?: boolean }) => {
