@@ -40,7 +40,7 @@ class Net(nn.Module):
 
 def serve(batch):
     """Interleaving mode (bench/train-step.ts): per stdin line "threads steps", run that many steps with a model
-    kept per thread count and print their times (ms) as one JSON list."""
+    kept per thread count and print their wall and CPU (process) times (ms) as {"wall": [...], "cpu": [...]}."""
     torch.manual_seed(0)
     x = torch.randn(batch, 1, 28, 28)
     y = torch.randint(0, 10, (batch,))
@@ -53,14 +53,15 @@ def serve(batch):
             model = Net()
             models[threads] = (model, torch.optim.SGD(model.parameters(), lr=0.01))
         model, opt = models[threads]
-        times = []
+        wall, cpu = [], []
         for _ in range(steps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             opt.zero_grad()
             F.cross_entropy(model(x), y).backward()
             opt.step()
-            times.append((time.perf_counter() - t0) * 1000)
-        print(json.dumps(times), flush=True)
+            wall.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
+        print(json.dumps({"wall": wall, "cpu": cpu}), flush=True)
 
 
 def main():

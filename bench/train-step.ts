@@ -4,7 +4,12 @@
 // architecture), and the native backend (src/train/native/: the whole step as one ONNX graph run by onnxruntime-node
 // with 1 and 2 threads; the same SGD step, and the step linearize takes — Relu → PRelu, CE + L1 prior, Adam).
 // The machine's load drifts, so the variants run
-// interleaved, round by round (PyTorch kept running in a child process), and each reports its median.
+// interleaved, round by round (PyTorch kept running in a child process), and each reports its median. Our
+// onnxruntime sessions run with intra-op spinning off (verify.ts TIMING_OPTIONS): spinning worker threads would
+// keep a core busy between steps and slow the PyTorch reference running next to them (72 ms instead of 25 ms).
+// PyTorch is also timed alone, before any of our sessions exist. Besides wall time each row gives CPU time per
+// step (all the process's threads): on a machine shared with other jobs wall time swells with the wait for a core,
+// CPU time much less, so the ratios are stated on both.
 //
 //   node --import tsx bench/train-step.ts [--batch 64] [--runs 7] [--no-cpu]
 //   node --import tsx bench/train-step.ts --resnet18 [--runs 3]   (ResNet-18 at 224², batch 8: seconds per step)
@@ -15,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { tf, useBackend, wasmThreads, threadCount } from '../src/import/tfjs/backends.js';
 import { compile, type Executable } from '../src/import/tfjs/executor.js';
 import { loadModel } from '../src/import/onnx-io.js';
-import { median } from '../src/export/verify.js';
+import { median, TIMING_OPTIONS } from '../src/export/verify.js';
 import { makeLinearizable } from '../src/train/linearizable.js';
 import { NativeTrainer } from '../src/train/native/session.js';
 import { seededDraws } from '../src/import/graph-builder.js';
@@ -31,7 +36,9 @@ const pyScript = fileURLToPath(new URL('./train-step.py', import.meta.url));
 
 
 /** PyTorch in a child process answering "threads steps" requests with step times. */
-async function torchServer(): Promise<{ version: string; steps(threads: number, n: number): Promise<number[]>; close(): void } | undefined> {
+interface Times { wall: number[]; cpu: number[] }
+
+async function torchServer(): Promise<{ version: string; steps(threads: number, n: number): Promise<Times>; close(): void } | undefined> {
   const py = spawn('/usr/bin/python3', [pyScript, '--serve', String(BATCH)], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   py.stderr.on('data', (d) => (stderr += d));
@@ -84,7 +91,7 @@ function tfjsStep(): TfjsStep {
 async function nativeStep(threads: number, linearizable: boolean): Promise<() => Promise<void>> {
   const src = loadModel(fixture);
   const { model, slopes } = linearizable ? makeLinearizable(src) : { model: src, slopes: [] };
-  const t = await NativeTrainer.create(model, { slopes: slopes.map((s) => ({ name: s.name, weight: 1 })), threads, optimizer: linearizable ? 'adam' : 'sgd', momentum: 0 });
+  const t = await NativeTrainer.create(model, { slopes: slopes.map((s) => ({ name: s.name, weight: 1 })), threads, optimizer: linearizable ? 'adam' : 'sgd', momentum: 0, sessionOptions: TIMING_OPTIONS });
   const input = { x: seededDraws(1).normals(BATCH * 784), xDims: [BATCH, 1, 28, 28], target: new Float32Array(BATCH * 10), lambda: 1e-3, lrW: 0.01, lrS: 0.01, trainSlopes: true };
   for (let k = 0; k < BATCH; k++) input.target[k * 10 + ((k * 7) % 10)] = 1;
   return async () => void (await t.step(input));
@@ -136,13 +143,28 @@ async function resnet18Step(): Promise<void> {
   for (const [i, r] of rows.entries()) console.log(`  ${r.label.padEnd(28)} ${median(times[i]).toFixed(2).padStart(7)} s/step (${Math.min(...times[i]).toFixed(2)}–${Math.max(...times[i]).toFixed(2)})`);
 }
 
+/** Wall and CPU time (ms) of one call. */
+async function timed(f: () => unknown): Promise<Times> {
+  const c0 = process.cpuUsage(), t0 = performance.now();
+  await f();
+  const c = process.cpuUsage(c0);
+  return { wall: [performance.now() - t0], cpu: [(c.user + c.system) / 1000] };
+}
+
 async function main(): Promise<void> {
   if (args.includes('--resnet18')) return resnet18Step();
   if (!existsSync(fixture)) throw new Error(`${fixture} is missing: run /usr/bin/python3 fixtures/make_fixtures.py`);
   const torch = await torchServer();
+  const skip2 = (t: Times): Times => ({ wall: t.wall.slice(2), cpu: t.cpu.slice(2) });
+  // PyTorch alone: before our sessions and tfjs's threads exist
+  const alone = torch ? { 1: skip2(await torch.steps(1, RUNS + 2)), 2: skip2(await torch.steps(2, RUNS + 2)) } : undefined;
   const backends: ('wasm' | 'cpu')[] = args.includes('--no-cpu') ? ['wasm'] : ['wasm', 'cpu'];
-  const times: Record<string, number[]> = {};
-  const add = (k: string, t: number[]) => (times[k] ??= []).push(...t);
+  const times: Record<string, Times> = {};
+  const add = (k: string, t: Times) => {
+    const e = (times[k] ??= { wall: [], cpu: [] });
+    e.wall.push(...t.wall);
+    e.cpu.push(...t.cpu);
+  };
   const native = await Promise.all(NATIVE.map(async (n) => ({ ...n, step: await nativeStep(n.threads, n.lin) })));
   for (const n of native) await n.step(); // warm-up
   for (const b of backends) {
@@ -152,41 +174,36 @@ async function main(): Promise<void> {
     const runs = b === 'cpu' ? Math.min(RUNS, 2) : RUNS;
     for (let r = 0; r < runs; r++) {
       if (torch && b === backends[0]) {
-        add('torch1', await torch.steps(1, 3).then((t) => t.slice(1)));
-        add('torch2', await torch.steps(2, 3).then((t) => t.slice(1)));
+        const one = (t: Times): Times => ({ wall: t.wall.slice(1), cpu: t.cpu.slice(1) });
+        add('torch1', one(await torch.steps(1, 3)));
+        add('torch2', one(await torch.steps(2, 3)));
       }
-      if (b === backends[0])
-        for (const n of native) {
-          const t0 = performance.now();
-          await n.step();
-          add(n.key, [performance.now() - t0]);
-        }
-      const t0 = performance.now();
-      s.step();
-      add(b, [performance.now() - t0]);
+      if (b === backends[0]) for (const n of native) add(n.key, await timed(n.step));
+      add(b, await timed(() => s.step()));
     }
     s.dispose();
   }
   torch?.close();
-  console.log(`one SGD step, mnist_cnn (ResNet-style, BN folded), batch ${BATCH}, medians of ${RUNS} interleaved rounds`);
-  const ref1 = times.torch1 ? median(times.torch1) : undefined, ref2 = times.torch2 ? median(times.torch2) : undefined;
+  const med = (k: string, kind: keyof Times) => median(times[k][kind]);
+  const fmt = (k: string) => `${med(k, 'wall').toFixed(1).padStart(8)} ms (CPU ${med(k, 'cpu').toFixed(1).padStart(5)} ms)`;
+  console.log(`one SGD step, mnist_cnn (ResNet-style, BN folded), batch ${BATCH}, medians of ${RUNS} interleaved rounds: wall time (CPU time of the process)`);
   if (torch) {
-    console.log(`  PyTorch ${torch.version} CPU, 1 thread   ${ref1!.toFixed(1).padStart(8)} ms`);
-    console.log(`  PyTorch ${torch.version} CPU, 2 threads  ${ref2!.toFixed(1).padStart(8)} ms`);
+    for (const th of [1, 2] as const) {
+      const a = alone![th];
+      console.log(`  PyTorch ${torch.version} CPU, ${th} thread${th > 1 ? 's' : ' '}  ${fmt(`torch${th}`)}; alone ${median(a.wall).toFixed(1)} ms (CPU ${median(a.cpu).toFixed(1)} ms)`);
+    }
   }
+  const ratio = (k: string, th: number) => {
+    const r = `torch${th}`;
+    if (!times[r]) return '';
+    const a = alone![th as 1 | 2];
+    return `   ${(med(k, 'wall') / med(r, 'wall')).toFixed(2)}× PyTorch wall, ${(med(k, 'cpu') / med(r, 'cpu')).toFixed(2)}× CPU (${th} thread${th > 1 ? 's' : ''}; ${(med(k, 'wall') / median(a.wall)).toFixed(2)}× PyTorch alone)`;
+  };
   for (const b of backends) {
-    const ms = median(times[b]);
-    const ratio = ref1 ? `   ${(ms / ref1).toFixed(2)}× PyTorch (1 thread), ${(ms / ref2!).toFixed(2)}× (2 threads)` : '';
     const name = b === 'wasm' ? `wasm, ${threadCount(wasmThreads())}` : b;
-    console.log(`  tfjs ${name.padEnd(20)}     ${ms.toFixed(1).padStart(8)} ms${ratio}`);
+    console.log(`  tfjs ${name.padEnd(34)} ${fmt(b)}${b === 'wasm' ? ratio(b, wasmThreads()) : ''}`);
   }
-  const wasm = median(times.wasm);
-  for (const n of native) {
-    const ms = median(times[n.key]);
-    const ref = n.threads === 1 ? ref1 : ref2;
-    const lo = Math.min(...times[n.key]), hi = Math.max(...times[n.key]);
-    console.log(`  ${n.label.padEnd(39)} ${ms.toFixed(1).padStart(8)} ms (${lo.toFixed(1)}–${hi.toFixed(1)})${ref ? `   ${(ms / ref).toFixed(2)}× PyTorch (${n.threads} thread${n.threads > 1 ? 's' : ''})` : ''}, ${(wasm / ms).toFixed(2)}× faster than tfjs wasm`);
-  }
+  for (const n of native) console.log(`  ${n.label.padEnd(39)} ${fmt(n.key)}${ratio(n.key, n.threads)}, ${(med('wasm', 'wall') / med(n.key, 'wall')).toFixed(2)}× faster than tfjs wasm`);
 }
 
 await main();

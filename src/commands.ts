@@ -117,7 +117,8 @@ export function register(program: Command): void {
       }
       // linearize --backend onnxruntime[-cuda]: the training step as one ONNX graph (src/train/native/)
       for (const b of native) console.log(`  ${b.name.padEnd(16)} ${b.available ? 'available (linearize --backend ' + b.name + ')' : `unavailable: ${b.reason}`}`);
-      console.log(`\n* = chosen by --backend auto. GPU: npm i @tensorflow/tfjs-node-gpu (CUDA 11.8 + cuDNN 8.6 on Linux x64).`);
+      console.log(`\n* = the TensorFlow.js backend --backend auto takes; linearize's auto trains on onnxruntime (onnxruntime-cuda where installed) unless the step needs TensorFlow.js (heal, --merge-ready, a batch fixed at 1, an op without a gradient rule).`);
+      console.log('GPU: onnxruntime-cuda (CUDA 12: ONNXRUNTIME_NODE_INSTALL=cuda12 npm i onnxruntime-node), or npm i @tensorflow/tfjs-node-gpu (4.22.0 bundles libtensorflow 2.9.1: CUDA 11.2 + cuDNN 8.1, Linux x64).');
     });
 
   program
@@ -315,7 +316,7 @@ function registerPipeline(program: Command): void {
     .option('-o, --out <dir>', 'where the models and the report go', 'linfold-demo')
     .option('--epochs <n>', 'training epochs with the prior (0: train nothing, not even the fine-tuning epoch)', int('--epochs'))
     .option('--lambda <x>', 'prior strength', num('--lambda'))
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .addOption(new Option('--backend <name>', 'training backend (auto: onnxruntime, as linearize)').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu', 'onnxruntime', 'onnxruntime-cuda']).default('auto'))
     .option('--quiet', 'no progress output')
     .option('--json', 'print the summary as JSON')
     .action(async (opts: { out: string; epochs?: number; lambda?: number; backend: string; quiet?: boolean; json?: boolean }) => {

@@ -80,7 +80,7 @@ function around(f: (b: GraphBuilder, x: string) => { y: string; features: number
   return { model: b.model(), xDims: [batch, 2, hw, hw] };
 }
 
-const convCases: [string, Parameters<GraphBuilder['conv']>[4], number, number][] = [
+const convCases: [string, Parameters<GraphBuilder['conv']>[4], number | number[], number | number[]][] = [
   ['3×3 pad 1', { pad: 1 }, 3, 8],
   ['3×3 stride 2 pad 1 (odd sizes)', { pad: 1, stride: 2 }, 3, 4],
   ['1×1 stride 2', { stride: 2 }, 1, 4],
@@ -89,6 +89,8 @@ const convCases: [string, Parameters<GraphBuilder['conv']>[4], number, number][]
   ['grouped (2 groups)', { pad: 1, group: 2 }, 3, 8],
   ['depthwise, stride 2', { pad: 1, group: 4, stride: 2 }, 3, 4],
   ['5×5 stride 3 pad 2', { pad: 2, stride: 3 }, 5, 3],
+  ['1×1', {}, 1, 8],
+  ['2×3 kernel, pads [1, 0, 0, 2], dilation 2 (rectangular windows wrapping rows)', { pad: [1, 0, 0, 2], dilation: 2 }, [2, 3], [7, 6]],
 ];
 
 for (const [name, o, k, out] of convCases) {
@@ -97,7 +99,7 @@ for (const [name, o, k, out] of convCases) {
     const c = around((b, h) => {
       const y = b.conv(h, 4, cout, k, o);
       const side = out || 8; // asymmetric pads [0,1,2,1]: 8 + 0 + 2 − 3 + 1 rows, 8 + 1 + 1 − 3 + 1 cols
-      return { y, features: cout * side * side };
+      return { y, features: cout * (typeof side === 'number' ? side * side : side[0] * side[1]) };
     });
     const checked = await fdCheck(c);
     assert.equal(checked.length, 6); // both convs' weight and bias, Gemm's weight and bias
@@ -122,10 +124,13 @@ for (const [name, attrs, hw, out] of [
   ['2×2 stride 2 (tiled windows)', { kernel_shape: [2, 2], strides: [2, 2] }, 8, 4],
   ['2×2 stride 2 on 7×7 (uncovered border)', { kernel_shape: [2, 2], strides: [2, 2] }, 7, 3],
   ['3×3 stride 2 pad 1 (overlapping windows)', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }, 8, 4],
-  ['3×2 stride 1 (rectangular)', { kernel_shape: [3, 2], strides: [1, 1] }, 6, 0],
-] as [string, Record<string, number[]>, number, number][]) {
+  ['3×2 stride 1 (rectangular)', { kernel_shape: [3, 2], strides: [1, 1] }, 6, [4, 5]],
+  ['3×2 stride 3×2 on 8×8 (rectangular tiles, uncovered rows)', { kernel_shape: [3, 2], strides: [3, 2] }, 8, [2, 4]],
+  ['2×2 stride 2, storage_order 1 (column-major indices)', { kernel_shape: [2, 2], strides: [2, 2], storage_order: 1 }, 7, 3],
+  ['3×2 stride 2 pad 1, storage_order 1 (overlapping rows)', { kernel_shape: [3, 2], strides: [2, 2], pads: [1, 1, 1, 1], storage_order: 1 }, 8, [4, 5]],
+] as [string, Record<string, number | number[]>, number, number | number[]][]) {
   test(`native grad: MaxPool ${name}`, async () => {
-    const c = around((b, h) => ({ y: b.op('MaxPool', [h], attrs), features: 4 * (out ? out * out : 4 * 5) }), { hw });
+    const c = around((b, h) => ({ y: b.op('MaxPool', [h], attrs), features: 4 * (typeof out === 'number' ? out * out : out[0] * out[1]) }), { hw });
     assert.equal((await fdCheck(c)).length, 4);
   });
 }

@@ -11,7 +11,7 @@ import { ortSession, runOrt } from '../src/import/ort.js';
 import { Tensor } from '../src/import/tensor.js';
 import { linearize } from '../src/train/linearize.js';
 import { mnist, type Dataset } from '../src/train/data.js';
-import { nativeBackendInfo } from '../src/train/native/backend.js';
+import { autoNativeBackend, isNativeBackend, nativeBackendInfo } from '../src/train/native/backend.js';
 import { LinfoldError } from '../src/errors.js';
 import { GraphBuilder } from '../src/import/graph-builder.js';
 import { buildTrainingGraph } from '../src/train/native/training-graph.js';
@@ -91,4 +91,22 @@ test('native: an op without a gradient rule is named; backends lists onnxruntime
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   assert.deepEqual(j.native.map((n: { name: string }) => n.name), ['onnxruntime', 'onnxruntime-cuda']);
+});
+
+test('native: --backend auto trains on onnxruntime; a model or feature it lacks falls back to TensorFlow.js with the reason', { timeout: 600_000 }, async () => {
+  const r = await linearize(loadModel(fixture), { data, epochs: 1, maxSteps: 2, batchSize: 64, quiet: true });
+  assert.equal(r.backend, 'onnxruntime');
+  // training-mode BatchNormalization: named by the native backend, trained by TensorFlow.js under auto
+  await assert.rejects(linearize(loadModel('fixtures/bn_training.onnx'), { data, epochs: 1, maxSteps: 1, quiet: true, backend: 'onnxruntime' }),
+    (e: Error) => e instanceof LinfoldError && /\/features\/features\.\d\/BatchNormalization.* training mode/.test(e.message) && !e.message.includes('\n'));
+  const bn = await linearize(loadModel('fixtures/bn_training.onnx'), { data, epochs: 1, maxSteps: 1, quiet: true });
+  assert.ok(!isNativeBackend(bn.backend), bn.backend);
+  const c = linfold(['--threads', '1', 'linearize', 'fixtures/bn_training.onnx', '--steps', '1', '--epochs', '1', '-o', join(tmp, 'bn.onnx')], { timeout: 300_000 });
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(c.stderr, /^backend auto: TensorFlow\.js, not onnxruntime \(.*BatchNormalization.*training mode.*\)$/m);
+  // features only the TensorFlow.js step has
+  const said: string[] = [];
+  assert.equal(autoNativeBackend(false, 'heal', (m) => said.push(m)), undefined);
+  assert.deepEqual(said, ['backend auto: TensorFlow.js, not onnxruntime (heal runs on the TensorFlow.js backends only)']);
+  assert.equal(autoNativeBackend(false, undefined), nativeBackendInfo()[1].available ? 'onnxruntime-cuda' : 'onnxruntime');
 });

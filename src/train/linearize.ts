@@ -13,7 +13,7 @@ import { trainableBatch, perSampleExecutable, perSampleSession } from './per-sam
 import { compile, type Executable } from '../import/tfjs/executor.js';
 import { audit } from '../analyze/audit.js';
 import { Progress } from '../progress.js';
-import { tf, useBackend, type BackendName } from '../import/tfjs/backends.js';
+import { listBackends, tf, useBackend, type BackendName } from '../import/tfjs/backends.js';
 import type { Batch, Dataset } from './data.js';
 import { seededRandom } from './data.js';
 import { gaussian } from '../import/random.js';
@@ -25,7 +25,7 @@ import { padFront, type PadFrontRewrite } from '../export/pad-front.js';
 import { cloneModel } from '../import/ir-edit.js';
 import { inferShapes } from '../import/shape-inference.js';
 import { compareValues } from '../import/tensor.js';
-import { isNativeBackend, nativeBackend, type NativeBackendName, type StepBackend, type StepParams } from './native/backend.js';
+import { autoNativeBackend, isNativeBackend, nativeBackend, type NativeBackendName, type StepBackend, type StepParams } from './native/backend.js';
 
 export type TaskLoss = 'ce' | 'distill' | 'both';
 
@@ -167,9 +167,12 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
   const { model: source, perSample } = await trainableBatch(fixed, o.quiet ? undefined : (m) => process.stderr.write(`${m}\n`));
   const slopeLr = o.slopeLr ?? 1e-2;
   if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
-  const native = isNativeBackend(o.backend) ? o.backend : undefined;
-  if (native && (o.heal || o.mergeReady || perSample)) throw new LinfoldError(`backend '${native}': ${o.heal ? 'heal' : o.mergeReady ? '--merge-ready' : 'a model whose batch cannot be freed'} runs on the TensorFlow.js backends only (choose --backend wasm)`);
-  const backend = native ?? (await useBackend((o.backend ?? 'auto') as BackendName | 'auto'));
+  const tfjsOnly = o.heal ? 'heal' : o.mergeReady ? '--merge-ready' : perSample ? 'a model whose batch cannot be freed' : undefined;
+  const say = o.quiet ? undefined : (m: string) => process.stderr.write(`${m}\n`);
+  const auto = (o.backend ?? 'auto') === 'auto';
+  const native = isNativeBackend(o.backend) ? o.backend : auto ? autoNativeBackend(listBackends().some((b) => b.name === 'tensorflow-gpu' && b.available), tfjsOnly, say) : undefined;
+  if (native && tfjsOnly) throw new LinfoldError(`backend '${native}': ${tfjsOnly} runs on the TensorFlow.js backends only (choose --backend wasm)`);
+  let backend = native ?? (await useBackend((o.backend ?? 'auto') as BackendName | 'auto'));
   const { model: lmodel, slopes } = o.heal ? { model: cloneModel(source), slopes: [] as Slope[] } : makeLinearizable(source, { asPrelu: o.asPrelu, only: o.only, skip: o.skip, includeGates: o.includeGates, granularity: o.granularity });
   if (o.heal) inferShapes(lmodel);
   // the file the user brought, for fold's comparison (a model linearized again keeps the first one's)
@@ -186,9 +189,18 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
   const teacher = teaching ? perSampleSession(await ortSession(t.model, t.model.path), t.perSample) : undefined;
   // heal: the activations' own slopes (PRelu) stay fixed
   const fixedNames = new Set(o.heal ? lmodel.graph.nodes.filter((n) => n.opType === 'PRelu').map((n) => n.inputs[1]) : []);
-  const trainer: StepBackend = native
-    ? await nativeBackend(lmodel, native, { ...o, slopes: slopes.map((s, k) => ({ name: s.name, weight: slopeWeights[k] })), classes: outputWidth(lmodel) })
-    : tfjsBackend(lmodel, slopes, slopeWeights, o, slopeLr, { perSample, fixedNames });
+  let trainer: StepBackend | undefined;
+  if (native) {
+    try {
+      trainer = await nativeBackend(lmodel, native, { ...o, slopes: slopes.map((s, k) => ({ name: s.name, weight: slopeWeights[k] })), classes: outputWidth(lmodel) });
+    } catch (e) {
+      // auto: a model the native step cannot train (an op without a gradient rule, ...) trains on TensorFlow.js
+      if (!auto || !(e instanceof LinfoldError)) throw e;
+      say?.(`backend auto: TensorFlow.js, not onnxruntime (${e.message.replace(/^native backend: /, '')})`);
+      backend = await useBackend('auto');
+    }
+  }
+  trainer ??= tfjsBackend(lmodel, slopes, slopeWeights, o, slopeLr, { perSample, fixedNames });
   const startSlopes = slopes.map((_, k) => trainer.slope(k));
   const stepsPerEpoch = Math.ceil(o.data.train.size / o.batchSize);
   const allEpochs = o.epochs + o.finetuneEpochs;

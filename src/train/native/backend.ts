@@ -40,6 +40,21 @@ export function nativeBackendInfo(): NativeBackendInfo[] {
   ];
 }
 
+/**
+ * What `--backend auto` trains on: onnxruntime-cuda where installed, else TensorFlow.js on a GPU (tfjs-node-gpu)
+ * where installed, else onnxruntime on the CPU (2× tfjs wasm or more, bench/train-step.ts). Undefined: TensorFlow.js
+ * (its own auto order) — `unsupported` names a feature only the TensorFlow.js step has, and `say` gets that reason.
+ */
+export function autoNativeBackend(tfjsGpu: boolean, unsupported: string | undefined, say?: (m: string) => void): NativeBackendName | undefined {
+  const cuda = nativeBackendInfo().find((b) => b.name === 'onnxruntime-cuda')!.available;
+  if (!cuda && tfjsGpu) return undefined;
+  if (unsupported) {
+    say?.(`backend auto: TensorFlow.js, not onnxruntime (${unsupported} runs on the TensorFlow.js backends only)`);
+    return undefined;
+  }
+  return cuda ? 'onnxruntime-cuda' : 'onnxruntime';
+}
+
 export interface StepParams { teacher?: Float32Array; lambda: number; lrW: number; lrS: number; trainSlopes: boolean }
 
 /** What the training loop needs from a backend. */

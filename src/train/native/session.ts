@@ -14,6 +14,8 @@ export interface NativeTrainerOptions extends Omit<TrainingGraphOptions, 'trainW
   device?: NativeDevice;
   threads?: number;
   slopesOnly?: boolean;
+  /** Extra onnxruntime session options (profiling, spinning). */
+  sessionOptions?: ort.InferenceSession.SessionOptions;
 }
 
 export interface StepInput {
@@ -63,7 +65,7 @@ export class NativeTrainer {
       v = (async () => {
         const graph = buildTrainingGraph(this.model, { ...this.o, trainWeights: !this.o.slopesOnly, trainSlopes });
         if (!graph.trained.length) throw new LinfoldError('native backend: nothing to train');
-        const options: ort.InferenceSession.SessionOptions = { executionProviders: [this.o.device === 'cuda' ? 'cuda' : 'cpu'] };
+        const options: ort.InferenceSession.SessionOptions = { executionProviders: [this.o.device === 'cuda' ? 'cuda' : 'cpu'], ...this.o.sessionOptions };
         if (this.o.threads) {
           options.intraOpNumThreads = this.o.threads;
           options.interOpNumThreads = 1;
@@ -156,6 +158,11 @@ export class NativeTrainer {
       if (a.name === '__steps') this.steps = { w: a.values[0], s: a.values[1] };
       else this.values.set(a.name, new ort.Tensor('float32', Float32Array.from(a.values), a.dims));
     }
+  }
+
+  /** Ends onnxruntime profiling of every session (sessionOptions.enableProfiling); returns the files written. */
+  async endProfiling(): Promise<void> {
+    for (const v of this.variants.values()) (await v).session.endProfiling();
   }
 
   async release(): Promise<void> {

@@ -21,10 +21,12 @@ registerGrads(
   { op: 'Neg', grad: ({ e, dOut }) => [e.op('Neg', [dOut[0]!])] },
   { op: 'Identity', grad: ({ dOut }) => [dOut[0]] },
   {
+    // y > 0 exactly where x > 0: reading the output leaves the input to the forward pass alone (onnxruntime then
+    // fuses a Conv → Relu into one FusedConv)
     op: 'Relu',
     grad: ({ e, node, dOut }) => {
       const zero = e.f32(0);
-      return [e.op('Where', [e.op('Greater', [node.inputs[0], zero]), dOut[0]!, zero])];
+      return [e.op('Where', [e.op('Greater', [node.outputs[0], zero]), dOut[0]!, zero])];
     },
   },
   {
