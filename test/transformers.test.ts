@@ -132,16 +132,16 @@ test('multi-input .npz with bad input: one-line errors naming the file and the a
   expectError('labels', { ...good(), labels: { data: rows('labels', 18), shape: [18] } }, /array 'labels' has 18 rows, but 'input_ids' has 20/);
   expectError('shape', { ...good(), input_ids: { data: rows('input_ids', 40), shape: [20, 128] } }, /array 'input_ids' has shape \[20, 128\], but input 'input_ids' .* is \[batch, 64\]/);
 
-  // from the CLI: exit code 1, the message on one line, nothing written; a .npy is refused for a 3-input model
+  // from the CLI: exit code 2 (LinfoldError), the message on one line, nothing written; a .npy is refused for a 3-input model
   const out = join(tmp, 'never.onnx');
   const r = linfold(['linearize', BERT, '--data', join(tmp, 'missing.npz'), '--loss', 'distill', '--steps', '1', '-o', out]);
-  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr.trim(), /^linfold: .*missing\.npz: no array named 'attention_mask'[^\n]*$/);
   assert.ok(!existsSync(out));
   const npy = join(tmp, 'ids.npy');
   writeNpy(npy, rows('input_ids'), [20, 64]);
   const r2 = linfold(['fold', BERT, '--data', npy, '-o', out]);
-  assert.equal(r2.code, 1, r2.stderr);
+  assert.equal(r2.code, 2, r2.stderr);
   assert.match(r2.stderr, /ids\.npy: .*bert_tiny\.onnx has 3 inputs \(input_ids, attention_mask, token_type_ids\); give a \.npz with one array per input name/);
   assert.ok(!existsSync(out));
 });

@@ -169,11 +169,11 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
   // a batch fixed at 1 by the exporter becomes symbolic (the written model keeps it so), else runs per example
   const { model: source, perSample } = await trainableBatch(fixed, o.quiet ? undefined : (m) => process.stderr.write(`${m}\n`));
   const slopeLr = o.slopeLr ?? 1e-2;
+  const perToken = tokenWidth(source);
+  if (perToken && o.loss !== 'distill') throw new LinfoldError(`--loss ${o.loss}: ${source.path ?? 'the model'} has logits per token [batch, T, ${perToken}]; train it with --loss distill (KL per token)`);
   if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
   const native = isNativeBackend(o.backend) ? o.backend : undefined;
-  const perToken = tokenWidth(source);
   if (native && (o.heal || o.mergeReady || perSample || o.data.inputs || perToken)) throw new LinfoldError(`backend '${native}': ${o.heal ? 'heal' : o.mergeReady ? '--merge-ready' : perSample ? 'a model whose batch cannot be freed' : o.data.inputs ? 'a model with several inputs' : 'per-token logits [batch, T, V]'} runs on the TensorFlow.js backends only (choose --backend wasm)`);
-  if (perToken && o.loss !== 'distill') throw new LinfoldError(`--loss ${o.loss}: ${source.path ?? 'the model'} has logits per token [batch, T, ${perToken}]; train it with --loss distill (KL per token)`);
   const lm = isLanguageModel(source, o.data, perToken);
   const backend = native ?? (await useBackend((o.backend ?? 'auto') as BackendName | 'auto'));
   const { model: lmodel, slopes } = o.heal ? { model: cloneModel(source), slopes: [] as Slope[] } : makeLinearizable(source, { asPrelu: o.asPrelu, only: o.only, skip: o.skip, includeGates: o.includeGates, granularity: o.granularity });
