@@ -187,6 +187,8 @@ export function register(program: Command): void {
         const acc = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
         console.log(`wrote ${out}`);
         console.log(`validation ${r.before.valAccuracy !== null ? 'accuracy' : 'agreement with the original'}: ${acc(r.before.valAccuracy ?? r.before.teacherAgreement)} → ${acc(r.after.valAccuracy ?? r.after.teacherAgreement)}`);
+        if (r.before.valAccuracy !== null && r.after.teacherAgreement !== null) console.log(`validation agreement with the original: ${acc(r.before.teacherAgreement)} → ${acc(r.after.teacherAgreement)}`);
+        if (r.after.valPerplexity) console.log(`validation perplexity (next token): ${r.before.valPerplexity!.toFixed(3)} → ${r.after.valPerplexity.toFixed(3)}`);
         console.log(`NAPL (effective depth): ${r.before.napl.toFixed(3)} → ${r.after.napl.toFixed(3)}; APL ${r.before.apl.toFixed(3)} → ${r.after.apl.toFixed(3)}`);
         console.log(`linear channels: ${r.after.linearChannels}/${r.after.channels}`);
         if (opts.mergeReady) console.log(`merge-ready: ${r.mergeReady.reduce((n, e) => n + e.rewrites.length, 0)} conv pair(s) rewritten to the pad-front form`);
@@ -459,7 +461,10 @@ async function originalOf(model: import('./import/ir.js').Model, log?: (m: strin
 async function openData(source: string, labels: string | undefined, imageSize: string | undefined, model: import('./import/ir.js').Model) {
   const data = await import('./train/data.js');
   if (source === 'mnist') return data.mnist();
-  if (/\.(npy|npz)$/.test(source)) return data.arrays(source, { labels });
+  if (/\.(npy|npz)$/.test(source)) {
+    const { needsNamedArrays, namedArrays } = await import('./train/feeds.js');
+    return needsNamedArrays(source, model) ? namedArrays(source, model) : data.arrays(source, { labels });
+  }
   const input = model.graph.feeds[0];
   const dims = imageSize ? imageSize.split('x').map(Number) : input.shape?.slice(1);
   if (!dims || dims.length !== 3 || dims.some((d) => typeof d !== 'number' || !(d > 0)))
@@ -469,10 +474,9 @@ async function openData(source: string, labels: string | undefined, imageSize: s
 
 async function verificationData(file: string, model: import('./import/ir.js').Model) {
   const { arrays } = await import('./train/data.js');
-  const { Tensor } = await import('./import/tensor.js');
-  const ds = arrays(file);
+  const { needsNamedArrays, namedArrays, batchTensors } = await import('./train/feeds.js');
+  const ds = needsNamedArrays(file, model) ? namedArrays(file, model) : arrays(file);
   const b = ds.validation.batches(8).next().value ?? ds.train.batches(8).next().value;
   if (!b) throw new LinfoldError(`${file}: no rows`);
-  const input = model.graph.feeds[0];
-  return { [input.name]: ds.dtype === 'int32' ? Tensor.i64(input.name, b.shape, b.x) : Tensor.fromArray(input.name, 'float32', b.shape, b.x as Float32Array) };
+  return batchTensors(b, ds, model.graph.feeds[0].name);
 }

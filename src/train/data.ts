@@ -16,6 +16,8 @@ export interface Batch {
   shape: number[];
   y?: Int32Array;
   size: number;
+  /** Multi-input data (src/train/feeds.ts): every graph input's rows by name; `x` is the first of them. */
+  feeds?: Record<string, { x: Float32Array | Int32Array; shape: number[] }>;
 }
 
 export interface Split {
@@ -32,6 +34,9 @@ export interface Dataset {
   numClasses?: number;
   train: Split;
   validation: Split;
+  /** Multi-input data (.npz with one array per graph input, src/train/feeds.ts); name/dtype/sampleShape above
+   *  describe the first of them. */
+  inputs?: { name: string; dtype: 'float32' | 'int32'; sampleShape: number[] }[];
 }
 
 
@@ -45,15 +50,20 @@ export function permutation(n: number, seed: number): Uint32Array {
   return p;
 }
 
+/** The rows of each batch, in a seeded order (shuffled per epoch when asked). */
+export function* batchRows(rows: Uint32Array, batchSize: number, opts: { shuffle?: boolean; seed?: number; epoch?: number } = {}): Generator<number[]> {
+  const order = opts.shuffle ? permutation(rows.length, (opts.seed ?? 0) * 7919 + (opts.epoch ?? 0)) : undefined;
+  for (let s = 0; s < rows.length; s += batchSize)
+    yield Array.from({ length: Math.min(batchSize, rows.length - s) }, (_, k) => rows[order ? order[s + k] : s + k]);
+}
+
 /** A split over rows `index` of row sources (inputs, optional labels). */
 function rowSplit(rows: Uint32Array, x: RowSource, y: RowSource | undefined, dtype: 'float32' | 'int32', transform?: (v: Float64Array) => void): Split {
   const sample = x.shape.slice(1);
   return {
     size: rows.length,
     *batches(batchSize, opts = {}) {
-      const order = opts.shuffle ? permutation(rows.length, (opts.seed ?? 0) * 7919 + (opts.epoch ?? 0)) : undefined;
-      for (let s = 0; s < rows.length; s += batchSize) {
-        const idx = Array.from({ length: Math.min(batchSize, rows.length - s) }, (_, k) => rows[order ? order[s + k] : s + k]);
+      for (const idx of batchRows(rows, batchSize, opts)) {
         const v = x.rows(idx);
         transform?.(v);
         yield {
@@ -68,7 +78,7 @@ function rowSplit(rows: Uint32Array, x: RowSource, y: RowSource | undefined, dty
 }
 
 /** Validation = every k-th row (k = round(1 / fraction)), the same rule the fixture script uses for MNIST. */
-function splitRows(n: number, valFraction: number, classOf?: (i: number) => number): { train: Uint32Array; val: Uint32Array } {
+export function splitRows(n: number, valFraction: number, classOf?: (i: number) => number): { train: Uint32Array; val: Uint32Array } {
   const k = Math.max(2, Math.round(1 / valFraction));
   const train: number[] = [], val: number[] = [];
   const seen = new Map<number, number>();

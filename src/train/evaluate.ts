@@ -1,6 +1,7 @@
 // Validation accuracy of an ONNX model under onnxruntime-node: the independent check of what was written.
 import type { Model } from '../import/ir.js';
-import { Tensor, argmaxRows } from '../import/tensor.js';
+import { argmaxRows } from '../import/tensor.js';
+import { batchTensors } from './feeds.js';
 import { ortSession, runOrt } from '../import/ort.js';
 import { freeBatch } from '../import/batch.js';
 import { loadModel, decodeModel } from '../import/onnx-io.js';
@@ -14,9 +15,7 @@ async function scoringSession(model: Model | string | Uint8Array, batchSize: num
 
 /** The first output of a session for a validation batch, as class predictions. */
 async function predictions(session: Awaited<ReturnType<typeof ortSession>>, data: Dataset, b: Batch): Promise<number[]> {
-  const input = session.inputNames[0];
-  const x = data.dtype === 'int32' ? Tensor.i64(input, b.shape, b.x) : Tensor.fromArray(input, 'float32', b.shape, b.x as Float32Array);
-  return argmaxRows(Object.values(await runOrt(session, { [input]: x }))[0].float32(), b.size);
+  return argmaxRows(Object.values(await runOrt(session, batchTensors(b, data, session.inputNames[0])))[0].float32(), b.size);
 }
 
 export async function ortAccuracy(model: Model | string | Uint8Array, data: Dataset, batchSize = 256): Promise<number> {

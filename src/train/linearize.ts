@@ -26,6 +26,8 @@ import { cloneModel } from '../import/ir-edit.js';
 import { inferShapes } from '../import/shape-inference.js';
 import { compareValues } from '../import/tensor.js';
 import { autoNativeBackend, isNativeBackend, nativeBackend, type NativeBackendName, type StepBackend, type StepParams } from './native/backend.js';
+import { batchTensors } from './feeds.js';
+import { isLanguageModel, nextTokenNll, outputRows, tokenWidth } from './sequence.js';
 
 export type TaskLoss = 'ce' | 'distill' | 'both';
 
@@ -125,9 +127,12 @@ export interface EpochLog {
   priorLoss: number;
   lambda: number;
   lr: number;
-  /** With labels: validation accuracy; otherwise agreement with the teacher's argmax. */
+  /** With labels: validation accuracy; otherwise agreement with the teacher's argmax (per token for logits
+   *  [batch, T, V]). */
   valAccuracy: number | null;
   teacherAgreement: number | null;
+  /** A language model (its own token ids in, logits [batch, T, V] out): next-token perplexity on validation. */
+  valPerplexity?: number | null;
   apl: number;
   napl: number;
   frozenChannels: number;
@@ -141,7 +146,7 @@ export interface LinearizeResult {
   slopes: Slope[];
   backend: BackendName | NativeBackendName;
   history: EpochLog[];
-  before: { valAccuracy: number | null; teacherAgreement: number | null; apl: number; napl: number };
+  before: { valAccuracy: number | null; teacherAgreement: number | null; valPerplexity?: number | null; apl: number; napl: number };
   after: EpochLog;
   /** merge-ready rewrites taken (mergeReady) */
   mergeReady: MergeReadyEvent[];
@@ -166,12 +171,16 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
   // a batch fixed at 1 by the exporter becomes symbolic (the written model keeps it so), else runs per example
   const { model: source, perSample } = await trainableBatch(fixed, o.quiet ? undefined : (m) => process.stderr.write(`${m}\n`));
   const slopeLr = o.slopeLr ?? 1e-2;
+  const perToken = tokenWidth(source);
+  if (perToken && o.loss !== 'distill') throw new LinfoldError(`--loss ${o.loss}: ${source.path ?? 'the model'} has logits per token [batch, T, ${perToken}]; train it with --loss distill (KL per token)`);
   if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
-  const tfjsOnly = o.heal ? 'heal' : o.mergeReady ? '--merge-ready' : perSample ? 'a model whose batch cannot be freed' : undefined;
-  const say = o.quiet ? undefined : (m: string) => process.stderr.write(`${m}\n`);
+  const tfjsOnly = o.heal ? 'heal' : o.mergeReady ? '--merge-ready' : perSample ? 'a model whose batch cannot be freed' : o.data.inputs ? 'a model with several inputs' : perToken ? 'per-token logits [batch, T, V]' : undefined;
+  const say = o.quiet ? undefined : (m: string) => process.stderr.write(`${m}
+`);
   const auto = (o.backend ?? 'auto') === 'auto';
   const native = isNativeBackend(o.backend) ? o.backend : auto ? autoNativeBackend(listBackends().some((b) => b.name === 'tensorflow-gpu' && b.available), tfjsOnly, say) : undefined;
   if (native && tfjsOnly) throw new LinfoldError(`backend '${native}': ${tfjsOnly} runs on the TensorFlow.js backends only (choose --backend wasm)`);
+  const lm = isLanguageModel(source, o.data, perToken);
   let backend = native ?? (await useBackend((o.backend ?? 'auto') as BackendName | 'auto'));
   const { model: lmodel, slopes } = o.heal ? { model: cloneModel(source), slopes: [] as Slope[] } : makeLinearizable(source, { asPrelu: o.asPrelu, only: o.only, skip: o.skip, includeGates: o.includeGates, granularity: o.granularity });
   if (o.heal) inferShapes(lmodel);
@@ -218,28 +227,37 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
     state = ck.state;
   }
 
-  const evaluate = async (): Promise<Pick<EpochLog, 'valAccuracy' | 'teacherAgreement' | 'apl' | 'napl' | 'linearChannels' | 'channels'>> => {
-    let correct = 0, agree = 0, n = 0;
+  const evaluate = async (): Promise<Pick<EpochLog, 'valAccuracy' | 'teacherAgreement' | 'valPerplexity' | 'apl' | 'napl' | 'linearChannels' | 'channels'>> => {
+    let correct = 0, agree = 0, n = 0, rowsSeen = 0, nll = 0, nllCount = 0;
     for (const b of o.data.validation.batches(256)) {
-      const p = argmaxRows(await trainer.predict(b), b.size);
-      if (b.y) for (let i = 0; i < b.size; i++) correct += Number(p[i] === b.y[i]);
+      const out = await trainer.predict(b);
+      const rows = outputRows(out, b, perToken);
+      const p = argmaxRows(out, rows);
+      if (b.y && !perToken) for (let i = 0; i < b.size; i++) correct += Number(p[i] === b.y[i]);
       if (teacher) {
         const t = await teacherLogits(teacher, input.name, b, o.data);
-        const tp = argmaxRows(t, b.size);
-        for (let i = 0; i < b.size; i++) agree += Number(p[i] === tp[i]);
+        const tp = argmaxRows(t, rows);
+        for (let i = 0; i < rows; i++) agree += Number(p[i] === tp[i]);
+      }
+      if (lm) {
+        const r = nextTokenNll(out, b.x, b.size, b.shape[1], perToken!);
+        nll += r.sum;
+        nllCount += r.count;
       }
       n += b.size;
+      rowsSeen += rows;
     }
     trainer.syncToModel(lmodel);
     const r = audit(lmodel, { eps: o.freezeEps });
     return {
-      valAccuracy: o.data.hasLabels ? correct / n : null, teacherAgreement: teacher ? agree / n : null,
+      valAccuracy: o.data.hasLabels && !perToken ? correct / n : null, teacherAgreement: teacher ? agree / rowsSeen : null,
+      ...(lm ? { valPerplexity: Math.exp(nll / nllCount) } : {}),
       apl: r.summary.apl, napl: r.summary.napl, linearChannels: r.summary.linearChannels, channels: r.summary.channels,
     };
   };
 
   const e0 = await evaluate();
-  const before = { valAccuracy: e0.valAccuracy, teacherAgreement: e0.teacherAgreement, apl: e0.apl, napl: e0.napl };
+  const before = { valAccuracy: e0.valAccuracy, teacherAgreement: e0.teacherAgreement, ...(lm ? { valPerplexity: e0.valPerplexity } : {}), apl: e0.apl, napl: e0.napl };
   const progress = new Progress({ total: totalSteps, label: 'linearize', quiet: o.quiet });
   progress.tick(state.step, {});
   const priorSteps = Math.min(totalSteps, stepsPerEpoch * o.epochs);
@@ -323,7 +341,7 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
     }
     if (!o.quiet) {
       progress.finish();
-      process.stderr.write(`epoch ${log.epoch}: loss ${log.loss.toFixed(4)} ${log.valAccuracy !== null ? `val acc ${(100 * log.valAccuracy).toFixed(2)}%` : `teacher agreement ${(100 * log.teacherAgreement!).toFixed(2)}%`} NAPL ${log.napl.toFixed(3)} linear ${log.linearChannels}/${log.channels} (${log.seconds.toFixed(1)} s)\n`);
+      process.stderr.write(`epoch ${log.epoch}: loss ${log.loss.toFixed(4)} ${[log.valAccuracy !== null ? `val acc ${(100 * log.valAccuracy).toFixed(2)}%` : '', log.teacherAgreement !== null ? `teacher agreement ${(100 * log.teacherAgreement).toFixed(2)}%` : ''].filter(Boolean).join(' ')}${log.valPerplexity ? ` perplexity ${log.valPerplexity.toFixed(3)}` : ''} NAPL ${log.napl.toFixed(3)} linear ${log.linearChannels}/${log.channels} (${log.seconds.toFixed(1)} s)\n`);
     }
     o.onEpoch?.(log);
   }
@@ -361,12 +379,14 @@ function tfjsBackend(lmodel: Model, slopes: Slope[], slopeWeights: number[], o: 
       setLr(optS, p.lrS);
       const tLogits = p.teacher;
       return tf.tidy(() => {
-        const x = toInput(b, o.data);
+        const x = toFeeds(b, o.data, input.name);
         const y = b.y ? tf.tensor1d(b.y, 'int32') : undefined;
-        const teach = tLogits ? tf.tensor(tLogits, [b.size, tLogits.length / b.size]) : undefined;
+        // rows of the losses: one per example, or one per token (softmax over V at every position)
+        const width = tokenWidth(lmodel);
+        const teach = tLogits ? tf.tensor(tLogits, width ? [tLogits.length / width, width] : [b.size, tLogits.length / b.size]) : undefined;
         let taskVal!: tf.Scalar, priorVal!: tf.Scalar;
         const f = () => {
-          const out = tf.reshape(exe.run({ [input.name]: x })[outName], [b.size, -1]);
+          const out = tf.reshape(exe.run(x)[outName], width ? [-1, width] : [b.size, -1]);
           const parts: tf.Scalar[] = [];
           if (o.loss !== 'distill') parts.push(tf.mul(o.ceWeight, crossEntropy(out, y!)) as tf.Scalar);
           if (teach) parts.push(tf.mul(o.loss === 'both' ? o.distillWeight : 1, o.distillKind === 'mse' ? distillMSE(out, teach) : distillKL(out, teach, o.temperature)) as tf.Scalar);
@@ -387,7 +407,7 @@ function tfjsBackend(lmodel: Model, slopes: Slope[], slopeWeights: number[], o: 
       });
     },
     async predict(b: Batch) {
-      const out = tf.tidy(() => exe.run({ [input.name]: toInput(b, o.data) })[outName]);
+      const out = tf.tidy(() => exe.run(toFeeds(b, o.data, input.name))[outName]);
       const v = Float32Array.from((await out.data()) as Float32Array);
       out.dispose();
       return v;
@@ -438,15 +458,15 @@ function checkInput(model: Model, data: Dataset): void {
     throw new LinfoldError(`${data.name}: samples are ${data.dtype} [${data.sampleShape.join(', ')}], but input '${input.name}' of ${model.path ?? 'the model'} expects ${input.dtype} [${(input.shape ?? []).join(', ')}]`);
 }
 
-function toInput(b: Batch, data: Dataset): tf.Tensor {
-  return data.dtype === 'int32' ? tf.tensor(b.x as Int32Array, b.shape, 'int32') : tf.tensor(b.x as Float32Array, b.shape, 'float32');
+/** The batch as executor feeds: every named input of multi-input data, or `inputName` ← batch.x. */
+function toFeeds(b: Batch, data: Dataset, inputName: string): Record<string, tf.Tensor> {
+  const one = (x: Float32Array | Int32Array, shape: number[], dtype: 'float32' | 'int32') => tf.tensor(x, shape, dtype);
+  if (!b.feeds || !data.inputs) return { [inputName]: one(b.x, b.shape, data.dtype) };
+  return Object.fromEntries(data.inputs.map((i) => [i.name, one(b.feeds![i.name].x, b.feeds![i.name].shape, i.dtype)]));
 }
 
 async function teacherLogits(session: OrtSession, inputName: string, b: Batch, data: Dataset): Promise<Float32Array> {
-  const t = data.dtype === 'int32'
-    ? Tensor.i64(inputName, b.shape, b.x)
-    : Tensor.fromArray(inputName, 'float32', b.shape, b.x as Float32Array);
-  const out = await runOrt(session, { [inputName]: t });
+  const out = await runOrt(session, batchTensors(b, data, inputName));
   return Object.values(out)[0].float32();
 }
 
