@@ -11,7 +11,7 @@ import type { Tensor } from '../import/tensor.js';
 import { encodeModel, saveModel } from '../import/onnx-io.js';
 import { ortSession } from '../import/ort.js';
 import { freeBatch } from '../import/batch.js';
-import { cloneModel, nameNodes, restore, snapshot } from './graph-utils.js';
+import { nameNodes, restore, snapshot } from './graph-utils.js';
 import { type Candidate, type FoldPass, type PassContext, candidateKey } from './pass.js';
 import { removeIdentityPass } from './remove-identity.js';
 import { simplifyActivationPass } from './simplify-activation.js';
@@ -29,6 +29,7 @@ import { analyzeMetrics, graphMacs, layerDepth } from './metrics.js';
 import { findChains, geometriesOf, pairKey, planMerges, type MergePlan } from './merge-plan.js';
 import { layerCoster } from './layer-cost.js';
 import { approximationReport, type ApproximationReport } from './approximate.js';
+import { foldShapeChains } from './shape-chains.js';
 
 export type Objective = 'depth' | 'macs' | 'latency';
 
@@ -154,7 +155,10 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
   const log = opts.log ?? (() => {});
   const passes = selectPasses(opts.passes);
 
-  const model = cloneModel(input);
+  // dynamic-batch shape chains → constant targets (shape-chains.ts); the input stays the reference
+  const chains = await foldShapeChains(input, { inputShapes: opts.inputShapes });
+  if (chains.note) log(chains.note);
+  const model = chains.model;
   const g = model.graph;
   nameNodes(g);
   g.sortTopologically();
@@ -192,8 +196,8 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
     borders: opts.borders,
   };
 
-  const notes: string[] = [];
-  const before = staticMetrics(model, latencyFeeds, eps, notes);
+  const notes: string[] = chains.note ? [chains.note] : [];
+  const before = staticMetrics(input, latencyFeeds, eps, notes);
 
   // objective of the current graph (latency is measured per candidate, paired with the current model)
   const measure = (): number[] => {
