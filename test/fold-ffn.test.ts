@@ -118,3 +118,16 @@ test('split-partial refuses a blend whose activation reads a value from outside 
   assert.match(first.refused!, /MatMul probe_mm is not elementwise/);
   assert.ok(c.find((k) => /layers\.1/.test(k.what))!.apply);
 });
+
+test('shape chains: a symbolic sequence length without --input-shape keeps them (and says why); with it they fold', async () => {
+  const { foldShapeChains } = await import('../src/export/shape-chains.js');
+  const m = loadModel('fixtures/ffn_erf.onnx');
+  m.graph.feeds[0].shape = ['batch', 'seq', 8];
+  const kept = await foldShapeChains(m);
+  assert.match(kept.note!, /shape chains kept: input 'x' has symbolic dims other than the batch/);
+  assert.equal(count(kept.model, 'Shape'), count(m, 'Shape'));
+  const done = await foldShapeChains(m, { inputShapes: { x: [1, TOKENS, 8] } });
+  assert.match(done.note!, /^shape chains: /);
+  assert.equal(count(done.model, 'Shape'), 0);
+  assert.ok(await relError(loadModel('fixtures/ffn_erf.onnx'), done.model) < 1e-5);
+});
