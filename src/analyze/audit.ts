@@ -9,6 +9,7 @@ import { type CoreNetwork, coreNetwork } from './core.js';
 import { type CostReport, cost } from './cost.js';
 import { type OutputPathLength, type PathCounts, pathLengthOf } from './path-length.js';
 import { propagate } from './propagate.js';
+import { type TransformerInfo, spelling, transformerInfo } from './transformer.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -42,6 +43,8 @@ export interface AuditReport {
   core: CoreNetwork;
   cost: CostReport;
   opaque: OpaqueOp[];
+  /** Models with attention (a Softmax) or an FFN: GELU spellings, FFNs and what folds them, per-token path length (transformer.ts). */
+  transformer?: TransformerInfo;
   warnings: string[];
 }
 
@@ -84,6 +87,8 @@ export interface LayerRow {
   name: string;
   kind: ActivationKind;
   form: ActivationForm;
+  /** How it is written: 'Erf chain', 'tanh approximation', 'Gelu op', 'blend around Erf chain', 'relu op', … */
+  spelling: string;
   channelAxis: number | null;
   channels: number;
   linearChannels: number;
@@ -151,11 +156,12 @@ export function audit(model: Model, opts: AuditOptions = {}): AuditReport {
   const tinfo = (v: { name: string; dtype?: string; shape?: Shape }): TensorInfo => ({ name: v.name, dtype: v.dtype ?? null, shape: v.shape ? [...v.shape] : null });
   for (const o of paths.outputs) if (!o.dependsOnInput) warnings.push(`output '${o.output}' does not depend on any graph input`);
   const layers: LayerRow[] = c.layers.map((l, i) => ({
-    name: l.name, kind: l.kind, form: l.form, channelAxis: l.channelAxis, channels: l.channels, linearChannels: l.linearChannels,
+    name: l.name, kind: l.kind, form: l.form, spelling: spelling(l), channelAxis: l.channelAxis, channels: l.channels, linearChannels: l.linearChannels,
     nonlinearChannels: l.nonlinearChannels, linearMask: [...l.linearMask], contribution: { ...paths.layerContributions[i] },
     isGate: l.isGate, input: l.input, output: l.output, nodes: l.nodes, params: l.params,
   }));
   const channels = layers.reduce((s, l) => s + l.channels, 0);
+  const tf = transformerInfo(graph, c.layers, c.otherNonlinear, { apl: paths.apl, napl: paths.napl });
   const nonlinearChannels = layers.reduce((s, l) => s + l.nonlinearChannels, 0);
   return {
     schemaVersion: SCHEMA_VERSION,
@@ -179,6 +185,7 @@ export function audit(model: Model, opts: AuditOptions = {}): AuditReport {
     core,
     cost: costs,
     opaque: c.opaque,
+    ...(tf ? { transformer: tf } : {}),
     warnings: [...warnings, ...c.warnings],
   };
 }

@@ -79,12 +79,13 @@ export function renderTable(r: AuditReport): string {
   out.push('', 'Activation layers');
   if (r.layers.length)
     out.push(textTable(['#', 'layer', 'kind', 'form', 'axis', 'channels', 'linear', 'nonlinear'], r.layers.map((l, i) => [
-      String(i + 1), l.name, l.kind + (l.isGate ? ' (gate)' : ''), l.form, l.channelAxis === null ? '?' : String(l.channelAxis),
+      String(i + 1), l.name, l.kind + (l.isGate ? ' (gate)' : ''), l.spelling ?? l.form, l.channelAxis === null ? '?' : String(l.channelAxis),
       String(l.channels), String(l.linearChannels), String(l.nonlinearChannels),
     ]), ['r', 'l', 'l', 'l', 'r', 'r', 'r', 'r']));
   else out.push('  none');
   out.push('', `Other nonlinear ops: ${otherCounts(r)}`);
   out.push(`Residual merges: ${r.merges.length}`);
+  if (r.transformer) out.push('', ...transformerText(r.transformer));
   out.push('', 'Core network (layers with a nonlinear channel; ← what feeds them through linear ops)');
   const preds = corePreds(r);
   for (const n of r.core.nodes) {
@@ -108,6 +109,22 @@ export function renderTable(r: AuditReport): string {
     for (const w of r.warnings) out.push(`  ${w}`);
   }
   return out.join('\n') + '\n';
+}
+
+/** The transformer section: per-token path length, Softmax/LayerNorm, the FFNs and what folds them. */
+export function transformerText(t: NonNullable<AuditReport['transformer']>): string[] {
+  const out = [
+    `Transformer: per-token path length NAPL ${fmtNum(t.perToken.napl)}, APL ${fmtNum(t.perToken.apl)} (units = features of a token; attention mixes tokens, adds no units); Softmax ${t.softmax}, LayerNorm ${t.layerNorm} (counted apart)`,
+    `  activations: ${Object.entries(t.spellings).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none'}`,
+  ];
+  if (t.ffn.length) {
+    out.push(textTable(['FFN activation', 'spelling', 'd→hidden→d', 'linear', 'fold', 'MACs/token'], t.ffn.map((f) => [
+      f.activation, f.spelling, `${f.dIn}→${f.hidden}→${f.dOut}`, `${f.linearChannels}/${f.hidden}`,
+      f.fold === 'merge' ? `one ${f.dIn}×${f.dOut} MatMul` : f.fold === 'split' ? `split: ${f.nonlinearChannels}-wide core + bypass` : '—',
+      f.fold === 'none' ? fmtCount(f.macsPerToken) : `${fmtCount(f.macsPerToken)} → ${fmtCount(f.foldedMacsPerToken)}`,
+    ]), ['l', 'l', 'r', 'r', 'l', 'r']).split('\n').map((x) => `  ${x}`).join('\n'));
+  }
+  return out;
 }
 
 const mdEscape = (s: string) => s.replace(/\|/g, '\\|');
@@ -149,11 +166,12 @@ export function renderMarkdown(r: AuditReport): string {
   out.push('## Activation layers', '');
   if (r.layers.length)
     out.push(mdTable(['#', 'layer', 'kind', 'form', 'axis', 'channels', 'linear', 'nonlinear (width)'], r.layers.map((l, i) => [
-      String(i + 1), `\`${l.name}\``, l.kind + (l.isGate ? ' (gate)' : ''), l.form, l.channelAxis === null ? '?' : String(l.channelAxis),
+      String(i + 1), `\`${l.name}\``, l.kind + (l.isGate ? ' (gate)' : ''), l.spelling ?? l.form, l.channelAxis === null ? '?' : String(l.channelAxis),
       String(l.channels), String(l.linearChannels), String(l.nonlinearChannels),
     ]), ['r', 'l', 'l', 'l', 'r', 'r', 'r', 'r']), '');
   else out.push('None.', '');
   out.push(`Other nonlinear ops: ${otherCounts(r)}. Residual merges: ${r.merges.length}.`, '');
+  if (r.transformer) out.push('## Transformer', '', '```text', ...transformerText(r.transformer), '```', '');
   out.push('## Core network', '');
   out.push('Layers with at least one nonlinear channel and how they connect through linear ops (width = nonlinear channels).', '');
   const ids = new Map(r.core.nodes.map((n, i) => [n.id, `n${i}`]));

@@ -11,7 +11,7 @@ import type { Tensor } from '../import/tensor.js';
 import { encodeModel, saveModel } from '../import/onnx-io.js';
 import { ortSession } from '../import/ort.js';
 import { freeBatch } from '../import/batch.js';
-import { cloneModel, nameNodes, restore, snapshot } from '../import/ir-edit.js';
+import { nameNodes, restore, snapshot } from '../import/ir-edit.js';
 import { type Candidate, type FoldPass, type PassContext, candidateKey } from './pass.js';
 import { FoldVerifier } from './fold-verifier.js';
 import { FoldObjective, type PlannedCost } from './fold-objective.js';
@@ -31,6 +31,7 @@ import { staticShapes, type ShapeMap } from './shapes.js';
 import { alternatingLatency } from './verify.js';
 import { pairKey } from './merge-plan.js';
 import { approximationReport, type ApproximationReport } from './approximate.js';
+import { foldShapeChains } from './shape-chains.js';
 
 export { speedup, verdict } from './fold-report.js';
 
@@ -154,7 +155,10 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
   const tolerance = opts.tolerance ?? 1e-4, eps = opts.eps ?? 0, latencyRuns = opts.latencyRuns ?? 20;
   const passes = selectPasses(opts.passes);
 
-  const model = cloneModel(input);
+  // dynamic-batch shape chains → constant targets (shape-chains.ts); the input stays the reference
+  const chains = await foldShapeChains(input, { inputShapes: opts.inputShapes });
+  if (chains.note) opts.log?.(chains.note);
+  const model = chains.model;
   const g = model.graph;
   nameNodes(g);
   g.sortTopologically();
@@ -167,8 +171,8 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
     shapeOf: (n) => shapes.get(n),
     setShape: (n, s) => void shapes.set(n, s),
   };
-  const notes: string[] = [];
-  const before = staticMetrics(model, latencyFeeds, eps, notes);
+  const notes: string[] = chains.note ? [chains.note] : [];
+  const before = staticMetrics(input, latencyFeeds, eps, notes);
   const run: FoldRun = {
     model, ctx, shapes, latencyFeeds, verifier, tolerance, passes,
     judge: new FoldObjective(objective, g, shapes, ctx, { cost: opts.cost, latencyRuns, latencyFeeds }),

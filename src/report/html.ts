@@ -595,6 +595,23 @@ export async function renderHtmlReport(input: HtmlReportInput): Promise<string> 
     sections.push({ id: 'core', title: 'Core network map', html });
   }
 
+  // transformers: the FFNs and what folding makes of them (after: the compared report's FFNs, matched by activation)
+  if (r.transformer) {
+    const t = r.transformer;
+    const after = new Map((cmp?.transformer?.ffn ?? []).map((f) => [f.activation, f]));
+    let html = `<p class="lead">Per-token path length: units are the features of one token (the last axis); attention mixes tokens without adding units, its Softmax and the LayerNorms are counted apart. NAPL ${fmtNum(t.perToken.napl, 2)}, APL ${fmtNum(t.perToken.apl, 2)}; ${t.softmax} Softmax, ${t.layerNorm} LayerNorm. Activations: ${escapeHtml(Object.entries(t.spellings).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none')}.</p>`;
+    const foldText = (f: (typeof t.ffn)[number]) => (f.fold === 'merge' ? `one ${f.dIn}×${f.dOut} MatMul` : f.fold === 'split' ? `split: ${f.nonlinearChannels}-wide core + ${f.dIn}×${f.dOut} bypass` : '—');
+    if (t.ffn.length)
+      html += table(['FFN activation', 'spelling', 'fc1 → fc2', 'd → hidden → d', 'linear channels', 'fold', 'MACs / token', ...(cmp ? ['linear after'] : [])], t.ffn.map((f) => [
+        code(f.activation), escapeHtml(f.spelling), `${code(f.fc1)} → ${code(f.fc2)}`, `${f.dIn} → ${f.hidden} → ${f.dOut}`,
+        `${f.linearChannels} / ${f.hidden}${bar(f.linearChannels / f.hidden, C.lin)}`, escapeHtml(foldText(f)),
+        f.fold === 'none' ? fmtCount(f.macsPerToken) : `${fmtCount(f.macsPerToken)} → ${fmtCount(f.foldedMacsPerToken)}`,
+        ...(cmp ? [after.get(f.activation) ? `${after.get(f.activation)!.linearChannels} / ${f.hidden}` : 'folded away'] : []),
+      ]), { num: [false, false, false, true, true, false, true, ...(cmp ? [true] : [])] });
+    else html += note('No FFN (an activation between two dense layers) found.');
+    sections.push({ id: 'ffn', title: 'Transformer FFN layers', html });
+  }
+
   // 4. cost
   {
     let html = `<p class="lead">Parameters and multiply-accumulates (batch 1) of every node that has either; MACs count contractions only (Conv, Gemm, MatMul, …).</p>`;
