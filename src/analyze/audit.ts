@@ -4,6 +4,7 @@ import { basename } from 'node:path';
 import { LinfoldError } from '../errors.js';
 import type { Model, Shape, Tensor } from '../import/ir.js';
 import { inferShapes as defaultInferShapes } from '../import/shape-inference.js';
+import { cloneModel } from '../import/ir-edit.js';
 import { type ActivationForm, type ActivationKind, type MergeOp, type OpaqueOp, type OtherNonlinearKind, type OtherNonlinearOp, censusOf } from './census.js';
 import { type CoreNetwork, coreNetwork } from './core.js';
 import { type CostReport, cost } from './cost.js';
@@ -140,7 +141,7 @@ export function audit(model: Model, opts: AuditOptions = {}): AuditReport {
     }
   }
   const graph = model.graph;
-  const p = propagate(graph, { eps, constants });
+  const p = propagate(graph, { eps, constants, exampleShapes: infer ? shapesAtBatchOne(model, infer) : undefined });
   const c = censusOf(p);
   const paths = pathLengthOf(p, graph, { countOtherNonlinear });
   const costs = cost(model, { shapes: p.shapes, order: p.order });
@@ -188,4 +189,26 @@ export function audit(model: Model, opts: AuditOptions = {}): AuditReport {
     ...(tf ? { transformer: tf } : {}),
     warnings: [...warnings, ...c.warnings],
   };
+}
+
+/**
+ * Shapes of every value with each input's leading symbolic dim (the batch) set to 1, when that makes every
+ * input concrete; undefined otherwise or when inference fails at batch 1.
+ */
+function shapesAtBatchOne(model: Model, infer: InferShapesFn): Map<string, Shape> | undefined {
+  const feeds = model.graph.feeds;
+  if (!feeds.some((f) => typeof f.shape?.[0] === 'string')) return undefined;
+  const inputShapes: Record<string, number[]> = {};
+  for (const f of feeds) {
+    const dims = f.shape?.map((d, k) => (k === 0 && typeof d === 'string' ? 1 : d));
+    if (!dims || !dims.every((d): d is number => typeof d === 'number')) return undefined;
+    inputShapes[f.name] = dims;
+  }
+  const copy = cloneModel(model);
+  try {
+    infer(copy, { inputShapes });
+  } catch {
+    return undefined;
+  }
+  return new Map([...copy.graph.valueInfo].map(([k, v]) => [k, v.shape ?? []]));
 }

@@ -66,6 +66,8 @@ export interface PropagateOptions {
   eps?: number;
   /** Values folded to constants by shape inference. */
   constants?: Map<string, Tensor>;
+  /** Shapes at batch 1, for reshapes that mix the batch with unit axes (see reshape). */
+  exampleShapes?: Map<string, Shape>;
 }
 
 export interface Propagation {
@@ -146,8 +148,11 @@ class Engine {
   private readonly otherByNode = new Map<Node, OtherPatternMatch>();
   private otherPatterns: OtherPatternMatch[] = [];
 
+  private readonly exampleShapes?: Map<string, Shape>;
+
   constructor(private readonly graph: Graph, opts: PropagateOptions) {
     this.eps = opts.eps ?? 0.01;
+    this.exampleShapes = opts.exampleShapes;
     this.consts = new Constants(graph, opts.constants);
     this.order = topologicalOrder(graph);
     this.shapes = completeShapes(graph, this.order, this.consts);
@@ -802,7 +807,11 @@ class Engine {
     const outShape = this.shape(n.outputs[0]);
     let s = x;
     if (inShape && outShape) {
-      const r = reshapeUnits(this.toRank(x, inShape.length), inShape, outShape);
+      // attention's [seq, batch, d] → [seq, batch·heads, d/heads] cannot be matched while the batch is symbolic;
+      // path lengths are per example, so it is matched on the shapes at batch 1
+      const exIn = this.exampleShapes?.get(n.inputs[0]), exOut = this.exampleShapes?.get(n.outputs[0]);
+      const r = reshapeUnits(this.toRank(x, inShape.length), inShape, outShape)
+        ?? (exIn?.every(isNum) && exOut?.every(isNum) && exIn.length === inShape.length ? reshapeUnits(this.toRank(x, inShape.length), exIn, exOut) : undefined);
       if (r) return this.set(n.outputs[0], r);
       if (x.axes.length) this.warn(`${nodeLabel(n)}: channels not followed through [${inShape}] → [${outShape}]; using the average unit`);
       return this.set(n.outputs[0], { ...collapseState(x), rank: outShape.length });
