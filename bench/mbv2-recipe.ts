@@ -4,6 +4,6 @@
 import type { LinearizeOptions } from '../src/train/linearize.js';
 
 export const MBV2_SETTINGS: Partial<LinearizeOptions> = {
-  granularity: 'block', loss: 'both', lambda: 0.05, lr: 1e-3, slopeLr: 2e-2, epochs: 3, finetuneEpochs: 3, finetuneLr: 1e-3,
+  granularity: 'block', loss: 'both', lambda: 0.08, lr: 1e-3, slopeLr: 5e-2, epochs: 3, finetuneEpochs: 1, finetuneLr: 1e-3,
   snap: true, batchSize: 64, seed: 0, backend: 'onnxruntime',
 };
