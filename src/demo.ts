@@ -16,13 +16,11 @@ import { fold, renderFoldMarkdown, speedup } from './export/index.js';
 export const DEMO_MODEL = fileURLToPath(new URL('../fixtures/mnist_mbv2.onnx', import.meta.url));
 
 /**
- * The settings the demo trains with (also the README's example): one slope per inverted residual block, so a
- * block ends either linear (folded into one dense conv) or, with snap, exactly the original ReLU6s that
- * onnxruntime fuses into their convs. One epoch with the prior and one of fine-tuning keep the demo short;
- * bench/fold.ts --recipe mbv2 trains longer (bench/mbv2-recipe.ts).
+ * The settings the demo trains with (also the README's example): one slope per layer, so a layer ends either
+ * linear (folded away) or, with snap, exactly the original ReLU6 that onnxruntime fuses into its conv.
  */
 export const DEMO_SETTINGS: Partial<LinearizeOptions> = {
-  granularity: 'block', loss: 'both', lambda: 0.03, lr: 1e-3, slopeLr: 2e-2, epochs: 1, finetuneEpochs: 1, finetuneLr: 1e-3, snap: true, batchSize: 64, seed: 0,
+  granularity: 'layer', loss: 'both', lambda: 0.02, lr: 1e-3, slopeLr: 2e-2, epochs: 2, finetuneEpochs: 2, finetuneLr: 1e-3, snap: true, batchSize: 64, seed: 0,
 };
 
 export interface DemoSummary {
