@@ -1,5 +1,5 @@
 // bench/fold: onnxruntime-node latency before and after `fold` on linearized ResNet-style models, as a ratio.
-//   node --import tsx bench/fold.ts [--runs 50] [--size 56] [--linearized file.onnx ...] [--recipe channel|layer|demo] [--original model.onnx] [--only-real]
+//   node --import tsx bench/fold.ts [--runs 50] [--size 56] [--linearized file.onnx ...] [--recipe channel|layer|demo|mbv2] [--original model.onnx] [--only-real]
 //        [--objective depth|macs|latency (for --linearized/--recipe; default latency)] [--borders exact|approximate]
 // Real models (the issue's measure): each `--linearized` file, or with `--recipe` the mnist_cnn fixture linearized
 // here by `linearize` with the recipe below (cached in bench/out/), is folded (objective latency) and timed next to
@@ -45,6 +45,7 @@ import { audit } from '../src/analyze/audit.js';
 import { mnist } from '../src/train/data.js';
 import { linearize, type LinearizeOptions } from '../src/train/linearize.js';
 import { DEMO_MODEL, DEMO_SETTINGS } from '../src/demo.js';
+import { MBV2_SETTINGS } from './mbv2-recipe.js';
 import { basename } from 'node:path';
 import { parseAugmentation } from '../src/train/augment.js';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -195,6 +196,9 @@ const RECIPES: Record<string, { model: string; settings: Partial<LinearizeOption
   layer: { model: 'fixtures/mnist_cnn.onnx', settings: { ...CNN, granularity: 'layer', lambda: 0.05, lambdaWarmup: 250, epochs: 8, finetuneEpochs: 6, slopeLr: 1e-2, finetuneSlopes: true } },
   // the demo's recipe on the MobileNetV2-style fixture (src/demo.ts)
   demo: { model: DEMO_MODEL, settings: { data: mnist(), ...DEMO_SETTINGS } },
+  // the longer recipe for the issue's must-show on the same fixture: one slope per inverted residual block
+  // (its two ReLU6 end linear together, the only way a block folds into fewer MACs), on the native backend
+  mbv2: { model: DEMO_MODEL, settings: { data: mnist(), ...MBV2_SETTINGS } },
 };
 
 async function linearizedFixture(recipe: string): Promise<string> {
@@ -203,7 +207,7 @@ async function linearizedFixture(recipe: string): Promise<string> {
   if (existsSync(file)) return file;
   mkdirSync('bench/out', { recursive: true });
   console.log(`linearizing ${model} with the ${recipe} recipe → ${file}`);
-  const r = await linearize(loadModel(model), { data: mnist(), ...settings, backend: 'wasm' });
+  const r = await linearize(loadModel(model), { data: mnist(), backend: 'wasm', ...settings });
   saveModel(r.model, file);
   return file;
 }

@@ -151,7 +151,7 @@ export function register(program: Command): void {
     .option('--clip-norm <x>', 'clip gradients to this global norm', num('--clip-norm'))
     .option('--augment <list>', "random augmentation of training images: 'shift:<pixels>', 'flip', comma-separated", 'none')
     .option('--seed <n>', 'seed of shuffling and initialisation', int('--seed'), 0)
-    .addOption(new Option('--granularity <kind>', 'one learnable slope per channel, or one per layer (a layer ends linear or as a LeakyRelu that onnxruntime fuses into its conv)').choices(['channel', 'layer']).default('channel'))
+    .addOption(new Option('--granularity <kind>', 'one learnable slope per channel, or one per layer (a layer ends linear or as a LeakyRelu that onnxruntime fuses into its conv), or one per block (layers joined by a single conv share it: an inverted residual block\'s two activations end linear together)').choices(['channel', 'layer', 'block']).default('channel'))
     .option('--as-prelu', 'replace smooth activations by a plain PReLU (changes the function) instead of the blend')
     .option('--only <regex>', 'only layers whose name matches', regex('--only'))
     .option('--skip <regex>', 'skip layers whose name matches', regex('--skip'))

@@ -8,8 +8,8 @@ import { type Model, type Node, type Graph, nodeLabel } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
 import { inferShapes } from '../import/shape-inference.js';
 import { census, type ActivationLayer } from '../analyze/census.js';
-import { deadCode } from '../import/ir-edit.js';
-import { cloneModel } from '../import/ir-edit.js';
+import { cloneModel, deadCode } from '../import/ir-edit.js';
+import { shareSlopes, slopeBlocks } from './block-slopes.js';
 
 export interface LinearizableOptions {
   /** Replace smooth activations by a plain PRelu (slope 0) instead of the blend. Changes the function. */
@@ -26,7 +26,8 @@ export interface LinearizableOptions {
   inputShapes?: Record<string, number[]>;
 }
 
-export type Granularity = 'channel' | 'layer';
+/** 'block': one slope per layer, shared by layers joined by one linear layer (src/train/block-slopes.ts). */
+export type Granularity = 'channel' | 'layer' | 'block';
 
 /** One learnable slope tensor: a ∈ ℝ^C (or one a for the layer), 0 = the original activation, 1 = the identity. */
 export interface Slope {
@@ -48,7 +49,8 @@ export function makeLinearizable(source: Model, opts: LinearizableOptions = {}):
   inferShapes(model, { inputShapes: opts.inputShapes });
   const g = model.graph;
   const { layers } = census(model);
-  const slopes: Slope[] = [];
+  const blocks = opts.granularity === 'block' ? slopeBlocks(g, layers) : undefined;
+  let slopes: Slope[] = [];
   const skipped: Linearizable['skipped'] = [];
   for (const layer of layers) {
     if (opts.only && !opts.only.test(layer.name)) continue;
@@ -62,7 +64,7 @@ export function makeLinearizable(source: Model, opts: LinearizableOptions = {}):
       skipped.push({ layer: layer.name, reason: 'rank of its input is unknown (give --input-shape)' });
       continue;
     }
-    const size = opts.granularity === 'layer' ? 1 : layer.channels;
+    const size = opts.granularity === 'layer' || blocks ? 1 : layer.channels;
     const slopeDims = [size, ...new Array(rank - 1 - layer.channelAxis).fill(1)];
     const slopeName = g.uniqueName(`${layer.name.replace(/^\//, '').replace(/[/.]/g, '_')}_slope`);
     const base = { layer: layer.name, kind: layer.kind, channels: layer.channels, size, channelAxis: layer.channelAxis };
@@ -95,6 +97,7 @@ export function makeLinearizable(source: Model, opts: LinearizableOptions = {}):
       slopes.push({ ...base, name: slopeName, form: 'blend' });
     }
   }
+  if (blocks) slopes = shareSlopes(g, slopes, blocks);
   deadCode(g);
   g.sortTopologically();
   inferShapes(model, { inputShapes: opts.inputShapes });
