@@ -40,6 +40,7 @@ import { mnist } from '../src/train/data.js';
 import { openNpy, readNpz, type RowSource } from '../src/train/npy.js';
 import { audit } from '../src/analyze/audit.js';
 import { cloneModel } from '../src/import/ir-edit.js';
+import { nextTokenNll } from '../src/train/sequence.js';
 
 const args = process.argv.slice(2);
 const arg = (k: string): string | undefined => (args.includes(k) ? args[args.indexOf(k) + 1] : undefined);
@@ -61,18 +62,9 @@ async function perplexity(model: Model, rows: RowSource): Promise<number> {
     const ids = rows.rows(idx);
     const out = Object.values(await runOrt(s, { [name]: Tensor.i64(name, [idx.length, T], Array.from(ids)) }))[0];
     const V = out.dims[out.dims.length - 1];
-    const lg = out.float32();
-    for (let b = 0; b < idx.length; b++) {
-      for (let t = 0; t + 1 < T; t++) {
-        const o = (b * T + t) * V;
-        let mx = -Infinity;
-        for (let v = 0; v < V; v++) mx = Math.max(mx, lg[o + v]);
-        let z = 0;
-        for (let v = 0; v < V; v++) z += Math.exp(lg[o + v] - mx);
-        nll += Math.log(z) + mx - lg[o + ids[b * T + t + 1]];
-        n++;
-      }
-    }
+    const r = nextTokenNll(out.float32(), ids, idx.length, T, V);
+    nll += r.sum;
+    n += r.count;
   }
   await s.release?.();
   return Math.exp(nll / n);
