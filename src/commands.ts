@@ -3,24 +3,16 @@ import { writeFileAtomic as writeText } from './files.js';
 import { dirname, basename, join } from 'node:path';
 import { type Command, Option, InvalidArgumentError } from 'commander';
 import { LinfoldError } from './errors.js';
-import { parseAugmentation } from './train/augment.js';
+import type { Model } from './index.js';
 
 type Shapes = Record<string, number[]>;
 
-/** Resolves the unnamed `--input-shape 1x3x32x32` to the model's single input. */
-async function loadWithShapes(path: string, shapes?: Shapes) {
-  const { loadModel } = await import('./import/onnx-io.js');
-  const model = loadModel(path);
-  if (!shapes) return { model, shapes: undefined };
-  const resolved: Shapes = {};
-  for (const [k, v] of Object.entries(shapes)) {
-    if (k !== '*') resolved[k] = v;
-    else if (model.graph.feeds.length === 1) resolved[model.graph.feeds[0].name] = v;
-    else throw new LinfoldError(`--input-shape: ${path} has ${model.graph.feeds.length} inputs (${model.graph.feeds.map((f) => f.name).join(', ')}); name one, e.g. ${model.graph.feeds[0]?.name}:${v.join('x')}`);
-  }
-  return { model, shapes: resolved };
-}
+/** The library, loaded when a command runs (so that --help stays fast). */
+const lib = () => import('./index.js');
 
+async function loadWithShapes(path: string, shapes?: Shapes) {
+  return (await lib()).loadModelWithShapes(path, shapes);
+}
 
 const num = (name: string) => (v: string) => {
   const x = Number(v);
@@ -46,6 +38,13 @@ export function parseInputShape(value: string, previous: Record<string, number[]
   return { ...previous, [m[1] ?? '*']: m[2].split('x').map(Number) };
 }
 
+const TFJS_BACKENDS = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'] as const;
+const TRAINING_BACKENDS = [...TFJS_BACKENDS, 'onnxruntime', 'onnxruntime-cuda'] as const;
+/** --backend: TensorFlow.js only (check, heal, sweep), or any training backend (linearize, demo). */
+const backendOption = (training: boolean) => training
+  ? new Option('--backend <name>', 'training backend: TensorFlow.js, or onnxruntime (the whole step as one ONNX graph; onnxruntime-cuda where installed); auto trains on onnxruntime where it can').choices(TRAINING_BACKENDS).default('auto')
+  : new Option('--backend <name>', 'TensorFlow.js backend').choices(TFJS_BACKENDS).default('auto');
+
 const inputShapeOption = () => new Option('--input-shape <name:DxD...>', 'concrete input shape, e.g. input:1x3x224x224 (repeatable; name optional for one input)').argParser(parseInputShape);
 
 export function register(program: Command): void {
@@ -62,7 +61,7 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'write the report to a file instead of stdout')
     .action(async (file: string, opts: { inputShape?: Shapes; eps: number; countOther?: boolean; json?: boolean; markdown?: boolean; output?: string }) => {
       const { model, shapes } = await loadWithShapes(file, opts.inputShape);
-      const { audit, renderTable, renderMarkdown } = await import('./analyze/index.js');
+      const { audit, renderTable, renderMarkdown } = await lib();
       const report = audit(model, { inputShapes: shapes, eps: opts.eps, countOtherNonlinear: opts.countOther });
       const text = opts.json ? JSON.stringify(report, null, 2) : opts.markdown ? renderMarkdown(report) : renderTable(report);
       if (opts.output) writeText(opts.output, text + '\n');
@@ -76,12 +75,12 @@ export function register(program: Command): void {
     .argument('<model.onnx>')
     .addOption(inputShapeOption())
     .option('--tolerance <x>', 'largest accepted relative error', num('--tolerance'), 1e-4)
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .addOption(backendOption(false))
     .option('--json', 'machine-readable output')
     .action(async (file: string, opts: { inputShape?: Shapes; tolerance: number; backend: string; json?: boolean }) => {
       const { model, shapes } = await loadWithShapes(file, opts.inputShape);
-      const { checkModel } = await import('./import/tfjs/check.js');
-      const { threadCount } = await import('./import/tfjs/backends.js');
+      const { checkModel } = await lib();
+      const { threadCount } = await lib();
       const r = await checkModel(model, { inputShapes: shapes, tolerance: opts.tolerance, backend: opts.backend as never });
       if (opts.json) console.log(JSON.stringify({ model: file, tolerance: opts.tolerance, ...r }, null, 2));
       else {
@@ -102,10 +101,10 @@ export function register(program: Command): void {
     .description('list the TensorFlow.js backends available here and the one that would be chosen')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
-      const { listBackends, threadCount } = await import('./import/tfjs/backends.js');
+      const { listBackends, threadCount } = await lib();
       const list = listBackends();
       const chosen = list.find((b) => b.available)?.name;
-      const { nativeBackendInfo } = await import('./train/native/backend.js');
+      const { nativeBackendInfo } = await lib();
       const native = nativeBackendInfo();
       if (opts.json) {
         console.log(JSON.stringify({ chosen, backends: list.map((b) => ({ ...b, chosen: b.name === chosen })), native }, null, 2));
@@ -158,7 +157,7 @@ export function register(program: Command): void {
     .option('--slopes-only', 'train the slopes only, keep the weights')
     .option('--from-scratch', 'start from random weights (the prior applied from scratch)')
     .option('--merge-ready', 'when an activation between two convs becomes linear and the second conv zero-pads, move its padding onto the first (pad-front form) and train on: fold then merges the pair exactly')
-    .addOption(new Option('--backend <name>', 'training backend: TensorFlow.js, or onnxruntime (the whole step as one ONNX graph; onnxruntime-cuda where installed)').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu', 'onnxruntime', 'onnxruntime-cuda']).default('auto'))
+    .addOption(backendOption(true))
     .option('--checkpoint <dir>', 'checkpoint folder, written after every epoch (default: <output>.ckpt)')
     .option('--resume', 'continue from the checkpoint')
     .option('--log <file.jsonl>', 'one JSON line per epoch (default: <output>.log.jsonl)')
@@ -166,16 +165,16 @@ export function register(program: Command): void {
     .option('--json', 'print the result summary as JSON')
     .action(async (file: string, opts: Record<string, unknown>) => {
       const { model } = await loadWithShapes(file);
-      const { linearize } = await import('./train/linearize.js');
-      const { saveModel } = await import('./import/onnx-io.js');
+      const { linearize } = await lib();
+      const { saveModel } = await lib();
       const out = (opts.output as string) ?? join(dirname(file), basename(file).replace(/\.onnx$/, '') + '.linear.onnx');
-      const data = await openData(String(opts.data), opts.labels as string | undefined, opts.imageSize as string | undefined, model);
+      const data = await (await lib()).openDataset(String(opts.data), model, { labels: opts.labels as string | undefined, imageSize: opts.imageSize as string | undefined });
       const r = await linearize(model, {
         data, loss: opts.loss as never, temperature: opts.temperature as number, distillKind: opts.distillKind as never,
         prior: opts.prior as never, lambda: opts.lambda as number, lambdaWarmup: opts.lambdaWarmup as number, freezeEps: opts.freezeEps as number,
         optimizer: opts.optimizer as never, lr: opts.lr as number, slopeLr: opts.slopeLr as number, schedule: opts.schedule as never,
         batchSize: opts.batchSize as number, epochs: opts.epochs as number, finetuneEpochs: opts.finetuneEpochs as number, finetuneLr: opts.finetuneLr as number | undefined, finetuneSlopes: Boolean(opts.finetuneSlopes), snap: Boolean(opts.snap), maxSteps: opts.steps as number | undefined, clipNorm: opts.clipNorm as number | undefined,
-        augment: parseAugmentation(String(opts.augment)), seed: opts.seed as number, asPrelu: Boolean(opts.asPrelu), granularity: opts.granularity as never, only: opts.only as RegExp | undefined, skip: opts.skip as RegExp | undefined,
+        augment: (await lib()).parseAugmentation(String(opts.augment)), seed: opts.seed as number, asPrelu: Boolean(opts.asPrelu), granularity: opts.granularity as never, only: opts.only as RegExp | undefined, skip: opts.skip as RegExp | undefined,
         slopesOnly: Boolean(opts.slopesOnly), fromScratch: Boolean(opts.fromScratch), mergeReady: Boolean(opts.mergeReady), backend: opts.backend as never,
         checkpointDir: (opts.checkpoint as string) ?? `${out}.ckpt`, resume: Boolean(opts.resume), logFile: (opts.log as string) ?? `${out}.log.jsonl`,
         quiet: Boolean(opts.quiet) || Boolean(opts.json),
@@ -217,22 +216,22 @@ export function register(program: Command): void {
     .option('--clip-norm <x>', 'clip gradients to this global norm', num('--clip-norm'))
     .option('--augment <list>', "random augmentation of training images: 'shift:<pixels>', 'flip', comma-separated", 'none')
     .option('--seed <n>', 'seed of shuffling', int('--seed'), 0)
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .addOption(backendOption(false))
     .option('--log <file.jsonl>', 'one JSON line per epoch (default: <output>.log.jsonl)')
     .option('--quiet', 'no progress output')
     .option('--json', 'print the result summary as JSON')
     .action(async (file: string, opts: Record<string, unknown>) => {
       const { model } = await loadWithShapes(file);
       const { model: teacher } = await loadWithShapes(String(opts.teacher));
-      const { heal } = await import('./train/heal.js');
-      const { saveModel } = await import('./import/onnx-io.js');
+      const { heal } = await lib();
+      const { saveModel } = await lib();
       const out = (opts.output as string) ?? join(dirname(file), basename(file).replace(/\.onnx$/, '') + '.healed.onnx');
-      const data = await openData(String(opts.data), opts.labels as string | undefined, opts.imageSize as string | undefined, model);
+      const data = await (await lib()).openDataset(String(opts.data), model, { labels: opts.labels as string | undefined, imageSize: opts.imageSize as string | undefined });
       const r = await heal(model, {
         teacher, data, loss: opts.loss as never, temperature: opts.temperature as number, distillKind: opts.distillKind as never,
         optimizer: opts.optimizer as never, lr: opts.lr as number, schedule: opts.schedule as never, batchSize: opts.batchSize as number,
         epochs: opts.epochs as number, maxSteps: opts.steps as number | undefined, clipNorm: opts.clipNorm as number | undefined,
-        augment: parseAugmentation(String(opts.augment)), seed: opts.seed as number, backend: opts.backend as never,
+        augment: (await lib()).parseAugmentation(String(opts.augment)), seed: opts.seed as number, backend: opts.backend as never,
         logFile: (opts.log as string) ?? `${out}.log.jsonl`, quiet: Boolean(opts.quiet) || Boolean(opts.json),
       });
       saveModel(r.model, out);
@@ -267,15 +266,15 @@ export function register(program: Command): void {
     .option('--quiet', 'no progress output')
     .action(async (file: string, opts: { output?: string; objective: string; cost: string; original?: string; tolerance: number; eps: number; data?: string; evalData?: string; labels?: string; borders: string; inputShape?: Shapes; report?: string; json?: boolean; quiet?: boolean }) => {
       const { model, shapes } = await loadWithShapes(file, opts.inputShape);
-      const { fold, writeFolded, renderFoldMarkdown } = await import('./export/index.js');
+      const { fold, writeFolded, renderFoldMarkdown } = await lib();
       const out = opts.output ?? join(dirname(file), basename(file).replace(/\.onnx$/, '') + '.folded.onnx');
-      const data = opts.data ? await verificationData(opts.data, model) : undefined;
+      const data = opts.data ? (await lib()).verificationFeeds(opts.data, model) : undefined;
       const log = opts.quiet || opts.json ? undefined : (m: string) => process.stderr.write(`${m}\n`);
       const originalPath = opts.original ?? (await originalOf(model, log));
       const original = originalPath ? (await loadWithShapes(originalPath, opts.inputShape)).model : undefined;
-      const labelled = opts.evalData ? await openData(opts.evalData, opts.labels, undefined, model) : undefined;
+      const labelled = opts.evalData ? await (await lib()).openDataset(opts.evalData, model, { labels: opts.labels, imageSize: undefined }) : undefined;
       if (labelled && !labelled.hasLabels) throw new LinfoldError(`--eval-data ${opts.evalData}: the data has no labels`);
-      const { ortAccuracy } = await import('./train/evaluate.js');
+      const { ortAccuracy } = await lib();
       const r = await fold(model, {
         objective: opts.objective as never, cost: opts.cost as never, tolerance: opts.tolerance, eps: opts.eps, inputShapes: shapes, data, original, log,
         borders: opts.borders as never, accuracy: labelled ? (m) => ortAccuracy(m, labelled) : undefined,
@@ -318,11 +317,11 @@ function registerPipeline(program: Command): void {
     .option('-o, --out <dir>', 'where the models and the report go', 'linfold-demo')
     .option('--epochs <n>', 'training epochs with the prior (0: train nothing, not even the fine-tuning epoch)', int('--epochs'))
     .option('--lambda <x>', 'prior strength', num('--lambda'))
-    .addOption(new Option('--backend <name>', 'training backend (auto: onnxruntime, as linearize)').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu', 'onnxruntime', 'onnxruntime-cuda']).default('auto'))
+    .addOption(backendOption(true))
     .option('--quiet', 'no progress output')
     .option('--json', 'print the summary as JSON')
     .action(async (opts: { out: string; epochs?: number; lambda?: number; backend: string; quiet?: boolean; json?: boolean }) => {
-      const { demo, renderDemoSummary } = await import('./demo.js');
+      const { demo, renderDemoSummary } = await lib();
       const quiet = Boolean(opts.quiet || opts.json);
       // --epochs 0 trains nothing at all (no fine-tuning either): the pipeline's plumbing alone
       const settings = { backend: opts.backend as never, ...(opts.epochs !== undefined ? { epochs: opts.epochs, ...(opts.epochs === 0 ? { finetuneEpochs: 0 } : {}) } : {}), ...(opts.lambda !== undefined ? { lambda: opts.lambda } : {}) };
@@ -349,9 +348,9 @@ function registerPipeline(program: Command): void {
     .addOption(inputShapeOption())
     .option('-o, --output <file>', 'the HTML file', 'report.html')
     .action(async (file: string | undefined, opts: { compare?: string; foldReport?: string; sweep?: string; merge?: string[]; sweepOut: string; inputShape?: Shapes; output: string }) => {
-      const { audit } = await import('./analyze/audit.js');
-      const { renderHtmlReport } = await import('./report/html.js');
-      const { mergeSweep } = await import('./sweep.js');
+      const { audit } = await lib();
+      const { renderHtmlReport } = await lib();
+      const { mergeSweep } = await lib();
       const { readFileSync } = await import('node:fs');
       let sweepData = opts.sweep ? mergeSweep([opts.sweep]) : undefined;
       if (opts.merge) {
@@ -399,16 +398,16 @@ function registerPipeline(program: Command): void {
     .option('--no-fold', 'skip folding and latency')
     .option('--out <dir>', 'models, logs, point files (points/<i>.json) and sweep.json', 'sweep-out')
     .option('-o, --output <file>', 'HTML report with the curve (whole sweeps; `linfold collect` for jobs)', 'sweep-report.html')
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .addOption(backendOption(false))
     .option('--quiet', 'no progress output')
     .option('--json', 'print the points as JSON')
     .action(async (file: string, opts: { lambdas: number[]; priors: string[]; seeds: number[]; data: string; labels?: string; fromScratch?: boolean; index?: number; count?: number; point?: number; epochs: number; steps?: number; lr: number; slopeLr: number; fold: boolean; out: string; output: string; backend: string; quiet?: boolean; json?: boolean }) => {
-      const { sweep, resolveIndex, inputFingerprints, renderSweepTable, writeSweepReport } = await import('./sweep.js');
+      const { sweep, resolveIndex, inputFingerprints, renderSweepTable, writeSweepReport } = await lib();
       const job = resolveIndex(opts);
       // said even with --quiet: a scheduler's log should show which index a job took
       process.stderr.write(job ? `linfold sweep: job index ${job.index} from ${job.source}${opts.count !== undefined ? ` of --count ${opts.count}` : ''}\n` : 'linfold sweep: no job index (--index, $JOB_COMPLETION_INDEX, $SLURM_ARRAY_TASK_ID, $AWS_BATCH_JOB_ARRAY_INDEX): every point\n');
       const { model } = await loadWithShapes(file);
-      const data = await openData(opts.data, opts.labels, undefined, model);
+      const data = await (await lib()).openDataset(opts.data, model, { labels: opts.labels, imageSize: undefined });
       const quiet = Boolean(opts.quiet || opts.json);
       const r = await sweep(model, {
         data, lambdas: opts.lambdas, priors: opts.priors as never, seeds: opts.seeds, fromScratch: opts.fromScratch, index: job?.index, count: opts.count, indexSource: job?.source,
@@ -434,7 +433,7 @@ function registerPipeline(program: Command): void {
     .option('--require-all', 'exit 1 unless every point is done')
     .option('--json', 'print the merged sweep as JSON')
     .action(async (out: string, opts: { output?: string; model?: string; requireAll?: boolean; json?: boolean }) => {
-      const { collect, renderSweepTable, writeSweepReport } = await import('./sweep.js');
+      const { collect, renderSweepTable, writeSweepReport } = await lib();
       const c = collect(out);
       const output = opts.output ?? join(out, 'sweep-report.html');
       writeText(join(out, 'sweep.json'), JSON.stringify(c, null, 2) + '\n');
@@ -450,33 +449,8 @@ function registerPipeline(program: Command): void {
 }
 
 /** The original model `linearize` recorded in a model's metadata, when that file still exists unchanged. */
-async function originalOf(model: import('./import/ir.js').Model, log?: (m: string) => void): Promise<string | undefined> {
-  const { recordedOriginal } = await import('./import/onnx-io.js');
-  const r = recordedOriginal(model);
+async function originalOf(model: Model, log?: (m: string) => void): Promise<string | undefined> {
+  const r = (await lib()).recordedOriginal(model);
   if (r.problem) log?.(`${r.problem}: comparing with the input only (give --original)`);
   return r.path;
-}
-
-/** --data: 'mnist', .npy/.npz, or an image folder sized like the model input. */
-async function openData(source: string, labels: string | undefined, imageSize: string | undefined, model: import('./import/ir.js').Model) {
-  const data = await import('./train/data.js');
-  if (source === 'mnist') return data.mnist();
-  if (/\.(npy|npz)$/.test(source)) {
-    const { needsNamedArrays, namedArrays } = await import('./train/feeds.js');
-    return needsNamedArrays(source, model) ? namedArrays(source, model) : data.arrays(source, { labels });
-  }
-  const input = model.graph.feeds[0];
-  const dims = imageSize ? imageSize.split('x').map(Number) : input.shape?.slice(1);
-  if (!dims || dims.length !== 3 || dims.some((d) => typeof d !== 'number' || !(d > 0)))
-    throw new LinfoldError(`--data ${source}: give --image-size CxHxW (the model input is [${input.shape?.join(', ')}])`);
-  return data.imageFolder(source, { size: dims as [number, number, number] });
-}
-
-async function verificationData(file: string, model: import('./import/ir.js').Model) {
-  const { arrays } = await import('./train/data.js');
-  const { needsNamedArrays, namedArrays, batchTensors } = await import('./train/feeds.js');
-  const ds = needsNamedArrays(file, model) ? namedArrays(file, model) : arrays(file);
-  const b = ds.validation.batches(8).next().value ?? ds.train.batches(8).next().value;
-  if (!b) throw new LinfoldError(`${file}: no rows`);
-  return batchTensors(b, ds, model.graph.feeds[0].name);
 }

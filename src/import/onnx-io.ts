@@ -391,3 +391,20 @@ export function recordedOriginal(model: Model): { path?: string; problem?: strin
   if (meta[ORIGINAL_HASH_KEY] && meta[ORIGINAL_HASH_KEY] !== fileSha256(path)) return { problem: `the original recorded in ${model.path ?? 'the model'} (${path}) has changed since` };
   return { path };
 }
+
+/**
+ * Loads a model and resolves the input shapes given for it: an unnamed shape (key '*') names the model's
+ * single input.
+ */
+export function loadModelWithShapes(path: string, shapes?: Record<string, number[]>): { model: Model; shapes?: Record<string, number[]> } {
+  const model = loadModel(path);
+  if (!shapes) return { model, shapes: undefined };
+  const resolved: Record<string, number[]> = {};
+  const feeds = model.graph.feeds;
+  for (const [k, v] of Object.entries(shapes)) {
+    if (k !== '*') resolved[k] = v;
+    else if (feeds.length === 1) resolved[feeds[0].name] = v;
+    else throw new LinfoldError(`input shape ${v.join('x')}: ${path} has ${feeds.length} inputs (${feeds.map((f) => f.name).join(', ')}); name one, e.g. ${feeds[0]?.name}:${v.join('x')}`);
+  }
+  return { model, shapes: resolved };
+}

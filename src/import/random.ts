@@ -69,14 +69,28 @@ export function randomFeeds(g: Graph, opts: FeedOptions = {}): Record<string, Te
   return feeds;
 }
 
-/** Token ids stay below the first dimension of the embedding table a Gather reads with them. */
+/** Ops that pass integer ids through unchanged (besides their shape or type). */
+const ID_PRESERVING = new Set(['Cast', 'Identity', 'Reshape', 'Unsqueeze', 'Squeeze', 'Flatten', 'Expand']);
+
+/**
+ * Token ids stay below the first dimension of every embedding table a Gather reads them with (directly or
+ * through Cast/Reshape/…); 2 when none does.
+ */
 function intBound(g: Graph, name: string, readers: Node[]): number {
-  for (const r of readers) {
-    if (r.opType === 'Gather' && r.inputs[1] === name) {
-      const table = g.initializers.get(r.inputs[0]);
-      const axis = r.attrs.axis?.type === 'int' ? r.attrs.axis.value : 0;
-      if (table) return table.dims[normAxis(axis, table.dims.length)];
+  const consumers = g.consumers();
+  let bound = Infinity;
+  const seen = new Set<string>();
+  const visit = (value: string, rs: Node[]) => {
+    if (seen.has(value)) return;
+    seen.add(value);
+    for (const r of rs) {
+      if (r.opType === 'Gather' && r.inputs[1] === value) {
+        const table = g.initializers.get(r.inputs[0]);
+        const axis = r.attrs.axis?.type === 'int' ? r.attrs.axis.value : 0;
+        if (table) bound = Math.min(bound, table.dims[normAxis(axis, table.dims.length)]);
+      } else if (ID_PRESERVING.has(r.opType) && r.inputs[0] === value && r.outputs[0]) visit(r.outputs[0], consumers.get(r.outputs[0]) ?? []);
     }
-  }
-  return 2;
+  };
+  visit(name, readers);
+  return Number.isFinite(bound) ? bound : 2;
 }

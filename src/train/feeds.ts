@@ -5,7 +5,7 @@ import type { Model, ValueInfo } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
 import { LinfoldError } from '../errors.js';
 import { readNpz, type NpyDtype, type RowSource } from './npy.js';
-import { batchRows, splitRows, type Batch, type Dataset, type Split } from './data.js';
+import { arrays, batchRows, imageFolder, mnist, splitRows, type Batch, type Dataset, type Split } from './data.js';
 
 /** Names a .npz may use for the labels of multi-input data. */
 export const LABEL_NAMES = ['labels', 'label', 'y'];
@@ -87,4 +87,23 @@ export function needsNamedArrays(source: string, model: Model): boolean {
 
 function fail(msg: string): never {
   throw new LinfoldError(msg);
+}
+
+/** A data source by name: 'mnist' (the bundled digits), a .npy/.npz file, or an image folder sized like the model input (or `imageSize` CxHxW). */
+export async function openDataset(source: string, model: Model, opts: { labels?: string; imageSize?: string } = {}): Promise<Dataset> {
+  if (source === 'mnist') return mnist();
+  if (/\.(npy|npz)$/.test(source)) return needsNamedArrays(source, model) ? namedArrays(source, model) : arrays(source, { labels: opts.labels });
+  const input = model.graph.feeds[0];
+  const dims = opts.imageSize ? opts.imageSize.split('x').map(Number) : input.shape?.slice(1);
+  if (!dims || dims.length !== 3 || dims.some((d) => typeof d !== 'number' || !(d > 0)))
+    throw new LinfoldError(`${source}: an image folder needs the image size CxHxW (the model input is [${input.shape?.join(', ')}])`);
+  return imageFolder(source, { size: dims as [number, number, number] });
+}
+
+/** Up to 8 rows of a .npy/.npz file as feeds of `model`: extra inputs for fold's verification. */
+export function verificationFeeds(file: string, model: Model): Record<string, Tensor> {
+  const ds = needsNamedArrays(file, model) ? namedArrays(file, model) : arrays(file);
+  const b = ds.validation.batches(8).next().value ?? ds.train.batches(8).next().value;
+  if (!b) throw new LinfoldError(`${file}: no rows`);
+  return batchTensors(b, ds, model.graph.feeds[0].name);
 }
