@@ -19,7 +19,8 @@ export function buildProgram(): Command {
       // read by the wasm backend when it starts (src/import/tfjs/backends.ts)
       if (cmd.opts().threads) process.env.LINFOLD_THREADS = String(cmd.opts().threads);
     })
-    .showHelpAfterError('(run with --help for usage)');
+    // a usage error is one line, like every other error: `linfold: error: … (run with --help for usage)`
+    .configureOutput({ outputError: (str, write) => write(`linfold: ${oneLine(str.trim())} (run with --help for usage)\n`) });
   return program;
 }
 
