@@ -3,7 +3,9 @@ import { writeFileAtomic as writeText } from './files.js';
 import { dirname, basename, join } from 'node:path';
 import { type Command, Option, InvalidArgumentError } from 'commander';
 import { LinfoldError } from './errors.js';
-import type { Model } from './index.js';
+import type { Model, LinearizeOptions } from './index.js';
+// the defaults --help shows are the library's own (a module without imports: --help stays fast)
+import { LINEARIZE_DEFAULTS } from './train/defaults.js';
 
 type Shapes = Record<string, number[]>;
 
@@ -44,6 +46,12 @@ const TRAINING_BACKENDS = [...TFJS_BACKENDS, 'onnxruntime', 'onnxruntime-cuda'] 
 const backendOption = (training: boolean) => training
   ? new Option('--backend <name>', 'training backend: TensorFlow.js, or onnxruntime (the whole step as one ONNX graph; onnxruntime-cuda where installed); auto trains on onnxruntime where it can').choices(TRAINING_BACKENDS).default('auto')
   : new Option('--backend <name>', 'TensorFlow.js backend').choices(TFJS_BACKENDS).default('auto');
+
+/** linearize's flags as commander hands them over (choices already checked against the library's types). */
+type LinearizeFlags = Omit<LinearizeOptions, 'data' | 'maxSteps' | 'augment' | 'checkpointDir' | 'logFile' | 'quiet'> & {
+  output?: string; data: string; labels?: string; imageSize?: string; steps?: number; augment: string;
+  checkpoint?: string; log?: string; json?: boolean; quiet?: boolean;
+};
 
 const inputShapeOption = () => new Option('--input-shape <name:DxD...>', 'concrete input shape, e.g. input:1x3x224x224 (repeatable; name optional for one input)').argParser(parseInputShape);
 
@@ -129,28 +137,28 @@ export function register(program: Command): void {
     .option('--data <source>', "training data: 'mnist' (bundled digits), a .npy/.npz file, or an image folder", 'mnist')
     .option('--labels <file.npy>', 'labels for a .npy input file')
     .option('--image-size <CxHxW>', 'image folders: model input size, e.g. 3x224x224')
-    .addOption(new Option('--loss <kind>', 'task loss: labels (ce), distillation from the original model (distill), or both').choices(['ce', 'distill', 'both']).default('ce'))
-    .option('--temperature <T>', 'distillation temperature', num('--temperature'), 2)
-    .addOption(new Option('--distill-kind <kind>', 'distillation loss on outputs').choices(['kl', 'mse']).default('kl'))
-    .addOption(new Option('--prior <kind>', 'sparsity prior Σ|1−a|^p').choices(['l1', 'l0.5']).default('l1'))
-    .option('--lambda <x>', 'prior strength λ', num('--lambda'), 1e-3)
-    .option('--lambda-warmup <steps>', 'ramp λ up linearly over this many steps', int('--lambda-warmup'), 0)
-    .option('--freeze-eps <x>', 'a slope within eps of 1 is set to exactly 1 and frozen', num('--freeze-eps'), 0.01)
-    .addOption(new Option('--optimizer <name>').choices(['adam', 'sgd']).default('adam'))
-    .option('--lr <x>', 'learning rate of the weights', num('--lr'), 1e-4)
-    .option('--slope-lr <x>', 'learning rate of the slopes', num('--slope-lr'), 1e-2)
-    .addOption(new Option('--schedule <kind>').choices(['cosine', 'step', 'constant']).default('cosine'))
-    .option('--batch-size <n>', 'batch size', int('--batch-size'), 64)
-    .option('--epochs <n>', 'epochs with the prior', int('--epochs'), 3)
-    .option('--finetune-epochs <n>', 'then epochs with the slopes fixed and no prior (weights recover accuracy)', int('--finetune-epochs'), 0)
+    .addOption(new Option('--loss <kind>', 'task loss: labels (ce), distillation from the original model (distill), or both').choices(['ce', 'distill', 'both']).default(LINEARIZE_DEFAULTS.loss))
+    .option('--temperature <T>', 'distillation temperature', num('--temperature'), LINEARIZE_DEFAULTS.temperature)
+    .addOption(new Option('--distill-kind <kind>', 'distillation loss on outputs').choices(['kl', 'mse']).default(LINEARIZE_DEFAULTS.distillKind))
+    .addOption(new Option('--prior <kind>', 'sparsity prior Σ|1−a|^p').choices(['l1', 'l0.5']).default(LINEARIZE_DEFAULTS.prior))
+    .option('--lambda <x>', 'prior strength λ', num('--lambda'), LINEARIZE_DEFAULTS.lambda)
+    .option('--lambda-warmup <steps>', 'ramp λ up linearly over this many steps', int('--lambda-warmup'), LINEARIZE_DEFAULTS.lambdaWarmup)
+    .option('--freeze-eps <x>', 'a slope within eps of 1 is set to exactly 1 and frozen', num('--freeze-eps'), LINEARIZE_DEFAULTS.freezeEps)
+    .addOption(new Option('--optimizer <name>').choices(['adam', 'sgd']).default(LINEARIZE_DEFAULTS.optimizer))
+    .option('--lr <x>', 'learning rate of the weights', num('--lr'), LINEARIZE_DEFAULTS.lr)
+    .option('--slope-lr <x>', 'learning rate of the slopes', num('--slope-lr'), LINEARIZE_DEFAULTS.slopeLr)
+    .addOption(new Option('--schedule <kind>').choices(['cosine', 'step', 'constant']).default(LINEARIZE_DEFAULTS.schedule))
+    .option('--batch-size <n>', 'batch size', int('--batch-size'), LINEARIZE_DEFAULTS.batchSize)
+    .option('--epochs <n>', 'epochs with the prior', int('--epochs'), LINEARIZE_DEFAULTS.epochs)
+    .option('--finetune-epochs <n>', 'then epochs with the slopes fixed and no prior (weights recover accuracy)', int('--finetune-epochs'), LINEARIZE_DEFAULTS.finetuneEpochs)
     .option('--finetune-lr <x>', 'learning rate of the weights in the fine-tuning epochs (default: --lr); the schedule restarts there', num('--finetune-lr'))
     .option('--finetune-slopes', 'while fine-tuning, also train the slopes of channels that are not yet linear (linear ones stay at 1)')
     .option('--snap', 'when fine-tuning starts, slopes not yet linear go back to the original activation and stay: every activation ends folded away or as the original (fused by onnxruntime), not as a slower PRelu/blend')
     .option('--steps <n>', 'stop after this many steps', int('--steps'))
     .option('--clip-norm <x>', 'clip gradients to this global norm', num('--clip-norm'))
     .option('--augment <list>', "random augmentation of training images: 'shift:<pixels>', 'flip', comma-separated", 'none')
-    .option('--seed <n>', 'seed of shuffling and initialisation', int('--seed'), 0)
-    .addOption(new Option('--granularity <kind>', 'one learnable slope per channel, or one per layer (a layer ends linear or as a LeakyRelu that onnxruntime fuses into its conv), or one per block (layers joined by a single conv share it: an inverted residual block\'s two activations end linear together)').choices(['channel', 'layer', 'block']).default('channel'))
+    .option('--seed <n>', 'seed of shuffling and initialisation', int('--seed'), LINEARIZE_DEFAULTS.seed)
+    .addOption(new Option('--granularity <kind>', 'one learnable slope per channel, or one per layer (a layer ends linear or as a LeakyRelu that onnxruntime fuses into its conv), or one per block (layers joined by a single conv share it: an inverted residual block\'s two activations end linear together)').choices(['channel', 'layer', 'block']).default(LINEARIZE_DEFAULTS.granularity))
     .option('--as-prelu', 'replace smooth activations by a plain PReLU (changes the function) instead of the blend')
     .option('--only <regex>', 'only layers whose name matches', regex('--only'))
     .option('--skip <regex>', 'skip layers whose name matches', regex('--skip'))
@@ -163,21 +171,16 @@ export function register(program: Command): void {
     .option('--log <file.jsonl>', 'one JSON line per epoch (default: <output>.log.jsonl)')
     .option('--quiet', 'no progress output')
     .option('--json', 'print the result summary as JSON')
-    .action(async (file: string, opts: Record<string, unknown>) => {
+    .action(async (file: string, opts: LinearizeFlags) => {
       const { model } = await loadWithShapes(file);
-      const { linearize } = await lib();
-      const { saveModel } = await lib();
-      const out = (opts.output as string) ?? join(dirname(file), basename(file).replace(/\.onnx$/, '') + '.linear.onnx');
-      const data = await (await lib()).openDataset(String(opts.data), model, { labels: opts.labels as string | undefined, imageSize: opts.imageSize as string | undefined });
+      const { linearize, saveModel, openDataset, parseAugmentation } = await lib();
+      // commander's camel-cased flags are the library's option names; these few are spelled differently or parsed
+      const { output, data: source, labels, imageSize, steps, augment, checkpoint, log, json, quiet, ...same } = opts;
+      const out = output ?? join(dirname(file), basename(file).replace(/\.onnx$/, '') + '.linear.onnx');
+      const data = await openDataset(source, model, { labels, imageSize });
       const r = await linearize(model, {
-        data, loss: opts.loss as never, temperature: opts.temperature as number, distillKind: opts.distillKind as never,
-        prior: opts.prior as never, lambda: opts.lambda as number, lambdaWarmup: opts.lambdaWarmup as number, freezeEps: opts.freezeEps as number,
-        optimizer: opts.optimizer as never, lr: opts.lr as number, slopeLr: opts.slopeLr as number, schedule: opts.schedule as never,
-        batchSize: opts.batchSize as number, epochs: opts.epochs as number, finetuneEpochs: opts.finetuneEpochs as number, finetuneLr: opts.finetuneLr as number | undefined, finetuneSlopes: Boolean(opts.finetuneSlopes), snap: Boolean(opts.snap), maxSteps: opts.steps as number | undefined, clipNorm: opts.clipNorm as number | undefined,
-        augment: (await lib()).parseAugmentation(String(opts.augment)), seed: opts.seed as number, asPrelu: Boolean(opts.asPrelu), granularity: opts.granularity as never, only: opts.only as RegExp | undefined, skip: opts.skip as RegExp | undefined,
-        slopesOnly: Boolean(opts.slopesOnly), fromScratch: Boolean(opts.fromScratch), mergeReady: Boolean(opts.mergeReady), backend: opts.backend as never,
-        checkpointDir: (opts.checkpoint as string) ?? `${out}.ckpt`, resume: Boolean(opts.resume), logFile: (opts.log as string) ?? `${out}.log.jsonl`,
-        quiet: Boolean(opts.quiet) || Boolean(opts.json),
+        ...same, data, maxSteps: steps, augment: parseAugmentation(augment),
+        checkpointDir: checkpoint ?? `${out}.ckpt`, logFile: log ?? `${out}.log.jsonl`, quiet: Boolean(quiet || json),
       });
       saveModel(r.model, out);
       const summary = { output: out, backend: r.backend, before: r.before, after: r.after, slopes: r.slopes.length };

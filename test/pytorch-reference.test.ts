@@ -23,12 +23,14 @@ test('PyTorch outputs = onnxruntime = tfjs import (wasm), for every eval-mode fi
   assert.ok(refs.length >= 5);
   await useBackend('wasm');
   for (const f of refs) {
-    const ref = JSON.parse(readFileSync(fixture(f), 'utf8')) as { input: Ref; output: Ref };
+    // one input, or several (a BERT-style model's input_ids, attention_mask, token_type_ids)
+    const ref = JSON.parse(readFileSync(fixture(f), 'utf8')) as { input?: Ref; inputs?: Ref[]; output: Ref };
     const model = loadModel(fixture(f.replace('.ref.json', '.onnx')));
-    const input = tensorOf(ref.input), expected = tensorOf(ref.output);
-    const ort = (await runOrt(await ortSession(model), { [input.name]: input }))[expected.name];
+    const feeds = Object.fromEntries((ref.inputs ?? [ref.input!]).map((r) => [r.name, tensorOf(r)]));
+    const expected = tensorOf(ref.output);
+    const ort = (await runOrt(await ortSession(model), feeds))[expected.name];
     assert.ok(compareTensors(ort, expected).maxRelError < 1e-4, `${f}: onnxruntime vs PyTorch`);
-    const mine = tfjsOutputs(model, { [input.name]: input })[expected.name];
+    const mine = tfjsOutputs(model, feeds)[expected.name];
     const err = compareTensors(mine, expected).maxRelError;
     assert.ok(err < 1e-4, `${f}: tfjs vs PyTorch ${err}`);
   }

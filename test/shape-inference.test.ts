@@ -7,6 +7,7 @@ import { opsetOf, type Model, type Node, type ValueInfo } from '../src/import/ir
 import { decodeModel, encodeModel, loadModel } from '../src/import/onnx-io.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { Tensor, type DType } from '../src/import/tensor.js';
+import { randomFeeds } from '../src/import/random.js';
 import { inferShapes } from '../src/import/shape-inference.js';
 import { lookupOp } from '../src/import/ops/index.js';
 import { dataSet, testCases, TESTDATA_MISSING } from './support/onnx-testdata.js';
@@ -191,11 +192,11 @@ test('fixtures: every intermediate shape matches onnxruntime, concrete and symbo
   for (const { name: file, path } of onnxFixtures()) {
     const feeds: Record<string, Tensor> = {};
     const inputShapes: Record<string, number[]> = {};
-    loadModel(path).graph.feeds.forEach((f, k) => {
-      const dims = (f.shape ?? []).map((d) => (typeof d === 'number' ? d : BATCH));
-      inputShapes[f.name] = dims;
-      feeds[f.name] = randomFeed(f.name, f.dtype ?? 'float32', dims, 17 + k);
-    });
+    const g = loadModel(path).graph;
+    g.feeds.forEach((f) => (inputShapes[f.name] = (f.shape ?? []).map((d) => (typeof d === 'number' ? d : BATCH))));
+    // integer inputs (token ids) within the tables they index
+    const ids = randomFeeds(g, { inputShapes, seed: 17 });
+    g.feeds.forEach((f, k) => (feeds[f.name] = f.dtype === 'int64' ? ids[f.name] : randomFeed(f.name, f.dtype ?? 'float32', inputShapes[f.name], 17 + k)));
     const nValues = (m: Model) => m.graph.nodes.flatMap((n) => n.outputs.filter(Boolean)).length;
     // concrete input shapes: every value's shape must be fully known and equal to onnxruntime's
     const concrete = loadModel(path);

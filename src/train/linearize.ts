@@ -17,6 +17,7 @@ import { listBackends, tf, useBackend, type BackendName } from '../import/tfjs/b
 import type { Batch, Dataset } from './data.js';
 import { seededRandom } from './data.js';
 import { gaussian } from '../import/random.js';
+import { LINEARIZE_DEFAULTS } from './defaults.js';
 import { makeLinearizable, type Granularity, type Slope } from './linearizable.js';
 import { augmentBatch, NO_AUGMENTATION, type Augmentation } from './augment.js';
 import { crossEntropy, distillKL, distillMSE, lambdaAt, priorTerm, type PriorKind } from './objective.js';
@@ -160,17 +161,17 @@ interface LoopState {
 }
 
 const defaults = {
-  loss: 'ce' as TaskLoss, ceWeight: 1, distillWeight: 1, distillKind: 'kl' as const, temperature: 2, prior: 'l1' as PriorKind,
-  lambda: 1e-3, lambdaWarmup: 0, freezeEps: 0.01, optimizer: 'adam' as const, lr: 1e-4, momentum: 0.9,
-  schedule: 'cosine' as const, stepEvery: 1, gamma: 0.5, batchSize: 64, epochs: 3, finetuneEpochs: 0, seed: 0,
+  ...LINEARIZE_DEFAULTS,
+  loss: LINEARIZE_DEFAULTS.loss as TaskLoss, prior: LINEARIZE_DEFAULTS.prior as PriorKind,
   augment: NO_AUGMENTATION,
 };
 
 export async function linearize(fixed: Model, options: LinearizeOptions): Promise<LinearizeResult> {
-  const o = { ...defaults, ...options };
+  // an option given as undefined takes its default
+  const o = { ...defaults, ...(Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as LinearizeOptions) };
   // a batch fixed at 1 by the exporter becomes symbolic (the written model keeps it so), else runs per example
   const { model: source, perSample } = await trainableBatch(fixed, o.quiet ? undefined : (m) => process.stderr.write(`${m}\n`));
-  const slopeLr = o.slopeLr ?? 1e-2;
+  const slopeLr = o.slopeLr;
   const perToken = tokenWidth(source);
   if (perToken && o.loss !== 'distill') throw new LinfoldError(`--loss ${o.loss}: ${source.path ?? 'the model'} has logits per token [batch, T, ${perToken}]; train it with --loss distill (KL per token)`);
   if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
