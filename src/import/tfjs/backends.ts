@@ -83,7 +83,7 @@ export function setWasmThreads(n: number): void {
  * (build/tfjs-wasm-worker.cjs) and the module's own glue script.
  */
 function registerThreadedWasm(threads: number): void {
-  const workerScript = join(dirname(require.resolve('../../build/tfjs-gradients.cjs')), 'tfjs-wasm-worker.cjs');
+  const workerScript = join(dirname(require.resolve('../../../build/tfjs-gradients.cjs')), 'tfjs-wasm-worker.cjs');
   if (!existsSync(workerScript)) throw new LinfoldError('build/tfjs-wasm-worker.cjs is missing: run `npm run build` (npm ci does it), or set LINFOLD_THREADS=1');
   const glue = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
   const factory = require(glue) as (config: object) => Promise<WasmModule>;
