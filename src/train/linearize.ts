@@ -92,6 +92,8 @@ export interface LinearizeOptions {
   /** JSONL, one line per epoch. */
   logFile?: string;
   quiet?: boolean;
+  /** Progress messages (default: to stderr, unless quiet). */
+  log?: (msg: string) => void;
   /** Called after every epoch with its log line. */
   onEpoch?: (log: EpochLog) => void;
   /** Merge-ready padding: when an activation between two convs A → act → B becomes linear and B zero-pads,
@@ -170,14 +172,13 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
   // an option given as undefined takes its default
   const o = { ...defaults, ...(Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as LinearizeOptions) };
   // a batch fixed at 1 by the exporter becomes symbolic (the written model keeps it so), else runs per example
-  const { model: source, perSample } = await trainableBatch(fixed, o.quiet ? undefined : (m) => process.stderr.write(`${m}\n`));
+  const say = o.quiet ? undefined : o.log ?? ((m: string) => void process.stderr.write(`${m}\n`));
+  const { model: source, perSample } = await trainableBatch(fixed, say);
   const slopeLr = o.slopeLr;
   const perToken = tokenWidth(source);
   if (perToken && o.loss !== 'distill') throw new LinfoldError(`--loss ${o.loss}: ${source.path ?? 'the model'} has logits per token [batch, T, ${perToken}]; train it with --loss distill (KL per token)`);
   if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
   const tfjsOnly = o.heal ? 'heal' : o.mergeReady ? '--merge-ready' : perSample ? 'a model whose batch cannot be freed' : o.data.inputs ? 'a model with several inputs' : perToken ? 'per-token logits [batch, T, V]' : undefined;
-  const say = o.quiet ? undefined : (m: string) => process.stderr.write(`${m}
-`);
   const auto = (o.backend ?? 'auto') === 'auto';
   const native = isNativeBackend(o.backend) ? o.backend : auto ? autoNativeBackend(listBackends().some((b) => b.name === 'tensorflow-gpu' && b.available), tfjsOnly, say) : undefined;
   if (native && tfjsOnly) throw new LinfoldError(`backend '${native}': ${tfjsOnly} runs on the TensorFlow.js backends only (choose --backend wasm)`);
@@ -293,7 +294,7 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
     }
     if (!o.quiet) {
       const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
-      process.stderr.write(`\nmerge-ready (step ${ev.step}): ${rewrites.map((r) => `${r.second}'s padding onto ${r.first} (pads ${r.padsBefore.join(',')} → ${r.padsAfter.join(',')})`).join('; ')}: max relative output change ${ev.maxRelChange.toExponential(2)}, agreement ${pct(ev.agreement)}, accuracy ${pct(ev.accuracyBefore)} → ${pct(ev.accuracyAfter)} on ${ev.samples} validation samples\n`);
+      say?.(`\nmerge-ready (step ${ev.step}): ${rewrites.map((r) => `${r.second}'s padding onto ${r.first} (pads ${r.padsBefore.join(',')} → ${r.padsAfter.join(',')})`).join('; ')}: max relative output change ${ev.maxRelChange.toExponential(2)}, agreement ${pct(ev.agreement)}, accuracy ${pct(ev.accuracyBefore)} → ${pct(ev.accuracyAfter)} on ${ev.samples} validation samples`);
     }
   };
   await mergeReadyNow(state.epoch);
@@ -304,7 +305,7 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
     const slopesTrain = priorPhase || (o.finetuneSlopes && !o.snap);
     if (o.snap && epoch === o.epochs && o.finetuneEpochs > 0) {
       const snapped = snapSlopes(trainer, startSlopes, linear, slopeWeights);
-      if (!o.quiet) process.stderr.write(`fine-tuning: ${snapped} channel(s) not linear went back to the original activation\n`);
+      say?.(`fine-tuning: ${snapped} channel(s) not linear went back to the original activation`);
     }
     if (o.slopesOnly && !slopesTrain) break;
     let sumLoss = 0, sumTask = 0, sumPrior = 0, count = 0;
@@ -342,7 +343,7 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
     }
     if (!o.quiet) {
       progress.finish();
-      process.stderr.write(`epoch ${log.epoch}: loss ${log.loss.toFixed(4)} ${[log.valAccuracy !== null ? `val acc ${(100 * log.valAccuracy).toFixed(2)}%` : '', log.teacherAgreement !== null ? `teacher agreement ${(100 * log.teacherAgreement).toFixed(2)}%` : ''].filter(Boolean).join(' ')}${log.valPerplexity ? ` perplexity ${log.valPerplexity.toFixed(3)}` : ''} NAPL ${log.napl.toFixed(3)} linear ${log.linearChannels}/${log.channels} (${log.seconds.toFixed(1)} s)\n`);
+      say?.(`epoch ${log.epoch}: loss ${log.loss.toFixed(4)} ${[log.valAccuracy !== null ? `val acc ${(100 * log.valAccuracy).toFixed(2)}%` : '', log.teacherAgreement !== null ? `teacher agreement ${(100 * log.teacherAgreement).toFixed(2)}%` : ''].filter(Boolean).join(' ')}${log.valPerplexity ? ` perplexity ${log.valPerplexity.toFixed(3)}` : ''} NAPL ${log.napl.toFixed(3)} linear ${log.linearChannels}/${log.channels} (${log.seconds.toFixed(1)} s)`);
     }
     o.onEpoch?.(log);
   }
