@@ -85,11 +85,13 @@ for (const [file, chain] of [['ffn_erf.onnx', 'Erf'], ['ffn_tanh.onnx', 'Tanh']]
   });
 }
 
-test('ffn_erf.onnx under the latency objective (measured layer costs): the all-linear FFNs merge, the split is timed', async () => {
+test('ffn_erf.onnx under the latency objective: the all-linear FFNs merge, the split is timed', async () => {
   const m = linearized('ffn_erf.onnx', H);
-  const { model, report } = await fold(m, { latencyRuns: 0 });
+  // the layer-cost model, not timings: a unit test must not depend on how loaded the machine is (under load,
+  // kernel timings of these 32-wide MatMuls were seen to invert)
+  const { model, report } = await fold(m, { latencyRuns: 0, cost: 'model' });
   assert.equal(report.objective, 'latency');
-  assert.equal(report.taken.filter((e) => e.pass === 'merge-matmul').length, 2, 'd×d costs less than d×4d + 4d×d at any timing');
+  assert.equal(report.taken.filter((e) => e.pass === 'merge-matmul').length, 2, 'd×d costs less than d×4d + 4d×d');
   assert.ok(await relError(m, model) < 1e-5);
   // a partial split under latency is a timed candidate (kept only when the split model runs faster)
   const p = linearized('ffn_erf.onnx', 96);
