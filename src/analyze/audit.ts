@@ -141,7 +141,7 @@ export function audit(model: Model, opts: AuditOptions = {}): AuditReport {
     }
   }
   const graph = model.graph;
-  const p = propagate(graph, { eps, constants, exampleShapes: infer ? shapesAtBatchOne(model, infer) : undefined });
+  const p = propagate(graph, { eps, constants, exampleShapes: infer ? () => shapesAtBatchOne(model, infer) : undefined });
   const c = censusOf(p);
   const paths = pathLengthOf(p, graph, { countOtherNonlinear });
   const costs = cost(model, { shapes: p.shapes, order: p.order });

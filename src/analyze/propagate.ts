@@ -66,8 +66,8 @@ export interface PropagateOptions {
   eps?: number;
   /** Values folded to constants by shape inference. */
   constants?: Map<string, Tensor>;
-  /** Shapes at batch 1, for reshapes that mix the batch with unit axes (see reshape). */
-  exampleShapes?: Map<string, Shape>;
+  /** Shapes at batch 1, for reshapes that mix the batch with unit axes (see reshape); computed on first need. */
+  exampleShapes?: () => Map<string, Shape> | undefined;
 }
 
 export interface Propagation {
@@ -148,11 +148,12 @@ class Engine {
   private readonly otherByNode = new Map<Node, OtherPatternMatch>();
   private otherPatterns: OtherPatternMatch[] = [];
 
-  private readonly exampleShapes?: Map<string, Shape>;
+  private readonly exampleShapesOf?: () => Map<string, Shape> | undefined;
+  private exampleShapes?: Map<string, Shape>;
 
   constructor(private readonly graph: Graph, opts: PropagateOptions) {
     this.eps = opts.eps ?? 0.01;
-    this.exampleShapes = opts.exampleShapes;
+    this.exampleShapesOf = opts.exampleShapes;
     this.consts = new Constants(graph, opts.constants);
     this.order = topologicalOrder(graph);
     this.shapes = completeShapes(graph, this.order, this.consts);
@@ -801,6 +802,14 @@ class Engine {
    * Flatten of [N, C, H, W] gives C·H·W units, each with its channel's state, and a split of 32 features
    * into 4 heads × 8 keeps every unit). A run that cannot be matched collapses to the average unit.
    */
+  /** A reshape matched on the shapes at batch 1 (inferred once, the first time one is needed). */
+  private reshapeAtBatchOne(x: UnitState, n: Node, rank: number): UnitState | undefined {
+    this.exampleShapes ??= this.exampleShapesOf?.() ?? new Map();
+    const exIn = this.exampleShapes.get(n.inputs[0]), exOut = this.exampleShapes.get(n.outputs[0]);
+    if (!exIn?.every(isNum) || !exOut?.every(isNum) || exIn.length !== rank) return undefined;
+    return reshapeUnits(this.toRank(x, rank), exIn, exOut);
+  }
+
   private reshape(n: Node): void {
     const x = this.st(n.inputs[0])!;
     const inShape = this.shape(n.inputs[0]);
@@ -809,9 +818,7 @@ class Engine {
     if (inShape && outShape) {
       // attention's [seq, batch, d] → [seq, batch·heads, d/heads] cannot be matched while the batch is symbolic;
       // path lengths are per example, so it is matched on the shapes at batch 1
-      const exIn = this.exampleShapes?.get(n.inputs[0]), exOut = this.exampleShapes?.get(n.outputs[0]);
-      const r = reshapeUnits(this.toRank(x, inShape.length), inShape, outShape)
-        ?? (exIn?.every(isNum) && exOut?.every(isNum) && exIn.length === inShape.length ? reshapeUnits(this.toRank(x, inShape.length), exIn, exOut) : undefined);
+      const r = reshapeUnits(this.toRank(x, inShape.length), inShape, outShape) ?? this.reshapeAtBatchOne(x, n, inShape.length);
       if (r) return this.set(n.outputs[0], r);
       if (x.axes.length) this.warn(`${nodeLabel(n)}: channels not followed through [${inShape}] → [${outShape}]; using the average unit`);
       return this.set(n.outputs[0], { ...collapseState(x), rank: outShape.length });
