@@ -88,7 +88,7 @@ test('ONNX node tests: inferred output shapes and dtypes match the expected outp
   const failures: string[] = [];
   for (const tc of testCases(['node'])) {
     const m = loadModel(tc.model);
-    const supported = m.graph.nodes.every((n) => lookupOp(n.opType, n.domain, opsetOf(m, n.domain) ?? 0));
+    const supported = m.graph.nodes.every((n) => lookupOp(n.opType, n.domain, opsetOf(m, n.domain) ?? 0)?.infer);
     const ds = supported ? dataSet(tc) : undefined;
     if (!ds || ds.inputs.length !== m.graph.feeds.length || tc.name in KNOWN_UNSUPPORTED) {
       skipped++;
@@ -126,7 +126,7 @@ test('ONNX node tests with several nodes (expanded functions): every intermediat
   const mismatches: string[] = [];
   for (const tc of testCases(['node'])) {
     const m = loadModel(tc.model);
-    if (m.graph.nodes.length < 2 || !m.graph.nodes.every((n) => lookupOp(n.opType, n.domain, opsetOf(m, n.domain) ?? 0))) continue;
+    if (m.graph.nodes.length < 2 || !m.graph.nodes.every((n) => lookupOp(n.opType, n.domain, opsetOf(m, n.domain) ?? 0)?.infer)) continue;
     const ds = dataSet(tc);
     if (!ds || ds.inputs.length !== m.graph.feeds.length || ds.inputs.some((t) => t.dtype === 'string')) continue;
     const feeds: Record<string, Tensor> = {};

@@ -2,7 +2,7 @@
 // The report's fields are documented in report-schema.md; bump schemaVersion on any incompatible change.
 import { basename } from 'node:path';
 import { LinfoldError } from '../errors.js';
-import type { Model, Shape, Tensor } from '../import/ir.js';
+import { opsetOf, type Model, type Shape, type Tensor } from '../import/ir.js';
 import { inferShapes as defaultInferShapes } from '../import/shape-inference.js';
 import { cloneModel } from '../import/ir-edit.js';
 import { type ActivationForm, type ActivationKind, type MergeOp, type OpaqueOp, type OtherNonlinearKind, type OtherNonlinearOp, censusOf } from './census.js';
@@ -141,7 +141,7 @@ export function audit(model: Model, opts: AuditOptions = {}): AuditReport {
     }
   }
   const graph = model.graph;
-  const p = propagate(graph, { eps, constants, exampleShapes: infer ? () => shapesAtBatchOne(model, infer) : undefined });
+  const p = propagate(graph, { eps, constants, opset: opsetOf(model), exampleShapes: infer ? () => shapesAtBatchOne(model, infer) : undefined });
   const c = censusOf(p);
   const paths = pathLengthOf(p, graph, { countOtherNonlinear });
   const costs = cost(model, { shapes: p.shapes, order: p.order });

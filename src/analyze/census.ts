@@ -1,6 +1,6 @@
 // Activation census: every activation layer of a graph (as ops and as the patterns exporters emit, and
 // linfold's blend form), with its channel axis, channel count and which channels are linear.
-import type { Graph, Model, Tensor } from '../import/ir.js';
+import { opsetOf, type Graph, type Model, type Tensor } from '../import/ir.js';
 import type { ActivationForm, ActivationKind } from './patterns.js';
 import { type MergeOp, type OpaqueOp, type OtherNonlinearOp, type Propagation, propagate } from './propagate.js';
 
@@ -60,7 +60,7 @@ const graphOf = (m: Model | Graph): Graph => ('graph' in m ? m.graph : m);
  * exact channel counts after reshapes; audit() does).
  */
 export function census(model: Model | Graph, opts: CensusOptions = {}): Census {
-  return censusOf(propagate(graphOf(model), opts));
+  return censusOf(propagate(graphOf(model), { opset: 'graph' in model ? opsetOf(model) : undefined, ...opts }));
 }
 
 export function censusOf(p: Propagation): Census {

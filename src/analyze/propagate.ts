@@ -23,16 +23,14 @@
 import { topologicalOrder, type Graph, type Node, type Shape, type Tensor, attrInt, attrInts, attrString, nodeLabel } from '../import/ir.js';
 import { normAxis } from '../import/shape-math.js';
 import { Constants, completeShapes, intsArg, isNum, reduceAxes, carriesUnits } from './shapes.js';
-import { type ActivationMatch, type OtherPatternMatch, type OtherPatternKind, matchPatterns } from './patterns.js';
+import { opFacts, type OtherNonlinearKind } from '../import/ops/index.js';
+import { type ActivationMatch, type OtherPatternMatch, matchPatterns } from './patterns.js';
 import {
   type UnitState, inputState, emptyState, broadcastState, unionLayout, mergeStates, reduceUnits, collapseState, remapAxes,
   selectUnits, concatUnits, addIndicator, addEverywhere, unitCount, stackUnits, releaseVectors,
 } from './units.js';
 
-export type OtherNonlinearKind =
-  | OtherPatternKind | 'softmax' | 'logsoftmax' | 'hardmax' | 'instancenorm' | 'groupnorm' | 'lrn' | 'mvn' | 'lpnorm'
-  | 'batchnorm_training' | 'maxpool' | 'lppool' | 'gating_mul' | 'activation_mul' | 'activation_div' | 'activation_matmul'
-  | 'elementwise' | 'reduce' | 'reduce_max' | 'recurrent';
+export type { OtherNonlinearKind };
 
 /** A nonlinear op that is not an activation; counted per path in O/On, not in APL unless asked. */
 export interface OtherNonlinearOp {
@@ -68,6 +66,8 @@ export interface PropagateOptions {
   constants?: Map<string, Tensor>;
   /** Shapes at batch 1, for reshapes that mix the batch with unit axes (see reshape); computed on first need. */
   exampleShapes?: () => Map<string, Shape> | undefined;
+  /** The model's default-domain opset, for the shape rules of values without a shape (default: the latest). */
+  opset?: number;
 }
 
 export interface Propagation {
@@ -88,41 +88,6 @@ export interface Propagation {
   consts: Constants;
   otherPatterns: OtherPatternMatch[];
 }
-
-const DEFAULT_DOMAINS = new Set(['', 'ai.onnx']);
-const MS = 'com.microsoft';
-
-
-// ---- op tables ----
-const LINEAR_UNARY = new Set(['Identity', 'Neg', 'Cast', 'CastLike', 'Dropout', 'Resize', 'Upsample', 'Pad', 'Expand', 'Tile',
-  'AveragePool', 'GlobalAveragePool', 'ReverseSequence', 'Trilu', 'CumSum', 'Compress', 'GatherElements', 'GatherND',
-  'ScatterElements', 'ScatterND', 'Scatter', 'OneHot', 'Where', 'Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual',
-  'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf', 'Mod', 'BitShift', 'BitwiseAnd', 'BitwiseOr', 'BitwiseXor', 'BitwiseNot',
-  'NonZero', 'QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MaxUnpool', 'Col2Im', 'ImageScaler',
-  'RoiAlign', 'GridSample', 'AffineGrid', 'CenterCropPad', 'Unique', 'Det', 'Optional', 'OptionalGetElement',
-  'OptionalHasElement', 'Bernoulli', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial']);
-const NONLINEAR_UNARY: Record<string, OtherNonlinearKind> = {
-  Softmax: 'softmax', LogSoftmax: 'logsoftmax', Hardmax: 'hardmax', LayerNormalization: 'layernorm',
-  InstanceNormalization: 'instancenorm', GroupNormalization: 'groupnorm', LRN: 'lrn', MeanVarianceNormalization: 'mvn',
-  LpNormalization: 'lpnorm', RMSNormalization: 'rmsnorm', SimplifiedLayerNormalization: 'rmsnorm',
-  MaxPool: 'maxpool', GlobalMaxPool: 'maxpool', MaxRoiPool: 'maxpool', LpPool: 'lppool', GlobalLpPool: 'lppool',
-  Abs: 'elementwise', Exp: 'elementwise', Log: 'elementwise', Sqrt: 'elementwise', Reciprocal: 'elementwise',
-  Sin: 'elementwise', Cos: 'elementwise', Tan: 'elementwise', Asin: 'elementwise', Acos: 'elementwise', Atan: 'elementwise',
-  Sinh: 'elementwise', Cosh: 'elementwise', Asinh: 'elementwise', Acosh: 'elementwise', Atanh: 'elementwise',
-  Erf: 'elementwise', Floor: 'elementwise', Ceil: 'elementwise', Round: 'elementwise', Sign: 'elementwise',
-  Max: 'elementwise', Min: 'elementwise', Pow: 'elementwise', Shrink: 'elementwise', TopK: 'reduce_max',
-  ReduceMax: 'reduce_max', ReduceMin: 'reduce_max', ArgMax: 'reduce_max', ArgMin: 'reduce_max',
-  ReduceProd: 'reduce', ReduceL1: 'reduce', ReduceL2: 'reduce', ReduceLogSum: 'reduce', ReduceLogSumExp: 'reduce',
-  ReduceSumSquare: 'reduce', RNN: 'recurrent', GRU: 'recurrent', LSTM: 'recurrent',
-};
-const MERGE_OPS = new Set(['Add', 'Sub', 'Sum', 'Mean']);
-const NO_PATHS = new Set(['Shape', 'Size', 'ConstantOfShape', 'Range', 'EyeLike', 'RandomNormal', 'RandomUniform', 'Constant',
-  'HannWindow', 'HammingWindow', 'BlackmanWindow', 'MelWeightMatrix']);
-const CONV_LIKE = new Set(['Conv', 'ConvTranspose', 'ConvInteger', 'QLinearConv', 'MaxPool', 'AveragePool', 'LpPool',
-  'GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool', 'BatchNormalization', 'InstanceNormalization', 'GroupNormalization',
-  'LRN', 'Resize', 'Upsample', 'DepthToSpace', 'SpaceToDepth', 'FusedConv']);
-const DENSE_LIKE = new Set(['MatMul', 'Gemm', 'LayerNormalization', 'Einsum', 'FusedMatMul', 'MatMulInteger',
-  'SkipLayerNormalization', 'SimplifiedLayerNormalization', 'RMSNormalization', 'Gather', 'Attention']);
 
 export function propagate(graph: Graph, opts: PropagateOptions = {}): Propagation {
   return new Engine(graph, opts).run();
@@ -156,7 +121,7 @@ class Engine {
     this.exampleShapesOf = opts.exampleShapes;
     this.consts = new Constants(graph, opts.constants);
     this.order = topologicalOrder(graph);
-    this.shapes = completeShapes(graph, this.order, this.consts);
+    this.shapes = completeShapes(graph, this.order, this.consts, opts.opset);
     this.prod = graph.producers();
     this.cons = graph.consumers();
   }
@@ -250,7 +215,7 @@ class Engine {
    * indices, …) still depend on the input: they get the average unit of the node's dynamic inputs.
    */
   private secondaryOutputs(n: Node): void {
-    if (DEFAULT_DOMAINS.has(n.domain) && NO_PATHS.has(n.opType)) return;
+    if (opFacts(n.opType, n.domain)?.path?.rule === 'none') return;
     const missing = n.outputs.filter((o) => o && !this.states.has(o));
     if (!missing.length) return;
     const ins = this.dynInputs(n);
@@ -331,8 +296,8 @@ class Engine {
     for (let hop = 0; cur && hop < 16; hop++) {
       const p = this.prod.get(cur);
       if (!p) break;
-      if (CONV_LIKE.has(p.opType)) return 1;
-      if (DENSE_LIKE.has(p.opType)) return rank - 1;
+      const channels = opFacts(p.opType, p.domain)?.channels;
+      if (channels) return channels === 'first' ? 1 : rank - 1;
       cur = p.inputs.find((i) => this.states.has(i));
     }
     return rank >= 4 ? 1 : rank - 1;
@@ -364,8 +329,8 @@ class Engine {
       if (seen.has(cur)) continue;
       seen.add(cur);
       for (const c of this.cons.get(cur) ?? []) {
-        if (CONV_LIKE.has(c.opType)) return true;
-        if (DENSE_LIKE.has(c.opType)) return false;
+        const channels = opFacts(c.opType, c.domain)?.channels;
+        if (channels) return channels === 'first';
         queue.push(...c.outputs.filter(Boolean));
       }
     }
@@ -443,69 +408,45 @@ class Engine {
   }
 
   // ---- ops ----
+  /** Applies the op's path rule (src/import/ops/: the op's spec); an op without one is opaque. */
   private node(n: Node): void {
-    const ins = this.dynInputs(n);
-    if (!ins.length) return;
-    const dflt = DEFAULT_DOMAINS.has(n.domain);
-    const op = n.opType;
-    if (dflt && NO_PATHS.has(op)) return;
-    if (!dflt && !this.knownCustom(n)) return this.opaqueOp(n);
-    if (!dflt) return this.custom(n);
-    switch (op) {
-      case 'Conv': case 'ConvTranspose': case 'ConvInteger': return this.conv(n, 1, 2);
-      case 'QLinearConv': return this.conv(n, 3, 8);
-      case 'Gemm': return this.gemm(n);
-      case 'MatMul': case 'MatMulInteger': return this.matmul(n, false, false);
-      case 'QLinearMatMul': return this.matmul(n, false, false, 3);
-      case 'Einsum': return this.einsum(n);
-      case 'Gather': return this.gather(n);
-      case 'Transpose': return this.transpose(n);
-      case 'Reshape': case 'Flatten': case 'Squeeze': case 'Unsqueeze': return this.reshape(n);
-      case 'Concat': return this.concat(n);
-      case 'Slice': return this.slice(n);
-      case 'Split': return this.split(n);
-      case 'DepthToSpace': case 'SpaceToDepth': return this.depthSpace(n);
-      case 'BatchNormalization':
-        if (attrInt(n, 'training_mode', 0) === 1) return this.unary(n, 'batchnorm_training');
-        return this.unary(n);
-      case 'RNN': case 'GRU': case 'LSTM': return this.recurrent(n);
-      case 'Mul': case 'Div': {
-        const dyn = n.inputs.filter((i) => this.states.has(i));
-        if (dyn.length < 2) return this.elementwise(n);
-        const gating = this.gatingMuls.has(n);
-        return this.elementwise(n, op === 'Mul' ? (gating ? 'gating_mul' : 'activation_mul') : 'activation_div');
+    if (!this.dynInputs(n).length) return;
+    const path = opFacts(n.opType, n.domain)?.path;
+    if (!path) return this.opaqueOp(n);
+    const transposed = (name: string) => attrInt(n, name, 0) === 1;
+    switch (path.rule) {
+      case 'none': return;
+      case 'elementwise': return this.elementwise(n, path.nonlinear, path.merge);
+      case 'unary': return this.unary(n, path.nonlinear);
+      case 'conv': return this.conv(n, path.weight ?? 1, path.bias ?? 2);
+      case 'gemm': return this.gemm(n);
+      case 'matmul': return this.matmul(n, transposed('transA'), transposed('transB'), path.weight ?? 1);
+      case 'einsum': return this.einsum(n);
+      case 'gather': return this.gather(n);
+      case 'transpose': return this.transpose(n);
+      case 'reshape': return this.reshape(n);
+      case 'concat': return this.concat(n);
+      case 'slice': return this.slice(n);
+      case 'split': return this.split(n);
+      case 'depth-space': return this.depthSpace(n);
+      case 'reduce': return this.reduce(n, path.nonlinear);
+      case 'recurrent': return this.recurrent(n);
+      case 'batchnorm': return this.unary(n, transposed('training_mode') ? 'batchnorm_training' : undefined);
+      case 'product': {
+        if (n.inputs.filter((i) => this.states.has(i)).length < 2) return this.elementwise(n);
+        if (n.opType === 'Div') return this.elementwise(n, 'activation_div');
+        return this.elementwise(n, this.gatingMuls.has(n) ? 'gating_mul' : 'activation_mul');
       }
-      case 'Pow': {
+      case 'power': {
         const e = this.consts.scalar(n.inputs[1]);
         return this.elementwise(n, e === 1 && !this.states.has(n.inputs[1]) ? undefined : 'elementwise');
       }
-      case 'Max': case 'Min':
-        return this.elementwise(n, 'elementwise');
-      default:
-        if (op.startsWith('Reduce') || op === 'ArgMax' || op === 'ArgMin') return this.reduce(n);
-        if (MERGE_OPS.has(op)) return this.elementwise(n);
-        if (op in NONLINEAR_UNARY) return this.unary(n, NONLINEAR_UNARY[op]);
-        if (LINEAR_UNARY.has(op)) return this.elementwise(n);
-        return this.opaqueOp(n);
-    }
-  }
-
-  private knownCustom(n: Node): boolean {
-    return n.domain === MS && ['SkipLayerNormalization', 'FusedMatMul', 'FusedConv', 'BiasAdd', 'SimplifiedLayerNormalization', 'SkipSimplifiedLayerNormalization'].includes(n.opType);
-  }
-
-  private custom(n: Node): void {
-    switch (n.opType) {
-      case 'SkipLayerNormalization': case 'SkipSimplifiedLayerNormalization': {
+      case 'skip-norm': {
         const s = this.mergeInputs(n, n.inputs.slice(0, 2), true);
-        this.other(n, n.opType === 'SkipLayerNormalization' ? 'layernorm' : 'rmsnorm');
+        this.other(n, path.nonlinear!);
         if (s) this.set(n.outputs[0], addEverywhere(s, 1, 'other'));
         return;
       }
-      case 'SimplifiedLayerNormalization': return this.unary(n, 'rmsnorm');
-      case 'FusedMatMul': return this.matmul(n, attrInt(n, 'transA', 0) === 1, attrInt(n, 'transB', 0) === 1);
-      case 'FusedConv': return this.conv(n, 1, 2);
-      case 'BiasAdd': return this.elementwise(n);
     }
   }
 
@@ -530,8 +471,8 @@ class Engine {
   }
 
   /** Elementwise op (any arity): merges input-dependent operands; optional nonlinear-op count. */
-  private elementwise(n: Node, kind?: OtherNonlinearKind): void {
-    let s = this.mergeInputs(n, n.inputs, MERGE_OPS.has(n.opType));
+  private elementwise(n: Node, kind?: OtherNonlinearKind, merge = false): void {
+    let s = this.mergeInputs(n, n.inputs, merge);
     if (!s) return;
     if (kind) {
       this.other(n, kind);
@@ -558,7 +499,7 @@ class Engine {
     this.set(n.outputs[0], s);
   }
 
-  private reduce(n: Node): void {
+  private reduce(n: Node, kind: OtherNonlinearKind | undefined): void {
     const x = this.st(n.inputs[0]);
     if (!x) return this.elementwise(n);
     const R = this.rank(n.inputs[0]) ?? x.rank;
@@ -576,7 +517,6 @@ class Engine {
         s = remapAxes(s, outRank, (a) => a - axes.filter((r) => r < a).length);
       }
     }
-    const kind = NONLINEAR_UNARY[n.opType];
     if (kind) {
       this.other(n, kind);
       s = addEverywhere(s, 1, 'other');

@@ -37,6 +37,12 @@ export class OpRegistry<T extends OpsetRanged> {
     return this.entries.get(`${domainKey(domain)}::${op}`)?.find((e) => opset >= (e.since ?? 1) && (e.until === undefined || opset <= e.until));
   }
 
+  /** The entry of `op` with the latest `since`, whatever the opset. */
+  newest(op: string, domain: string): T | undefined {
+    const same = this.entries.get(`${domainKey(domain)}::${op}`);
+    return same?.reduce((a, b) => ((b.since ?? 1) > (a.since ?? 1) ? b : a));
+  }
+
   /** Every entry, in registration order per op. */
   all(): T[] {
     return [...this.entries.values()].flat();

@@ -25,7 +25,7 @@ export interface ShapeInferenceResult {
 }
 
 /** The opset assumed for the default domain when a model does not import it. */
-const LATEST_OPSET = 21;
+export const LATEST_OPSET = 21;
 
 /**
  * Fills `model.graph.valueInfo` with the dtype and shape of every node output (sorting the nodes
@@ -67,8 +67,9 @@ export function inferShapes(model: Model, opts: InferOptions = {}): ShapeInferen
     const domain = node.domain === 'ai.onnx' ? '' : node.domain;
     const opset = opsetOf(model, domain) ?? (domain === '' ? LATEST_OPSET : 1);
     const spec = lookupOp(node.opType, domain, opset);
+    const infer = spec?.infer;
     let outs: OutputType[] = [];
-    if (!spec) unknownOps.push({ node: nodeLabel(node), opType: node.opType, domain });
+    if (!spec || !infer) unknownOps.push({ node: nodeLabel(node), opType: node.opType, domain });
     else {
       const ctx: OpContext = {
         node, opset, freshDim,
@@ -76,7 +77,7 @@ export function inferShapes(model: Model, opts: InferOptions = {}): ShapeInferen
         values: node.inputs.map((n) => (n ? constants.get(n) : undefined)),
         partial: node.inputs.map((n) => (n ? partials.get(n) : undefined)),
       };
-      outs = guard(ctx, () => spec.infer(ctx));
+      outs = guard(ctx, () => infer(ctx));
       const allConst = node.inputs.every((n, i) => !n || ctx.values[i]);
       const small = ctx.values.every((t) => !t || t.size <= maxEval) && outs.every((o) => !o.shape || elements(o.shape) <= maxEval);
       if (spec.evaluate && allConst && small && node.outputs.some((n, i) => n && !outs[i]?.value)) {
@@ -102,7 +103,7 @@ export function inferShapes(model: Model, opts: InferOptions = {}): ShapeInferen
     node.outputs.forEach((name, i) => {
       if (!name) return;
       const o = outs[i] ?? {};
-      const prev = old.get(name) ?? (spec ? undefined : declared.get(name));
+      const prev = old.get(name) ?? (infer ? undefined : declared.get(name));
       const info: ValueInfo = { name, dtype: o.dtype ?? prev?.dtype, shape: o.shape ?? sanitize(prev?.shape) };
       if (old.get(name)?.passthrough) info.passthrough = old.get(name)!.passthrough;
       infos.set(name, info);

@@ -1,6 +1,6 @@
 // Activations and softmax-like ops: the output has the input's type and shape.
 import { arr, like, toTensor } from './common.js';
-import { registerOps, type OpContext, type OpSpec } from './registry.js';
+import { PATHS, registerOps, type OpContext, type OpSpec, type PathRule } from './registry.js';
 
 const same = (ctx: OpContext) => [like(ctx)];
 
@@ -16,12 +16,27 @@ const EVAL: Record<string, (x: number) => number> = {
   Relu: (x) => Math.max(0, x), Sigmoid: (x) => 1 / (1 + Math.exp(-x)), Tanh: Math.tanh,
 };
 
+/**
+ * Paths of the ops that are not activation layers. The activations themselves are matched as layers by
+ * src/analyze/patterns.ts (with their slopes); one the matcher does not take stays opaque.
+ */
+const PATH: Record<string, PathRule> = {
+  Erf: PATHS.nonlinear('elementwise'), Shrink: PATHS.nonlinear('elementwise'),
+  Softmax: PATHS.nonlinear('softmax'), LogSoftmax: PATHS.nonlinear('logsoftmax'), Hardmax: PATHS.nonlinear('hardmax'),
+};
+
 const specs: OpSpec[] = Object.entries(ACTIVATIONS).map(([op, since]) => ({
-  op, since, infer: same,
+  op, since, infer: same, path: PATH[op],
   evaluate: EVAL[op] && ((ctx: OpContext) => {
     const a = arr(ctx.values[0]);
     return [toTensor(ctx.node.outputs[0], { ...a, v: a.v.map(EVAL[op]) })];
   }),
 }));
 
-registerOps(...specs);
+// onnxruntime's fused activations (com.microsoft) and Swish: shape rules only (their paths: activation layers)
+const fused: OpSpec[] = [
+  ...['FastGelu', 'BiasGelu', 'QuickGelu'].map((op): OpSpec => ({ op, domain: 'com.microsoft', since: 1, infer: same })),
+  { op: 'Swish', since: 1, infer: same },
+];
+
+registerOps(...specs, ...fused);

@@ -224,7 +224,7 @@ export function broadcastEval(ctx: OpContext, ins: Arr[], dtype: DType, fn: (...
 
 /** Dims of a rule's first output, which must be fully known (for evaluators that only re-shape values). */
 export function knownOutDims(spec: Pick<OpSpec, 'infer'>, ctx: OpContext, i = 0): number[] {
-  const s = spec.infer(ctx)[i]?.shape;
+  const s = must(spec.infer)(ctx)[i]?.shape;
   if (!allNum(s)) throw new CannotEvaluate();
   return s;
 }

@@ -1,9 +1,9 @@
 // Convolutions and pooling (NCHW, any number of spatial dims): Conv, ConvTranspose, MaxPool, AveragePool,
 // LpPool, and the global pools.
-import { convOutSize } from '../shape-math.js';
-import { attrInt, attrInts, attrString, type Dim, type Shape } from '../ir.js';
+import { convOutSize, product } from '../shape-math.js';
+import { attrInt, attrInts, attrString, type Dim, type Node, type Shape } from '../ir.js';
 import { bad, dtypeOf, fresh, isNum, shapeOf } from './common.js';
-import { registerOps, type OpContext, type OpSpec, type OutputType } from './registry.js';
+import { PATHS, registerOps, type DimsOf, type OpContext, type OpSpec, type OutputType } from './registry.js';
 
 interface Window { kernel: number[]; strides: number[]; dilations: number[]; pads: number[]; autoPad: string; ceil: boolean }
 
@@ -105,10 +105,39 @@ function globalPoolInfer(ctx: OpContext): OutputType[] {
   return [{ dtype: dtypeOf(ctx, 0), shape: x && [x[0], x[1], ...x.slice(2).map(() => 1)] }];
 }
 
+/** MACs of a convolution: each output element costs (C/g)·prod(kernel); the weight is [M, C/g, k…]. */
+const convMacs = (weight: number) => (n: Node, dims: DimsOf): number | undefined => {
+  const w = dims(n.inputs[weight]);
+  const y = dims(n.outputs[0]);
+  return w && y ? product(y) * product(w.slice(1)) : undefined;
+};
+
+/** MACs of a transposed convolution: each input element is scattered to (M/g)·prod(kernel) outputs; w = [C, M/g, k…]. */
+function convTransposeMacs(n: Node, dims: DimsOf): number | undefined {
+  const x = dims(n.inputs[0]);
+  const w = dims(n.inputs[1]);
+  return x && w ? product(x) * product(w.slice(1)) : undefined;
+}
+
+const conv = { path: { rule: 'conv', weight: 1, bias: 2 }, channels: 'first', macs: convMacs(1) } as const;
+const POOL_PATH = {
+  MaxPool: PATHS.nonlinear('maxpool'), GlobalMaxPool: PATHS.nonlinear('maxpool'),
+  LpPool: PATHS.nonlinear('lppool'), GlobalLpPool: PATHS.nonlinear('lppool'),
+  AveragePool: PATHS.linear, GlobalAveragePool: PATHS.linear,
+};
+
 const specs: OpSpec[] = [
-  { op: 'Conv', since: 1, infer: convInfer },
-  { op: 'ConvTranspose', since: 1, infer: convTransposeInfer },
-  ...['MaxPool', 'AveragePool', 'LpPool'].map((op): OpSpec => ({ op, since: 1, infer: poolInfer })),
-  ...['GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool'].map((op): OpSpec => ({ op, since: 1, infer: globalPoolInfer })),
+  { op: 'Conv', since: 1, infer: convInfer, ...conv },
+  { op: 'ConvTranspose', since: 1, infer: convTransposeInfer, ...conv, macs: convTransposeMacs },
+  ...(['MaxPool', 'AveragePool', 'LpPool'] as const).map((op): OpSpec => ({ op, since: 1, infer: poolInfer, path: POOL_PATH[op], channels: 'first' })),
+  ...(['GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool'] as const).map((op): OpSpec => ({
+    op, since: 1, infer: globalPoolInfer, path: POOL_PATH[op], channels: 'first',
+  })),
+  // no shape rule: the audit's facts only
+  { op: 'ConvInteger', since: 10, ...conv },
+  { op: 'QLinearConv', since: 10, ...conv, path: { rule: 'conv', weight: 3, bias: 8 }, macs: convMacs(3) },
+  { op: 'FusedConv', domain: 'com.microsoft', since: 1, ...conv },
+  { op: 'MaxRoiPool', since: 1, path: PATHS.nonlinear('maxpool') },
+  ...['MaxUnpool', 'Col2Im', 'RoiAlign', 'GridSample', 'AffineGrid', 'CenterCropPad', 'ImageScaler'].map((op): OpSpec => ({ op, since: 1, path: PATHS.linear })),
 ];
 registerOps(...specs);

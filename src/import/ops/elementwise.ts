@@ -5,7 +5,7 @@ import { dtypeFromCode, type DType } from '../tensor.js';
 import {
   arr, arrs, bad, broadcastEval, broadcastShapes, CannotEvaluate, dtypeOf, fresh, has, isIntType, isNum, like, partialOf, passPartial, roundHalfEven, shapeOf, toTensor, type Arr,
 } from './common.js';
-import { registerOps, type OpContext, type OpSpec } from './registry.js';
+import { PATHS, registerOps, type OpContext, type OpSpec, type PathRule } from './registry.js';
 
 type Fn = (...x: number[]) => number;
 
@@ -31,11 +31,12 @@ const UNARY: Record<string, [since: number, fn: (x: number) => number]> = {
 
 const unary: OpSpec[] = Object.entries(UNARY).map(([op, [since, f]]) => ({
   op, since, infer: (ctx) => [like(ctx)], evaluate: evalWith(intWrap(f)),
+  path: op === 'Neg' || op === 'BitwiseNot' ? PATHS.linear : PATHS.nonlinear('elementwise'),
   // a symbolic dim is an integer: rounding keeps it
   partial: op === 'Floor' || op === 'Ceil' || op === 'Round' ? passPartial : undefined,
 }));
 
-const boolUnary: OpSpec[] = [
+const boolUnary: OpSpec[] = ([
   { op: 'Not', since: 1, infer: (ctx) => [{ dtype: 'bool', shape: shapeOf(ctx, 0) }], evaluate: evalWith(() => (x) => (x ? 0 : 1)) },
   { op: 'IsNaN', since: 9, infer: (ctx) => [{ dtype: 'bool', shape: shapeOf(ctx, 0) }], evaluate: evalWith(() => (x) => +Number.isNaN(x), () => 'bool') },
   {
@@ -45,7 +46,7 @@ const boolUnary: OpSpec[] = [
       return (x) => +((x === Infinity && !!pos) || (x === -Infinity && !!neg));
     }, () => 'bool'),
   },
-];
+] as OpSpec[]).map((spec) => ({ ...spec, path: PATHS.linear }));
 
 // ---- binary and variadic, with broadcasting (opset < 7: legacy `broadcast` attribute, output shaped like A)
 const bshape = (ctx: OpContext) => (ctx.opset < 7 ? shapeOf(ctx, 0) : broadcastShapes(ctx, ctx.inputs.map((v) => v?.shape)));
@@ -80,8 +81,13 @@ function arithPartial(op: string, fn: (ctx: OpContext, dt: DType) => Fn) {
   };
 }
 
+/** Mul/Div of two input-dependent operands are nonlinear (product), Pow is linear only for exponent 1. */
+const ARITH_PATH: Record<string, PathRule> = {
+  Add: PATHS.merge, Sub: PATHS.merge, Mul: { rule: 'product' }, Div: { rule: 'product' }, Pow: { rule: 'power' },
+};
 const arith: OpSpec[] = Object.entries(ARITH).map(([op, [since, fn]]) => ({
   op, since, infer: (ctx) => [{ dtype: dtypeOf(ctx, 0), shape: bshape(ctx) }], evaluate: evalWith(fn),
+  path: ARITH_PATH[op] ?? PATHS.linear,
   partial: NEUTRAL[op] ? arithPartial(op, fn) : undefined,
 }));
 
@@ -91,7 +97,7 @@ const COMPARE: Record<string, [since: number, fn: Fn]> = {
   And: [1, (a, b) => +(!!a && !!b)], Or: [1, (a, b) => +(!!a || !!b)], Xor: [1, (a, b) => +(!!a !== !!b)],
 };
 const compare: OpSpec[] = Object.entries(COMPARE).map(([op, [since, fn]]) => ({
-  op, since, infer: (ctx) => [{ dtype: 'bool', shape: bshape(ctx) }], evaluate: evalWith(() => fn, () => 'bool'),
+  op, since, infer: (ctx) => [{ dtype: 'bool', shape: bshape(ctx) }], evaluate: evalWith(() => fn, () => 'bool'), path: PATHS.linear,
 }));
 
 const VARIADIC: Record<string, Fn> = {
@@ -101,6 +107,8 @@ const VARIADIC: Record<string, Fn> = {
 const variadic: OpSpec[] = Object.entries(VARIADIC).map(([op, fn]) => ({
   op, since: 1, infer: (ctx) => [{ dtype: dtypeOf(ctx, 0), shape: broadcastShapes(ctx, ctx.inputs.map((v) => v?.shape)) }],
   evaluate: evalWith((ctx, dt) => (op === 'Mean' ? intWrap(fn)(ctx, dt) : fn)),
+  // Max/Min of two branches are nonlinear even when both are linear in the input
+  path: op === 'Max' || op === 'Min' ? { rule: 'elementwise', nonlinear: 'elementwise' } : PATHS.merge,
 }));
 
 // ---- Where, Cast, CastLike, Clip
@@ -129,15 +137,15 @@ const misc: OpSpec[] = [
   {
     op: 'Where', since: 9,
     infer: (ctx) => [{ dtype: dtypeOf(ctx, 1) ?? dtypeOf(ctx, 2), shape: broadcastShapes(ctx, ctx.inputs.map((v) => v?.shape)) }],
-    evaluate: evalWith(() => (c, x, y) => (c ? x : y), (ctx) => arr(ctx.values[1]).dtype),
+    evaluate: evalWith(() => (c, x, y) => (c ? x : y), (ctx) => arr(ctx.values[1]).dtype), path: PATHS.linear,
   },
   {
     op: 'Cast', since: 1, infer: (ctx) => [{ dtype: castTo(ctx), shape: shapeOf(ctx, 0) }], evaluate: (ctx) => castEval(ctx, castTo(ctx)),
-    partial: (ctx) => (castTo(ctx) === 'bool' || castTo(ctx) === 'string' ? [undefined] : passPartial(ctx)),
+    partial: (ctx) => (castTo(ctx) === 'bool' || castTo(ctx) === 'string' ? [undefined] : passPartial(ctx)), path: PATHS.linear,
   },
   {
     op: 'CastLike', since: 15, infer: (ctx) => [{ dtype: dtypeOf(ctx, 1), shape: shapeOf(ctx, 0) }],
-    evaluate: (ctx) => castEval(ctx, dtypeOf(ctx, 1) ?? arr(ctx.values[1]).dtype),
+    evaluate: (ctx) => castEval(ctx, dtypeOf(ctx, 1) ?? arr(ctx.values[1]).dtype), path: PATHS.linear,
   },
   {
     op: 'Clip', since: 1, infer: (ctx) => [like(ctx)],
@@ -149,4 +157,11 @@ const misc: OpSpec[] = [
   },
 ];
 
-registerOps(...unary, ...boolUnary, ...arith, ...compare, ...variadic, ...misc);
+// no shape rule: the audit's facts only
+const pathOnly: OpSpec[] = [
+  ...['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'Det', 'Bernoulli', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial']
+    .map((op): OpSpec => ({ op, since: 1, path: PATHS.linear })),
+  { op: 'BiasAdd', domain: 'com.microsoft', since: 1, infer: (ctx) => [like(ctx)], path: PATHS.linear },
+];
+
+registerOps(...unary, ...boolUnary, ...arith, ...compare, ...variadic, ...misc, ...pathOnly);

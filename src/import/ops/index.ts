@@ -6,5 +6,8 @@ import './normalization.js';
 import './matmul.js';
 import './shape.js';
 import './reduce.js';
+import './recurrent.js';
 
-export { lookupOp, knownOps, registerOps, type OpSpec, type OpContext, type OutputType } from './registry.js';
+export {
+  lookupOp, opFacts, allOpSpecs, knownOps, registerOps, PATHS, type OpSpec, type OpContext, type OutputType, type PathRule, type OtherNonlinearKind, type DimsOf,
+} from './registry.js';

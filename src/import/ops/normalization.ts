@@ -3,7 +3,7 @@
 import { attrInt } from '../ir.js';
 import { dtypeFromCode } from '../tensor.js';
 import { dtypeOf, fresh, like, normAxis, shapeOf } from './common.js';
-import { registerOps, type OpContext, type OpSpec, type OutputType } from './registry.js';
+import { PATHS, registerOps, type OpContext, type OpSpec, type OtherNonlinearKind, type OutputType } from './registry.js';
 
 function batchNormInfer(ctx: OpContext): OutputType[] {
   // extra outputs (running or saved mean/var, by opset) are all per channel: [C]
@@ -30,11 +30,24 @@ function dropoutInfer(ctx: OpContext): OutputType[] {
 
 const same = (ctx: OpContext) => [like(ctx)];
 
+const PER_UNIT: Record<string, [since: number, kind: OtherNonlinearKind, channels?: 'first']> = {
+  InstanceNormalization: [1, 'instancenorm', 'first'], GroupNormalization: [18, 'groupnorm', 'first'], LRN: [1, 'lrn', 'first'],
+  MeanVarianceNormalization: [9, 'mvn'], LpNormalization: [1, 'lpnorm'],
+};
+const rmsNorm = { path: PATHS.nonlinear('rmsnorm'), channels: 'last' } as const;
+const MS = 'com.microsoft';
+
 const specs: OpSpec[] = [
-  { op: 'BatchNormalization', since: 1, infer: batchNormInfer },
-  { op: 'LayerNormalization', since: 17, infer: layerNormInfer },
-  { op: 'Dropout', since: 1, infer: dropoutInfer },
-  ...Object.entries({ InstanceNormalization: 1, GroupNormalization: 18, LRN: 1, MeanVarianceNormalization: 9, LpNormalization: 1 })
-    .map(([op, since]): OpSpec => ({ op, since, infer: same })),
+  { op: 'BatchNormalization', since: 1, infer: batchNormInfer, path: { rule: 'batchnorm' }, channels: 'first' },
+  { op: 'LayerNormalization', since: 17, infer: layerNormInfer, path: PATHS.nonlinear('layernorm'), channels: 'last' },
+  { op: 'Dropout', since: 1, infer: dropoutInfer, path: PATHS.linear },
+  ...Object.entries(PER_UNIT).map(([op, [since, kind, channels]]): OpSpec => ({ op, since, infer: same, path: PATHS.nonlinear(kind), channels })),
+  // RMS norm and onnxruntime's fused forms: output 0 shaped like input 0
+  { op: 'RMSNormalization', since: 23, infer: same, ...rmsNorm },
+  { op: 'SimplifiedLayerNormalization', since: 1, infer: same, ...rmsNorm },
+  { op: 'SimplifiedLayerNormalization', domain: MS, since: 1, infer: same, ...rmsNorm },
+  { op: 'SkipLayerNormalization', domain: MS, since: 1, infer: same, path: { rule: 'skip-norm', nonlinear: 'layernorm' }, channels: 'last' },
+  { op: 'SkipSimplifiedLayerNormalization', domain: MS, since: 1, infer: same, path: { rule: 'skip-norm', nonlinear: 'rmsnorm' } },
+  { op: 'Attention', domain: MS, since: 1, channels: 'last' },
 ];
 registerOps(...specs);

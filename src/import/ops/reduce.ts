@@ -2,7 +2,7 @@
 // Axes are an attribute before opset 13 (ReduceSum) or 18 (the others) and an input from then on.
 import { attrInt, attrInts } from '../ir.js';
 import { arr, bad, CannotEvaluate, constNums, dtypeOf, fresh, has, normAxis, shapeOf, toTensor, type Arr } from './common.js';
-import { registerOps, type OpContext, type OpSpec, type OutputType } from './registry.js';
+import { registerOps, type OpContext, type OpSpec, type OutputType, type PathRule } from './registry.js';
 import { product, rowMajorStrides } from '../shape-math.js';
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -94,15 +94,21 @@ function argEval(max: boolean) {
   };
 }
 
+/** A reduction over channels sums their paths; all but the (linear) sum and mean are nonlinear. */
+const reducePath = (op: string): PathRule => ({
+  rule: 'reduce',
+  nonlinear: op === 'ReduceSum' || op === 'ReduceMean' ? undefined : op === 'ReduceMax' || op === 'ReduceMin' || op.startsWith('Arg') ? 'reduce_max' : 'reduce',
+});
+
 const specs: OpSpec[] = Object.keys(REDUCERS).flatMap((op) => {
   const inputSince = op === 'ReduceSum' ? 13 : 18;
   return [
-    { op, since: 1, until: inputSince - 1, infer: reduceInfer(inputSince), evaluate: reduceEval(op, inputSince) },
-    { op, since: inputSince, infer: reduceInfer(inputSince), evaluate: reduceEval(op, inputSince) },
+    { op, since: 1, until: inputSince - 1, infer: reduceInfer(inputSince), evaluate: reduceEval(op, inputSince), path: reducePath(op) },
+    { op, since: inputSince, infer: reduceInfer(inputSince), evaluate: reduceEval(op, inputSince), path: reducePath(op) },
   ];
 });
 specs.push(
-  { op: 'ArgMax', since: 1, infer: argInfer, evaluate: argEval(true) },
-  { op: 'ArgMin', since: 1, infer: argInfer, evaluate: argEval(false) },
+  { op: 'ArgMax', since: 1, infer: argInfer, evaluate: argEval(true), path: reducePath('ArgMax') },
+  { op: 'ArgMin', since: 1, infer: argInfer, evaluate: argEval(false), path: reducePath('ArgMin') },
 );
 registerOps(...specs);

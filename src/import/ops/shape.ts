@@ -8,7 +8,7 @@ import {
   allNum, arr, arrs, bad, broadcastShapes, CannotEvaluate, constNums, dtypeOf, fmtShape, fresh, gatherBy, has, intsArg, isNum,
   knownOutDims, like, must, normAxis, partialOf, passPartial, prodDim, reshapeEval, shapeOf, sumDim, toTensor, unify, type Arr,
 } from './common.js';
-import { registerOps, type OpContext, type OpSpec, type OutputType } from './registry.js';
+import { PATHS, registerOps, type OpContext, type OpSpec, type OutputType, type PathRule } from './registry.js';
 import { product, rowMajorStrides } from '../shape-math.js';
 
 const freshDims = (ctx: OpContext, n: number): Dim[] => Array.from({ length: n }, () => fresh(ctx));
@@ -353,7 +353,7 @@ shapeOp.partial = (ctx) => {
   const [s, e] = ctx.opset >= 15 ? shapeRange(ctx, x.length) : [0, x.length];
   return [x.slice(s, Math.max(s, e))];
 };
-shapeOp.evaluate = (ctx) => [must(shapeOp.infer(ctx)[0].value)];
+shapeOp.evaluate = (ctx) => [must(shapeOp.infer!(ctx)[0].value)];
 
 const sizeOp: OpSpec = {
   op: 'Size', since: 1,
@@ -366,7 +366,7 @@ sizeOp.partial = (ctx) => {
   const x = shapeOf(ctx, 0);
   return [x && [prodDim(ctx, x)]];
 };
-sizeOp.evaluate = (ctx) => [must(sizeOp.infer(ctx)[0].value)];
+sizeOp.evaluate = (ctx) => [must(sizeOp.infer!(ctx)[0].value)];
 
 // ---------------------------------------------------------------- Expand, Tile, Pad
 
@@ -591,30 +591,40 @@ const unsqueeze = reshapeLike('Unsqueeze', unsqueezeInfer);
 const identity = reshapeLike('Identity', (ctx) => [like(ctx)]);
 
 const sameAsData = (ops: Record<string, number>) =>
-  Object.entries(ops).map(([op, since]): OpSpec => ({ op, since, infer: (ctx) => [like(ctx)] }));
+  Object.entries(ops).map(([op, since]): OpSpec => ({ op, since, infer: (ctx) => [like(ctx)], path: PATHS.linear }));
+
+const moves = (rule: PathRule['rule']): { path: PathRule } => ({ path: { rule } });
 
 registerOps(
-  reshape, flatten, squeeze, unsqueeze, identity, transpose, concat, slice, split, gather, shapeOp, sizeOp, expand, tile,
-  constant, constantOfShape, range,
-  { op: 'GatherElements', since: 11, infer: (ctx) => [{ dtype: dtypeOf(ctx, 0), shape: shapeOf(ctx, 1) }] },
-  { op: 'GatherND', since: 11, infer: gatherNDInfer },
-  { op: 'Pad', since: 1, infer: padInfer },
-  { op: 'Resize', since: 10, infer: resizeInfer },
-  { op: 'Upsample', since: 7, until: 9, infer: upsampleInfer },
-  { op: 'DepthToSpace', since: 1, infer: blockInfer(true) },
-  { op: 'SpaceToDepth', since: 1, infer: blockInfer(false) },
-  { op: 'TopK', since: 1, infer: topKInfer },
-  { op: 'OneHot', since: 9, infer: oneHotInfer },
+  { ...reshape, ...moves('reshape') }, { ...flatten, ...moves('reshape') }, { ...squeeze, ...moves('reshape') },
+  { ...unsqueeze, ...moves('reshape') }, { ...identity, path: PATHS.linear }, { ...transpose, ...moves('transpose') },
+  { ...concat, ...moves('concat') }, { ...slice, ...moves('slice') }, { ...split, ...moves('split') },
+  { ...gather, ...moves('gather'), channels: 'last' }, { ...shapeOp, path: PATHS.none }, { ...sizeOp, path: PATHS.none },
+  { ...expand, path: PATHS.linear }, { ...tile, path: PATHS.linear },
+  { ...constant, path: PATHS.none }, { ...constantOfShape, path: PATHS.none }, { ...range, path: PATHS.none },
+  { op: 'GatherElements', since: 11, infer: (ctx) => [{ dtype: dtypeOf(ctx, 0), shape: shapeOf(ctx, 1) }], path: PATHS.linear },
+  { op: 'GatherND', since: 11, infer: gatherNDInfer, path: PATHS.linear },
+  { op: 'Pad', since: 1, infer: padInfer, path: PATHS.linear },
+  { op: 'Resize', since: 10, infer: resizeInfer, path: PATHS.linear, channels: 'first' },
+  { op: 'Upsample', since: 7, until: 9, infer: upsampleInfer, path: PATHS.linear, channels: 'first' },
+  { op: 'DepthToSpace', since: 1, infer: blockInfer(true), ...moves('depth-space'), channels: 'first' },
+  { op: 'SpaceToDepth', since: 1, infer: blockInfer(false), ...moves('depth-space'), channels: 'first' },
+  { op: 'TopK', since: 1, infer: topKInfer, path: PATHS.nonlinear('reduce_max') },
+  { op: 'OneHot', since: 9, infer: oneHotInfer, path: PATHS.linear },
   {
-    op: 'NonZero', since: 9,
+    op: 'NonZero', since: 9, path: PATHS.linear,
     infer: (ctx) => [{ dtype: 'int64', shape: [shapeOf(ctx, 0)?.length ?? fresh(ctx), fresh(ctx)] }],
   },
   {
-    op: 'EyeLike', since: 9,
+    op: 'EyeLike', since: 9, path: PATHS.none,
     infer: (ctx) => {
       const dt = attrInt(ctx.node, 'dtype');
       return [{ dtype: dt === undefined ? dtypeOf(ctx, 0) : dtypeFromCode(dt), shape: shapeOf(ctx, 0) }];
     },
   },
   ...sameAsData({ Trilu: 14, CumSum: 11, ReverseSequence: 10, Scatter: 9, ScatterElements: 11, ScatterND: 11 }),
+  // no shape rule: the audit's facts only
+  ...['Compress', 'Unique', 'Optional', 'OptionalGetElement', 'OptionalHasElement'].map((op): OpSpec => ({ op, since: 1, path: PATHS.linear })),
+  ...['RandomNormal', 'RandomUniform', 'HannWindow', 'HammingWindow', 'BlackmanWindow', 'MelWeightMatrix']
+    .map((op): OpSpec => ({ op, since: 1, path: PATHS.none })),
 );
