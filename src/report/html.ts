@@ -482,6 +482,242 @@ td:first-child{white-space:normal;min-width:180px}
 footer{color:var(--muted);font-size:12px;padding:8px 0 40px}
 `;
 
+interface Section { id: string; title: string; html: string }
+
+/** What every section of the page reads. */
+interface Page {
+  r: AuditReport;
+  cmp?: AuditReport;
+  s: AuditReport['summary'];
+  rows: Row[];
+  /** Report fields a section had to do without (listed in the notes). */
+  missing: string[];
+  input: HtmlReportInput;
+  fold?: FoldLike;
+}
+
+/** 1. Nonlinear channels per layer. */
+async function channelsSection(page: Page): Promise<Section | undefined> {
+  const { cmp, rows } = page;
+  let html = `<p class="lead">Channels of every activation layer that are still nonlinear (dark) or linear — identity on the whole real line (light). Effective width = nonlinear channels.${cmp ? ' Upper bar: before, lower bar: after.' : ''}</p>`;
+  if (rows.length) html += figure('layers', await toSvg(layerChartSpec(rows, !!cmp)), `${rows.length} activation layer${rows.length === 1 ? '' : 's'}; hover a bar for the full layer name.`);
+  else html += note('This model has no activation layers.');
+  return { id: 'layers', title: 'Nonlinear channels per layer', html };
+}
+
+/** 2. Path-length distributions, per-layer contributions and per-output numbers. */
+async function pathLengthSection(page: Page): Promise<Section | undefined> {
+  const { r, cmp, s, rows, missing } = page;
+  let html = `<p class="lead">How many still-nonlinear units a path from input to output meets. <b>Normalized</b> (NAPL): 1/k per branch at a k-way merge, units drawn uniformly inside a layer. <b>Unnormalized</b> (APL): uniform over all input→output paths.</p>`;
+  const outs = r.pathLengths as OutputExt[];
+  const cOuts = (cmp?.pathLengths ?? []) as OutputExt[];
+  const d0 = outs[0]?.distribution;
+  const c0 = cmp ? cOuts.find((o) => o.output === outs[0]?.output)?.distribution ?? cOuts[0]?.distribution : undefined;
+  const ok = (d: OutputExt['distribution']) => !!d && Array.isArray(d.apl) && Array.isArray(d.napl);
+  if (ok(d0)) {
+    const dists: { model: string; kind: 'napl' | 'apl'; p: number[] }[] = [];
+    dists.push({ model: 'before', kind: 'napl', p: d0!.napl }, { model: 'before', kind: 'apl', p: d0!.apl });
+    if (cmp && ok(c0)) dists.push({ model: 'after', kind: 'napl', p: c0!.napl }, { model: 'after', kind: 'apl', p: c0!.apl });
+    html += `<h3>Distribution of path lengths${outs.length > 1 ? ` (output ${code(outs[0].output)})` : ''}</h3>`;
+    html += figure('distribution', await toSvg(distributionSpec(dists, !!cmp && ok(c0))), `Mean of the normalized distribution = NAPL ${fmtNum(s.napl)}; of the unnormalized one = APL ${fmtNum(s.apl)}.`);
+  } else {
+    missing.push('pathLengths[].distribution');
+  }
+  const exact = (r.layers as LayerRowExt[]).every((l) => isObj(l.contribution) && num(l.contribution.napl))
+    && (!cmp || (cmp.layers as LayerRowExt[]).every((l) => isObj(l.contribution) && num(l.contribution.napl)));
+  if (!exact) missing.push('layers[].contribution');
+  if (rows.length) {
+    const sum = r.layers.reduce((t, l) => t + (exact ? (l as LayerRowExt).contribution!.napl : l.channels ? l.nonlinearChannels / l.channels : 0), 0);
+    html += `<h3>Per-layer contribution to NAPL</h3>`;
+    const cap = exact
+      ? `Expected number of the layer's nonlinear units on a normalized path; the bars sum to NAPL (${fmtNum(sum)}).`
+      : r.merges.length
+        ? `Nonlinear fraction n/C of each layer: its contribution to NAPL if every path crossed it. This model has ${r.merges.length} residual merge${r.merges.length === 1 ? '' : 's'}, so a path crosses some layers with probability < 1: the bars sum to ${fmtNum(sum)}, NAPL is ${fmtNum(s.napl)}.`
+        : `Nonlinear fraction n/C of each layer — its exact contribution to NAPL in a network without merges like this one (Σ = ${fmtNum(sum)}, NAPL ${fmtNum(s.napl)}).`;
+    html += figure('contribution', await toSvg(contributionSpec(rows, !!cmp, exact)), cap);
+  }
+  html += `<h3>Per output</h3>`;
+  const outRows = outs.map((o) => {
+    const c = cOuts.find((x) => x.output === o.output);
+    const pair = (a: number, b?: number) => (b === undefined ? fmtNum(a) : `${fmtNum(a)} → ${fmtNum(b)}`);
+    return [code(o.output), String(o.units), pair(o.napl, c?.napl), pair(o.apl, c?.apl), fmtPaths(o.log10Paths),
+      `${fmtNum(o.otherNonlinear.napl, 2)} / ${fmtNum(o.otherNonlinear.apl, 2)}`];
+  });
+  html += table(['output', 'units', cmp ? 'NAPL before → after' : 'NAPL', cmp ? 'APL before → after' : 'APL', 'paths', 'other nonlinear ops per path (NAPL / APL)'], outRows,
+    { num: [false, true, true, true, true, true] });
+  if (!r.options.countOtherNonlinear && (s.otherNonlinearPerPath.napl > 0 || s.otherNonlinearPerPath.apl > 0))
+    html += `<p class="lead">Other nonlinear ops (${escapeHtml(Object.entries(r.otherNonlinear.counts).map(([k, v]) => `${k} ×${v}`).join(', '))}) are reported apart and not counted in APL/NAPL.</p>`;
+  return { id: 'paths', title: 'Path length', html };
+}
+
+/** 3. The core-network map. */
+async function coreSection(page: Page): Promise<Section | undefined> {
+  const { r, cmp, rows, missing } = page;
+  let html = `<p class="lead">The core network: one row per activation layer, one cell per channel; dark cells stay nonlinear, light cells are linear and fold away.${cmp ? ' Amber: linear after, nonlinear before.' : ''}</p>`;
+  if (rows.length) {
+    const sides: ('before' | 'after')[] = cmp ? ['before', 'after'] : ['before'];
+    let positions = true;
+    for (const side of sides) {
+      const m = mapSpec(rows, side, !!cmp);
+      if (!m.cells) continue;
+      positions &&= m.exact;
+      const cap = m.binned ? `Layers wider than ${MAP_MAX_CELLS} channels are drawn as ${MAP_MAX_CELLS} bins (mixed = some channels of the bin nonlinear).` : '';
+      html += figure(cmp ? `core-${side}` : 'core', await toSvg(m.spec), cap);
+    }
+    if (!positions) {
+      missing.push('layers[].linearMask');
+      html += note(`Channel positions are not in this report (no ${code('layers[].linearMask')}): each row shows the right number of nonlinear channels, drawn first.`);
+    }
+    const preds = new Map<string, string[]>();
+    for (const e of r.core.edges) preds.set(e.to, [...(preds.get(e.to) ?? []), e.from]);
+    const coreRows = r.core.nodes.filter((n) => n.type !== 'input').map((n) => [
+      n.type === 'output' ? `<b>${code(n.id)}</b>` : code(n.id),
+      n.type === 'layer' ? `${escapeHtml(n.kind ?? '')} ${n.nonlinearChannels}/${n.channels}` : '',
+      (preds.get(n.id) ?? []).map(code).join(' ') || '—',
+    ]);
+    html += `<details><summary>Connections of the core network (${r.core.nodes.filter((n) => n.type === 'layer').length} nonlinear layers)</summary>${table(['layer', 'width', 'fed through linear ops by'], coreRows)}</details>`;
+  } else html += note('No activation layers: the whole network is linear.');
+  return { id: 'core', title: 'Core network map', html };
+}
+
+/** Transformers: the FFNs and what folding makes of them (after: the compared report's FFNs, matched by activation). */
+function ffnSection(page: Page): Section | undefined {
+  const { r, cmp } = page;
+  if (!(r.transformer)) return undefined;
+  const t = r.transformer;
+  const after = new Map((cmp?.transformer?.ffn ?? []).map((f) => [f.activation, f]));
+  let html = `<p class="lead">Per-token path length: units are the features of one token (the last axis); attention mixes tokens without adding units, its Softmax and the LayerNorms are counted apart. NAPL ${fmtNum(t.perToken.napl, 2)}, APL ${fmtNum(t.perToken.apl, 2)}; ${t.softmax} Softmax, ${t.layerNorm} LayerNorm. Activations: ${escapeHtml(Object.entries(t.spellings).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none')}.</p>`;
+  const foldText = (f: (typeof t.ffn)[number]) => (f.fold === 'merge' ? `one ${f.dIn}×${f.dOut} MatMul` : f.fold === 'split' ? `split: ${f.nonlinearChannels}-wide core + ${f.dIn}×${f.dOut} bypass` : '—');
+  if (t.ffn.length)
+    html += table(['FFN activation', 'spelling', 'fc1 → fc2', 'd → hidden → d', 'linear channels', 'fold', 'MACs / token', ...(cmp ? ['linear after'] : [])], t.ffn.map((f) => [
+      code(f.activation), escapeHtml(f.spelling), `${code(f.fc1)} → ${code(f.fc2)}`, `${f.dIn} → ${f.hidden} → ${f.dOut}`,
+      `${f.linearChannels} / ${f.hidden}${bar(f.linearChannels / f.hidden, C.lin)}`, escapeHtml(foldText(f)),
+      f.fold === 'none' ? fmtCount(f.macsPerToken) : `${fmtCount(f.macsPerToken)} → ${fmtCount(f.foldedMacsPerToken)}`,
+      ...(cmp ? [after.get(f.activation) ? `${after.get(f.activation)!.linearChannels} / ${f.hidden}` : 'folded away'] : []),
+    ]), { num: [false, false, false, true, true, false, true, ...(cmp ? [true] : [])] });
+  else html += note('No FFN (an activation between two dense layers) found.');
+  return { id: 'ffn', title: 'Transformer FFN layers', html };
+}
+
+/** 4. Parameters and MACs per node. */
+function costSection(page: Page): Section | undefined {
+  const { r, cmp } = page;
+  let html = `<p class="lead">Parameters and multiply-accumulates (batch 1) of every node that has either; MACs count contractions only (Conv, Gemm, MatMul, …).</p>`;
+  const nodes = r.cost.nodes;
+  const maxMacs = Math.max(1, ...nodes.map((n) => n.macs), ...(cmp?.cost.nodes ?? []).map((n) => n.macs));
+  if (!cmp) {
+    html += table(['node', 'op', 'params', 'MACs', 'share of MACs'], nodes.map((n) => [
+      code(n.node), escapeHtml(n.opType), fmtCount(n.params), fmtCount(n.macs), `<span class="share">${pct(n.macs / Math.max(1, r.cost.macs))}</span>${bar(n.macs / maxMacs)}`,
+    ]), { num: [false, false, true, true, false], foot: ['total', '', fmtCount(r.cost.params), fmtCount(r.cost.macs), ''] });
+  } else {
+    const after = new Map(cmp.cost.nodes.map((n) => [n.node, n]));
+    const seen = new Set<string>();
+    const list: string[][] = [];
+    const dash = '—';
+    for (const n of nodes) {
+      const a = after.get(n.node);
+      if (a) seen.add(n.node);
+      const d = a ? delta(n.macs, a.macs) : { text: 'removed', cls: 'down' };
+      list.push([code(n.node), escapeHtml(n.opType), fmtCount(n.params), a ? fmtCount(a.params) : dash, fmtCount(n.macs), a ? fmtCount(a.macs) : dash,
+        `<span class="delta ${d.cls}">${escapeHtml(d.text)}</span>`]);
+    }
+    for (const a of cmp.cost.nodes) if (!seen.has(a.node))
+      list.push([code(a.node), escapeHtml(a.opType), dash, fmtCount(a.params), dash, fmtCount(a.macs), `<span class="delta up">new</span>`]);
+    const d = delta(r.cost.macs, cmp.cost.macs);
+    html += table(['node', 'op', 'params before', 'params after', 'MACs before', 'MACs after', 'Δ MACs'], list,
+      { num: [false, false, true, true, true, true, true], foot: ['total', '', fmtCount(r.cost.params), fmtCount(cmp.cost.params), fmtCount(r.cost.macs), fmtCount(cmp.cost.macs), `<span class="delta ${d.cls}">${escapeHtml(d.text)}</span>`] });
+  }
+  const assumptions = [...r.cost.assumptions, ...(cmp?.cost.assumptions ?? []).map((a) => `after: ${a}`)];
+  if (assumptions.length) html += note(`<ul>${assumptions.map((a) => `<li>${escapeHtml(a)}</li>`).join('')}</ul>`);
+  return { id: 'cost', title: 'Parameters and MACs', html };
+}
+
+/** 5. The fold report: metrics against the input (and the original), verification, folds taken. */
+function foldSection(page: Page): Section | undefined {
+  const { input, fold } = page;
+  if (!(input.fold !== undefined)) return undefined;
+  let html = '';
+  if (!fold) html = note('The fold report given is not recognised (expected an object with <code>before</code> and <code>after</code> metrics).', 'warn');
+  else {
+    const b = fold.before, a = fold.after;
+    const metric = (label: string, k: Exclude<keyof FoldMetrics, 'opCounts'>, f: (x: number) => string) => {
+      const x = b[k], y = a[k];
+      if (!num(x) && !num(y)) return undefined;
+      const d = num(x) && num(y) ? delta(x, y) : { text: '', cls: '' };
+      const ratio = num(x) && num(y) && x > 0 ? `${(y / x).toFixed(2)}×` : '';
+      return [escapeHtml(label), num(x) ? escapeHtml(f(x)) : 'n/a', num(y) ? escapeHtml(f(y)) : 'n/a', escapeHtml(ratio), `<span class="delta ${d.cls}">${escapeHtml(d.text)}</span>`];
+    };
+    const int = (x: number) => Math.round(x).toLocaleString('en-US');
+    const lines = [
+      metric('nodes', 'nodes', int), metric('conv/matmul layers', 'layers', int), metric('depth (longest conv/matmul path)', 'depth', int),
+      metric('NAPL', 'napl', (x) => fmtNum(x)), metric('APL', 'apl', (x) => fmtNum(x)), metric('parameters', 'params', fmtCount),
+      metric('MACs', 'macs', fmtCount), metric('latency, onnxruntime-node, batch 1', 'latencyMs', (x) => `${x.toFixed(3)} ms`),
+    ].filter((x): x is string[] => !!x);
+    const v = fold.verification;
+    html += `<p class="lead">${fold.objective ? `Objective <b>${escapeHtml(fold.objective)}</b>. ` : ''}${v ? `Verification <span class="pill${v.passed ? '' : ' bad'}">${v.passed ? 'passed' : 'FAILED'}</span>${num(v.maxRelError) ? ` max relative error ${escapeHtml(v.maxRelError.toExponential(2))}` : ''}${v.inputs ? ` on ${escapeHtml(v.inputs)}` : ''}.` : ''}</p>`;
+    if (Array.isArray(fold.verdict)) for (const v of fold.verdict) html += note(escapeHtml(String(v)), /SLOWER|DEEPER/.test(String(v)) ? 'warn' : 'info');
+    const acc = fold.accuracy;
+    if (acc && num(acc.folded)) html += `<p class="lead">Validation accuracy (onnxruntime${acc.data ? `, ${escapeHtml(acc.data)}` : ''}): ${([['original', acc.original], ['input', acc.input], ['folded', acc.folded]] as [string, number | undefined][]).filter(([, v]) => num(v)).map(([k, v]) => `${k} <b>${((v as number) * 100).toFixed(2)} %</b>`).join(', ')}.</p>`;
+    const o = fold.original;
+    if (o && isObj(o)) {
+      const withOriginal = (label: string, k: Exclude<keyof FoldMetrics, 'opCounts'>, f: (x: number) => string) => {
+        const row = metric(label, k, f);
+        const x = o[k];
+        return row && [row[0], num(x) ? escapeHtml(f(x)) : 'n/a', ...row.slice(1, 3), num(x) && num(a[k]) && x > 0 ? escapeHtml(`${((a[k] as number) / x).toFixed(2)}×`) : ''];
+      };
+      const rowsO = [
+        withOriginal('nodes', 'nodes', int), withOriginal('conv/matmul layers', 'layers', int), withOriginal('depth (longest conv/matmul path)', 'depth', int),
+        withOriginal('NAPL', 'napl', (x) => fmtNum(x)), withOriginal('parameters', 'params', fmtCount), withOriginal('MACs', 'macs', fmtCount),
+        withOriginal('latency, onnxruntime-node, batch 1', 'latencyMs', (x) => `${x.toFixed(3)} ms`),
+      ].filter((x): x is string[] => !!x);
+      html += table(['', 'original', 'input', 'folded', 'folded/original'], rowsO, { num: [false, true, true, true, true] });
+    } else html += table(['', 'before', 'after', 'after/before', 'change'], lines, { num: [false, true, true, true, true] });
+    const taken = Array.isArray(fold.taken) ? fold.taken : [];
+    const rejected = Array.isArray(fold.rejected) ? fold.rejected : [];
+    if (taken.length) html += `<details><summary>Folds taken (${taken.length})</summary><ul>${taken.map((e) => `<li>${code(String(e.pass ?? ''))} ${escapeHtml(e.what ?? '')}</li>`).join('')}</ul></details>`;
+    if (rejected.length) html += `<details><summary>Folds rejected (${rejected.length})</summary><ul>${rejected.map((e) => `<li>${code(String(e.pass ?? ''))} ${escapeHtml(e.what ?? '')}: ${escapeHtml(e.reason ?? '')}</li>`).join('')}</ul></details>`;
+    if (Array.isArray(fold.notes) && fold.notes.length) html += note(`<ul>${fold.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>`);
+  }
+  return { id: 'fold', title: 'Folding', html };
+}
+
+/** 6. Accuracy against effective depth over a λ sweep. */
+async function sweepSection(page: Page): Promise<Section | undefined> {
+  const { cmp, s, input } = page;
+  if (!(input.sweep)) return undefined;
+  const valid = input.sweep.filter((p) => isObj(p) && num(p.lambda) && num(p.valAccuracy) && num(p.napl));
+  const dropped = input.sweep.length - valid.length;
+  let html = `<p class="lead">Validation accuracy against effective depth, one point per prior strength λ: the prior applied after training (the default) and from scratch.</p>`;
+  if (valid.length) {
+    const percent = valid.some((p) => p.valAccuracy > 1);
+    const current = [{ napl: s.napl, label: cmp ? 'before' : 'this model' }, ...(cmp ? [{ napl: cmp.summary.napl, label: 'after' }] : [])];
+    html += figure('sweep', await toSvg(sweepSpec(valid, percent, current)), `${valid.length} model${valid.length === 1 ? '' : 's'}; dashed: NAPL of the audited model${cmp ? 's' : ''}.`);
+    const sorted = [...valid].sort((p, q) => Number(!!p.fromScratch) - Number(!!q.fromScratch) || p.lambda - q.lambda);
+    html += table(['series', 'λ', 'label', 'val. accuracy', 'NAPL', 'APL', 'MACs', 'latency'], sorted.map((p) => [
+      p.fromScratch ? 'from scratch' : 'post-training', escapeHtml(fmtLambda(p.lambda)), escapeHtml(p.label ?? ''),
+      pct(percent ? p.valAccuracy / 100 : p.valAccuracy, 2), fmtNum(p.napl), num(p.apl) ? fmtNum(p.apl) : '', num(p.macs) ? fmtCount(p.macs) : '',
+      num(p.latencyMs) ? `${p.latencyMs.toFixed(2)} ms` : '',
+    ]), { num: [false, true, false, true, true, true, true, true] });
+  } else html += note('The sweep has no usable point.');
+  if (dropped) html += note(`${dropped} sweep point${dropped === 1 ? '' : 's'} without a finite lambda, valAccuracy and napl ${dropped === 1 ? 'was' : 'were'} left out.`, 'warn');
+  return { id: 'sweep', title: 'Accuracy vs. effective depth', html };
+}
+
+/** 7. Warnings, opaque ops, options. */
+function notesSection(page: Page): Section | undefined {
+  const { r, cmp, missing } = page;
+  const items: string[] = [];
+  for (const w of r.warnings) items.push(`<li>${escapeHtml(w)}</li>`);
+  for (const w of cmp?.warnings ?? []) items.push(`<li>after: ${escapeHtml(w)}</li>`);
+  for (const o of r.opaque) items.push(`<li>opaque op ${code(o.node)} (${escapeHtml(`${o.domain ? `${o.domain}.` : ''}${o.opType}`)}) treated as elementwise pass-through</li>`);
+  let html = items.length ? `<ul>${items.join('')}</ul>` : '<p class="lead">No warnings.</p>';
+  const uniq = [...new Set(missing)];
+  if (uniq.length)
+    html += `<p class="lead">Not in this audit report (schema ${r.schemaVersion}), drawn from what is there instead: ${uniq.map(code).join(', ')}.</p>`;
+  html += `<p class="lead">Options: eps ${escapeHtml(r.options.eps)}, other nonlinear ops ${r.options.countOtherNonlinear ? 'counted' : 'not counted'} in APL/NAPL${r.options.inputShapes ? `, input shapes ${escapeHtml(JSON.stringify(r.options.inputShapes))}` : ''}.</p>`;
+  return { id: 'notes', title: 'Notes', html };
+}
+
 // ---------- the page ----------
 export async function renderHtmlReport(input: HtmlReportInput): Promise<string> {
   const r = input.report;
@@ -492,7 +728,6 @@ export async function renderHtmlReport(input: HtmlReportInput): Promise<string> 
   const name = r.model.file ?? (r.model.graphName || 'model');
   const title = input.title ?? `linfold report — ${name}`;
   const rows = layerRows(r, cmp);
-  const sections: { id: string; title: string; html: string }[] = [];
   const missing: string[] = [];
 
   // headline numbers
@@ -514,215 +749,12 @@ export async function renderHtmlReport(input: HtmlReportInput): Promise<string> 
     s.otherNonlinearPerPath.napl > 0 ? `<span class="stat"><span class="stat-label">other nonlinear ops / path</span> ${fmtNum(s.otherNonlinearPerPath.napl, 2)}${r.options.countOtherNonlinear ? ' (counted)' : ' (not counted)'}</span>` : '',
   ].join('');
 
-  // 1. per-layer channels
-  {
-    let html = `<p class="lead">Channels of every activation layer that are still nonlinear (dark) or linear — identity on the whole real line (light). Effective width = nonlinear channels.${cmp ? ' Upper bar: before, lower bar: after.' : ''}</p>`;
-    if (rows.length) html += figure('layers', await toSvg(layerChartSpec(rows, !!cmp)), `${rows.length} activation layer${rows.length === 1 ? '' : 's'}; hover a bar for the full layer name.`);
-    else html += note('This model has no activation layers.');
-    sections.push({ id: 'layers', title: 'Nonlinear channels per layer', html });
-  }
-
-  // 2. path lengths
-  {
-    let html = `<p class="lead">How many still-nonlinear units a path from input to output meets. <b>Normalized</b> (NAPL): 1/k per branch at a k-way merge, units drawn uniformly inside a layer. <b>Unnormalized</b> (APL): uniform over all input→output paths.</p>`;
-    const outs = r.pathLengths as OutputExt[];
-    const cOuts = (cmp?.pathLengths ?? []) as OutputExt[];
-    const d0 = outs[0]?.distribution;
-    const c0 = cmp ? cOuts.find((o) => o.output === outs[0]?.output)?.distribution ?? cOuts[0]?.distribution : undefined;
-    const ok = (d: OutputExt['distribution']) => !!d && Array.isArray(d.apl) && Array.isArray(d.napl);
-    if (ok(d0)) {
-      const dists: { model: string; kind: 'napl' | 'apl'; p: number[] }[] = [];
-      dists.push({ model: 'before', kind: 'napl', p: d0!.napl }, { model: 'before', kind: 'apl', p: d0!.apl });
-      if (cmp && ok(c0)) dists.push({ model: 'after', kind: 'napl', p: c0!.napl }, { model: 'after', kind: 'apl', p: c0!.apl });
-      html += `<h3>Distribution of path lengths${outs.length > 1 ? ` (output ${code(outs[0].output)})` : ''}</h3>`;
-      html += figure('distribution', await toSvg(distributionSpec(dists, !!cmp && ok(c0))), `Mean of the normalized distribution = NAPL ${fmtNum(s.napl)}; of the unnormalized one = APL ${fmtNum(s.apl)}.`);
-    } else {
-      missing.push('pathLengths[].distribution');
-    }
-    const exact = (r.layers as LayerRowExt[]).every((l) => isObj(l.contribution) && num(l.contribution.napl))
-      && (!cmp || (cmp.layers as LayerRowExt[]).every((l) => isObj(l.contribution) && num(l.contribution.napl)));
-    if (!exact) missing.push('layers[].contribution');
-    if (rows.length) {
-      const sum = r.layers.reduce((t, l) => t + (exact ? (l as LayerRowExt).contribution!.napl : l.channels ? l.nonlinearChannels / l.channels : 0), 0);
-      html += `<h3>Per-layer contribution to NAPL</h3>`;
-      const cap = exact
-        ? `Expected number of the layer's nonlinear units on a normalized path; the bars sum to NAPL (${fmtNum(sum)}).`
-        : r.merges.length
-          ? `Nonlinear fraction n/C of each layer: its contribution to NAPL if every path crossed it. This model has ${r.merges.length} residual merge${r.merges.length === 1 ? '' : 's'}, so a path crosses some layers with probability < 1: the bars sum to ${fmtNum(sum)}, NAPL is ${fmtNum(s.napl)}.`
-          : `Nonlinear fraction n/C of each layer — its exact contribution to NAPL in a network without merges like this one (Σ = ${fmtNum(sum)}, NAPL ${fmtNum(s.napl)}).`;
-      html += figure('contribution', await toSvg(contributionSpec(rows, !!cmp, exact)), cap);
-    }
-    html += `<h3>Per output</h3>`;
-    const outRows = outs.map((o) => {
-      const c = cOuts.find((x) => x.output === o.output);
-      const pair = (a: number, b?: number) => (b === undefined ? fmtNum(a) : `${fmtNum(a)} → ${fmtNum(b)}`);
-      return [code(o.output), String(o.units), pair(o.napl, c?.napl), pair(o.apl, c?.apl), fmtPaths(o.log10Paths),
-        `${fmtNum(o.otherNonlinear.napl, 2)} / ${fmtNum(o.otherNonlinear.apl, 2)}`];
-    });
-    html += table(['output', 'units', cmp ? 'NAPL before → after' : 'NAPL', cmp ? 'APL before → after' : 'APL', 'paths', 'other nonlinear ops per path (NAPL / APL)'], outRows,
-      { num: [false, true, true, true, true, true] });
-    if (!r.options.countOtherNonlinear && (s.otherNonlinearPerPath.napl > 0 || s.otherNonlinearPerPath.apl > 0))
-      html += `<p class="lead">Other nonlinear ops (${escapeHtml(Object.entries(r.otherNonlinear.counts).map(([k, v]) => `${k} ×${v}`).join(', '))}) are reported apart and not counted in APL/NAPL.</p>`;
-    sections.push({ id: 'paths', title: 'Path length', html });
-  }
-
-  // 3. core-network map
-  {
-    let html = `<p class="lead">The core network: one row per activation layer, one cell per channel; dark cells stay nonlinear, light cells are linear and fold away.${cmp ? ' Amber: linear after, nonlinear before.' : ''}</p>`;
-    if (rows.length) {
-      const sides: ('before' | 'after')[] = cmp ? ['before', 'after'] : ['before'];
-      let positions = true;
-      for (const side of sides) {
-        const m = mapSpec(rows, side, !!cmp);
-        if (!m.cells) continue;
-        positions &&= m.exact;
-        const cap = m.binned ? `Layers wider than ${MAP_MAX_CELLS} channels are drawn as ${MAP_MAX_CELLS} bins (mixed = some channels of the bin nonlinear).` : '';
-        html += figure(cmp ? `core-${side}` : 'core', await toSvg(m.spec), cap);
-      }
-      if (!positions) {
-        missing.push('layers[].linearMask');
-        html += note(`Channel positions are not in this report (no ${code('layers[].linearMask')}): each row shows the right number of nonlinear channels, drawn first.`);
-      }
-      const preds = new Map<string, string[]>();
-      for (const e of r.core.edges) preds.set(e.to, [...(preds.get(e.to) ?? []), e.from]);
-      const coreRows = r.core.nodes.filter((n) => n.type !== 'input').map((n) => [
-        n.type === 'output' ? `<b>${code(n.id)}</b>` : code(n.id),
-        n.type === 'layer' ? `${escapeHtml(n.kind ?? '')} ${n.nonlinearChannels}/${n.channels}` : '',
-        (preds.get(n.id) ?? []).map(code).join(' ') || '—',
-      ]);
-      html += `<details><summary>Connections of the core network (${r.core.nodes.filter((n) => n.type === 'layer').length} nonlinear layers)</summary>${table(['layer', 'width', 'fed through linear ops by'], coreRows)}</details>`;
-    } else html += note('No activation layers: the whole network is linear.');
-    sections.push({ id: 'core', title: 'Core network map', html });
-  }
-
-  // transformers: the FFNs and what folding makes of them (after: the compared report's FFNs, matched by activation)
-  if (r.transformer) {
-    const t = r.transformer;
-    const after = new Map((cmp?.transformer?.ffn ?? []).map((f) => [f.activation, f]));
-    let html = `<p class="lead">Per-token path length: units are the features of one token (the last axis); attention mixes tokens without adding units, its Softmax and the LayerNorms are counted apart. NAPL ${fmtNum(t.perToken.napl, 2)}, APL ${fmtNum(t.perToken.apl, 2)}; ${t.softmax} Softmax, ${t.layerNorm} LayerNorm. Activations: ${escapeHtml(Object.entries(t.spellings).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none')}.</p>`;
-    const foldText = (f: (typeof t.ffn)[number]) => (f.fold === 'merge' ? `one ${f.dIn}×${f.dOut} MatMul` : f.fold === 'split' ? `split: ${f.nonlinearChannels}-wide core + ${f.dIn}×${f.dOut} bypass` : '—');
-    if (t.ffn.length)
-      html += table(['FFN activation', 'spelling', 'fc1 → fc2', 'd → hidden → d', 'linear channels', 'fold', 'MACs / token', ...(cmp ? ['linear after'] : [])], t.ffn.map((f) => [
-        code(f.activation), escapeHtml(f.spelling), `${code(f.fc1)} → ${code(f.fc2)}`, `${f.dIn} → ${f.hidden} → ${f.dOut}`,
-        `${f.linearChannels} / ${f.hidden}${bar(f.linearChannels / f.hidden, C.lin)}`, escapeHtml(foldText(f)),
-        f.fold === 'none' ? fmtCount(f.macsPerToken) : `${fmtCount(f.macsPerToken)} → ${fmtCount(f.foldedMacsPerToken)}`,
-        ...(cmp ? [after.get(f.activation) ? `${after.get(f.activation)!.linearChannels} / ${f.hidden}` : 'folded away'] : []),
-      ]), { num: [false, false, false, true, true, false, true, ...(cmp ? [true] : [])] });
-    else html += note('No FFN (an activation between two dense layers) found.');
-    sections.push({ id: 'ffn', title: 'Transformer FFN layers', html });
-  }
-
-  // 4. cost
-  {
-    let html = `<p class="lead">Parameters and multiply-accumulates (batch 1) of every node that has either; MACs count contractions only (Conv, Gemm, MatMul, …).</p>`;
-    const nodes = r.cost.nodes;
-    const maxMacs = Math.max(1, ...nodes.map((n) => n.macs), ...(cmp?.cost.nodes ?? []).map((n) => n.macs));
-    if (!cmp) {
-      html += table(['node', 'op', 'params', 'MACs', 'share of MACs'], nodes.map((n) => [
-        code(n.node), escapeHtml(n.opType), fmtCount(n.params), fmtCount(n.macs), `<span class="share">${pct(n.macs / Math.max(1, r.cost.macs))}</span>${bar(n.macs / maxMacs)}`,
-      ]), { num: [false, false, true, true, false], foot: ['total', '', fmtCount(r.cost.params), fmtCount(r.cost.macs), ''] });
-    } else {
-      const after = new Map(cmp.cost.nodes.map((n) => [n.node, n]));
-      const seen = new Set<string>();
-      const list: string[][] = [];
-      const dash = '—';
-      for (const n of nodes) {
-        const a = after.get(n.node);
-        if (a) seen.add(n.node);
-        const d = a ? delta(n.macs, a.macs) : { text: 'removed', cls: 'down' };
-        list.push([code(n.node), escapeHtml(n.opType), fmtCount(n.params), a ? fmtCount(a.params) : dash, fmtCount(n.macs), a ? fmtCount(a.macs) : dash,
-          `<span class="delta ${d.cls}">${escapeHtml(d.text)}</span>`]);
-      }
-      for (const a of cmp.cost.nodes) if (!seen.has(a.node))
-        list.push([code(a.node), escapeHtml(a.opType), dash, fmtCount(a.params), dash, fmtCount(a.macs), `<span class="delta up">new</span>`]);
-      const d = delta(r.cost.macs, cmp.cost.macs);
-      html += table(['node', 'op', 'params before', 'params after', 'MACs before', 'MACs after', 'Δ MACs'], list,
-        { num: [false, false, true, true, true, true, true], foot: ['total', '', fmtCount(r.cost.params), fmtCount(cmp.cost.params), fmtCount(r.cost.macs), fmtCount(cmp.cost.macs), `<span class="delta ${d.cls}">${escapeHtml(d.text)}</span>`] });
-    }
-    const assumptions = [...r.cost.assumptions, ...(cmp?.cost.assumptions ?? []).map((a) => `after: ${a}`)];
-    if (assumptions.length) html += note(`<ul>${assumptions.map((a) => `<li>${escapeHtml(a)}</li>`).join('')}</ul>`);
-    sections.push({ id: 'cost', title: 'Parameters and MACs', html });
-  }
-
-  // 5. fold
-  if (input.fold !== undefined) {
-    let html = '';
-    if (!fold) html = note('The fold report given is not recognised (expected an object with <code>before</code> and <code>after</code> metrics).', 'warn');
-    else {
-      const b = fold.before, a = fold.after;
-      const metric = (label: string, k: Exclude<keyof FoldMetrics, 'opCounts'>, f: (x: number) => string) => {
-        const x = b[k], y = a[k];
-        if (!num(x) && !num(y)) return undefined;
-        const d = num(x) && num(y) ? delta(x, y) : { text: '', cls: '' };
-        const ratio = num(x) && num(y) && x > 0 ? `${(y / x).toFixed(2)}×` : '';
-        return [escapeHtml(label), num(x) ? escapeHtml(f(x)) : 'n/a', num(y) ? escapeHtml(f(y)) : 'n/a', escapeHtml(ratio), `<span class="delta ${d.cls}">${escapeHtml(d.text)}</span>`];
-      };
-      const int = (x: number) => Math.round(x).toLocaleString('en-US');
-      const lines = [
-        metric('nodes', 'nodes', int), metric('conv/matmul layers', 'layers', int), metric('depth (longest conv/matmul path)', 'depth', int),
-        metric('NAPL', 'napl', (x) => fmtNum(x)), metric('APL', 'apl', (x) => fmtNum(x)), metric('parameters', 'params', fmtCount),
-        metric('MACs', 'macs', fmtCount), metric('latency, onnxruntime-node, batch 1', 'latencyMs', (x) => `${x.toFixed(3)} ms`),
-      ].filter((x): x is string[] => !!x);
-      const v = fold.verification;
-      html += `<p class="lead">${fold.objective ? `Objective <b>${escapeHtml(fold.objective)}</b>. ` : ''}${v ? `Verification <span class="pill${v.passed ? '' : ' bad'}">${v.passed ? 'passed' : 'FAILED'}</span>${num(v.maxRelError) ? ` max relative error ${escapeHtml(v.maxRelError.toExponential(2))}` : ''}${v.inputs ? ` on ${escapeHtml(v.inputs)}` : ''}.` : ''}</p>`;
-      if (Array.isArray(fold.verdict)) for (const v of fold.verdict) html += note(escapeHtml(String(v)), /SLOWER|DEEPER/.test(String(v)) ? 'warn' : 'info');
-      const acc = fold.accuracy;
-      if (acc && num(acc.folded)) html += `<p class="lead">Validation accuracy (onnxruntime${acc.data ? `, ${escapeHtml(acc.data)}` : ''}): ${([['original', acc.original], ['input', acc.input], ['folded', acc.folded]] as [string, number | undefined][]).filter(([, v]) => num(v)).map(([k, v]) => `${k} <b>${((v as number) * 100).toFixed(2)} %</b>`).join(', ')}.</p>`;
-      const o = fold.original;
-      if (o && isObj(o)) {
-        const withOriginal = (label: string, k: Exclude<keyof FoldMetrics, 'opCounts'>, f: (x: number) => string) => {
-          const row = metric(label, k, f);
-          const x = o[k];
-          return row && [row[0], num(x) ? escapeHtml(f(x)) : 'n/a', ...row.slice(1, 3), num(x) && num(a[k]) && x > 0 ? escapeHtml(`${((a[k] as number) / x).toFixed(2)}×`) : ''];
-        };
-        const rowsO = [
-          withOriginal('nodes', 'nodes', int), withOriginal('conv/matmul layers', 'layers', int), withOriginal('depth (longest conv/matmul path)', 'depth', int),
-          withOriginal('NAPL', 'napl', (x) => fmtNum(x)), withOriginal('parameters', 'params', fmtCount), withOriginal('MACs', 'macs', fmtCount),
-          withOriginal('latency, onnxruntime-node, batch 1', 'latencyMs', (x) => `${x.toFixed(3)} ms`),
-        ].filter((x): x is string[] => !!x);
-        html += table(['', 'original', 'input', 'folded', 'folded/original'], rowsO, { num: [false, true, true, true, true] });
-      } else html += table(['', 'before', 'after', 'after/before', 'change'], lines, { num: [false, true, true, true, true] });
-      const taken = Array.isArray(fold.taken) ? fold.taken : [];
-      const rejected = Array.isArray(fold.rejected) ? fold.rejected : [];
-      if (taken.length) html += `<details><summary>Folds taken (${taken.length})</summary><ul>${taken.map((e) => `<li>${code(String(e.pass ?? ''))} ${escapeHtml(e.what ?? '')}</li>`).join('')}</ul></details>`;
-      if (rejected.length) html += `<details><summary>Folds rejected (${rejected.length})</summary><ul>${rejected.map((e) => `<li>${code(String(e.pass ?? ''))} ${escapeHtml(e.what ?? '')}: ${escapeHtml(e.reason ?? '')}</li>`).join('')}</ul></details>`;
-      if (Array.isArray(fold.notes) && fold.notes.length) html += note(`<ul>${fold.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>`);
-    }
-    sections.push({ id: 'fold', title: 'Folding', html });
-  }
-
-  // 6. sweep
-  if (input.sweep) {
-    const valid = input.sweep.filter((p) => isObj(p) && num(p.lambda) && num(p.valAccuracy) && num(p.napl));
-    const dropped = input.sweep.length - valid.length;
-    let html = `<p class="lead">Validation accuracy against effective depth, one point per prior strength λ: the prior applied after training (the default) and from scratch.</p>`;
-    if (valid.length) {
-      const percent = valid.some((p) => p.valAccuracy > 1);
-      const current = [{ napl: s.napl, label: cmp ? 'before' : 'this model' }, ...(cmp ? [{ napl: cmp.summary.napl, label: 'after' }] : [])];
-      html += figure('sweep', await toSvg(sweepSpec(valid, percent, current)), `${valid.length} model${valid.length === 1 ? '' : 's'}; dashed: NAPL of the audited model${cmp ? 's' : ''}.`);
-      const sorted = [...valid].sort((p, q) => Number(!!p.fromScratch) - Number(!!q.fromScratch) || p.lambda - q.lambda);
-      html += table(['series', 'λ', 'label', 'val. accuracy', 'NAPL', 'APL', 'MACs', 'latency'], sorted.map((p) => [
-        p.fromScratch ? 'from scratch' : 'post-training', escapeHtml(fmtLambda(p.lambda)), escapeHtml(p.label ?? ''),
-        pct(percent ? p.valAccuracy / 100 : p.valAccuracy, 2), fmtNum(p.napl), num(p.apl) ? fmtNum(p.apl) : '', num(p.macs) ? fmtCount(p.macs) : '',
-        num(p.latencyMs) ? `${p.latencyMs.toFixed(2)} ms` : '',
-      ]), { num: [false, true, false, true, true, true, true, true] });
-    } else html += note('The sweep has no usable point.');
-    if (dropped) html += note(`${dropped} sweep point${dropped === 1 ? '' : 's'} without a finite lambda, valAccuracy and napl ${dropped === 1 ? 'was' : 'were'} left out.`, 'warn');
-    sections.push({ id: 'sweep', title: 'Accuracy vs. effective depth', html });
-  }
-
-  // 7. notes
-  {
-    const items: string[] = [];
-    for (const w of r.warnings) items.push(`<li>${escapeHtml(w)}</li>`);
-    for (const w of cmp?.warnings ?? []) items.push(`<li>after: ${escapeHtml(w)}</li>`);
-    for (const o of r.opaque) items.push(`<li>opaque op ${code(o.node)} (${escapeHtml(`${o.domain ? `${o.domain}.` : ''}${o.opType}`)}) treated as elementwise pass-through</li>`);
-    let html = items.length ? `<ul>${items.join('')}</ul>` : '<p class="lead">No warnings.</p>';
-    const uniq = [...new Set(missing)];
-    if (uniq.length)
-      html += `<p class="lead">Not in this audit report (schema ${r.schemaVersion}), drawn from what is there instead: ${uniq.map(code).join(', ')}.</p>`;
-    html += `<p class="lead">Options: eps ${escapeHtml(r.options.eps)}, other nonlinear ops ${r.options.countOtherNonlinear ? 'counted' : 'not counted'} in APL/NAPL${r.options.inputShapes ? `, input shapes ${escapeHtml(JSON.stringify(r.options.inputShapes))}` : ''}.</p>`;
-    sections.push({ id: 'notes', title: 'Notes', html });
+  const page: Page = { r, cmp, s, rows, missing, input, fold };
+  // in order: the notes list what the earlier sections found missing
+  const sections: Section[] = [];
+  for (const make of [channelsSection, pathLengthSection, coreSection, ffnSection, costSection, foldSection, sweepSection, notesSection]) {
+    const section = await make(page);
+    if (section) sections.push(section);
   }
 
   const cmpLine = cmp ? `<div class="cmp">before: ${escapeHtml(name)} → after: ${escapeHtml(cmp.model.file ?? (cmp.model.graphName || 'model'))}</div>` : '';

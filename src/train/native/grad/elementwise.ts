@@ -13,8 +13,7 @@ registerGrads(
   {
     op: 'Div', elementwise: true,
     grad: binary(({ e, node, dOut }, k) => {
-      const [a, b] = node.inputs;
-      const da = e.op('Div', [dOut[0]!, b]);
+      const da = e.op('Div', [dOut[0]!, node.inputs[1]]);
       return k === 0 ? da : e.op('Neg', [e.op('Mul', [da, node.outputs[0]])]);
     }),
   },
