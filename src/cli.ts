@@ -1,6 +1,6 @@
 // The command line: a thin layer over the library API in src/index.ts.
 import { Command, Option, InvalidArgumentError } from 'commander';
-import { LinfoldError, oneLine } from './errors.js';
+import { LinfoldError, asFlags, oneLine } from './errors.js';
 
 let verbose = false;
 
@@ -37,7 +37,7 @@ export async function main(argv: string[]): Promise<void> {
 
 export function exitWithError(e: unknown): never {
   if (e instanceof LinfoldError) {
-    process.stderr.write(`linfold: ${oneLine(e.message)}\n`);
+    process.stderr.write(`linfold: ${asFlags(oneLine(e.message))}\n`);
     if (verbose && e.stack) process.stderr.write(`${e.stack}\n`);
     process.exit(e.exitCode);
   }

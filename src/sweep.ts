@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from './files.js';
-import { LinfoldError, oneLine } from './errors.js';
+import { LinfoldError, oneLine, option } from './errors.js';
 import type { Model } from './import/ir.js';
 import { saveModel } from './import/onnx-io.js';
 import type { Dataset } from './train/data.js';
@@ -128,10 +128,10 @@ export interface PointFile {
 export function sweepPlan(grid: SweepGrid): GridPoint[] {
   const priors = grid.priors?.length ? grid.priors : (['l1'] as PriorKind[]);
   const seeds = grid.seeds?.length ? grid.seeds : [0];
-  for (const [name, list] of [['--lambdas', grid.lambdas], ['--priors', priors], ['--seeds', seeds]] as const) {
-    if (!list.length) throw new LinfoldError(`${name}: give at least one value`);
+  for (const [name, list] of [['lambdas', grid.lambdas], ['priors', priors], ['seeds', seeds]] as const) {
+    if (!list.length) throw new LinfoldError(`${option(name)}: give at least one value`);
     const dup = list.find((v, i) => list.indexOf(v as never) !== i);
-    if (dup !== undefined) throw new LinfoldError(`${name}: ${dup} is listed twice`);
+    if (dup !== undefined) throw new LinfoldError(`${option(name)}: ${dup} is listed twice`);
   }
   const out: GridPoint[] = [];
   for (const fromScratch of grid.fromScratch ? [false, true] : [false])
@@ -144,7 +144,7 @@ export function sweepPlan(grid: SweepGrid): GridPoint[] {
 
 /** The points job `index` of `count` runs: index, index + count, … below `size`. */
 export function jobPoints(index: number, count: number, size: number): number[] {
-  if (!Number.isInteger(count) || count < 1) throw new LinfoldError(`--count ${count}: must be a whole number ≥ 1`);
+  if (!Number.isInteger(count) || count < 1) throw new LinfoldError(`${option('count')} ${count}: must be a whole number ≥ 1`);
   const out: number[] = [];
   for (let i = index; i < size; i += count) out.push(i);
   return out;
@@ -156,7 +156,7 @@ export function jobPoints(index: number, count: number, size: number): number[] 
  */
 export function resolveIndex(opts: { index?: number; point?: number }, env: NodeJS.ProcessEnv = process.env): { index: number; source: string } | undefined {
   if (opts.index !== undefined && opts.point !== undefined && opts.index !== opts.point)
-    throw new LinfoldError(`--index ${opts.index} and --point ${opts.point} disagree (--point is another name for --index)`);
+    throw new LinfoldError(`${option('index')} ${opts.index} and ${option('point')} ${opts.point} disagree (${option('point')} is another name for ${option('index')})`);
   if (opts.index !== undefined) return { index: opts.index, source: '--index' };
   if (opts.point !== undefined) return { index: opts.point, source: '--point' };
   for (const name of INDEX_VARIABLES) {
@@ -173,9 +173,9 @@ export async function sweep(model: Model, opts: SweepOptions): Promise<SweepResu
   const size = plan.size;
   const job = resolveIndex(opts, {});
   const count = opts.count ?? size;
-  if (!Number.isInteger(count) || count < 1) throw new LinfoldError(`--count ${count}: must be a whole number ≥ 1`);
+  if (!Number.isInteger(count) || count < 1) throw new LinfoldError(`${option('count')} ${count}: must be a whole number ≥ 1`);
   if (job && !(job.index < count))
-    throw new LinfoldError(`${opts.indexSource ?? job.source}=${job.index}: the sweep has ${count === size ? `${size} points (indices 0..${size - 1})` : `${count} jobs (indices 0..${count - 1})`}; give --count to spread it over more or fewer jobs`);
+    throw new LinfoldError(`${opts.indexSource ?? job.source}=${job.index}: the sweep has ${count === size ? `${size} points (indices 0..${size - 1})` : `${count} jobs (indices 0..${count - 1})`}; give ${option('count')} to spread it over more or fewer jobs`);
   const todo = job ? jobPoints(job.index, count, size) : plan.points.map((p) => p.index);
   mkdirSync(join(opts.outDir, 'points'), { recursive: true });
   writePlan(opts.outDir, plan);
@@ -262,7 +262,7 @@ export function collect(outDir: string): Collected {
 
 /** Merges point files (from `--point`/`--index` runs, or older `point-<i>.json`) into one sweep. */
 export function mergeSweep(files: string[]): SweepResult {
-  if (!files.length) throw new LinfoldError('--merge: no point files given');
+  if (!files.length) throw new LinfoldError('mergeSweep: no point files given');
   const parts = files.map((f) => {
     const v = readJson<Partial<PointFile> & Partial<SweepResult>>(f, true)!;
     if (v.status === 'done' && v.result) return { model: v.model ?? null, baseline: v.point?.fromScratch ? null : v.start ?? null, points: [v.result] };
@@ -289,7 +289,7 @@ export async function writeSweepReport(r: SweepResult, output: string, opts: { m
   const { loadModel } = await import('./import/onnx-io.js');
   const { audit } = await import('./analyze/audit.js');
   const { renderHtmlReport } = await import('./report/html.js');
-  if (!opts.model && !(r.model && existsSync(r.model))) throw new LinfoldError(`${r.model ?? 'the sweep'}: the swept model is not there to audit (give --model)`);
+  if (!opts.model && !(r.model && existsSync(r.model))) throw new LinfoldError(`${r.model ?? 'the sweep'}: the swept model is not there to audit (give ${option('model')})`);
   const model = opts.model ?? loadModel(r.model!);
   writeFileAtomic(output, await renderHtmlReport({ report: audit(model), sweep: r.points, title: opts.title ?? `linfold sweep — ${r.model ?? model.path}` }));
 }
@@ -323,14 +323,14 @@ function writePlan(outDir: string, plan: SweepPlan): void {
       const a = old[part] as Record<string, unknown>, b = plan[part] as Record<string, unknown>;
       return [...new Set([...Object.keys(a ?? {}), ...Object.keys(b)])].filter((k) => JSON.stringify(a?.[k]) !== JSON.stringify(b[k])).map((k) => `${k}: ${JSON.stringify(a?.[k])} there, ${JSON.stringify(b[k])} now`);
     });
-    throw new LinfoldError(`${path}: ${outDir} holds another sweep (${diff.join('; ') || 'different definition'}); use another --out or delete it`);
+    throw new LinfoldError(`${path}: ${outDir} holds another sweep (${diff.join('; ') || 'different definition'}); use another ${option('outDir')} or delete it`);
   }
   if (!old) writeJson(path, plan);
 }
 
 function readPlan(outDir: string): SweepPlan {
   const path = join(outDir, 'plan.json');
-  if (!existsSync(path)) throw new LinfoldError(`${outDir}: no plan.json here — not a sweep folder (linfold sweep … --out ${outDir} makes one)`);
+  if (!existsSync(path)) throw new LinfoldError(`${outDir}: no plan.json here — not a sweep folder (a sweep with ${option('outDir')} ${outDir} makes one)`);
   return readJson<SweepPlan>(path, true)!;
 }
 
@@ -342,7 +342,7 @@ function readDone(outDir: string, plan: SweepPlan, i: number): PointFile | undef
   const path = pointPath(outDir, i);
   const f = readJson<PointFile>(path);
   if (!f || f.status !== 'done' || !f.result) return undefined;
-  if (f.sweep !== plan.id || f.index !== i) throw new LinfoldError(`${path}: a point of another sweep (${f.sweep}, this one is ${plan.id}); use another --out or delete it`);
+  if (f.sweep !== plan.id || f.index !== i) throw new LinfoldError(`${path}: a point of another sweep (${f.sweep}, this one is ${plan.id}); use another ${option('outDir')} or delete it`);
   return f;
 }
 

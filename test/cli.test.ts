@@ -133,4 +133,8 @@ test('sweep → collect: two λ of one step each; the point files, sweep.json an
   assertUsageError(linfold(['sweep', 'fixtures/mnist_cnn.onnx', '--lambdas', '0.1,abc', '--out', none]), /--lambdas/);
   assert.ok(!existsSync(none));
   assertCliError(linfold(['collect', join(tmp, 'not-a-sweep')]), /not-a-sweep: no plan\.json/);
+  // the library names its options (option index); the command line shows them as its flags
+  const clash = linfold(['sweep', 'fixtures/mnist_cnn.onnx', '--lambdas', '0.1', '--index', '1', '--point', '2', '--out', none]);
+  assertCliError(clash, /--index 1 and --point 2 disagree \(--point is another name for --index\)/);
+  assert.doesNotMatch(clash.stderr, /option/);
 });

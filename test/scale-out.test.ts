@@ -60,11 +60,11 @@ test('the grid and the job index: order, strided jobs, environment variables in 
   assert.deepEqual(plan[9], { index: 9, lambda: 0.2, prior: 'l1', seed: 0, fromScratch: true, tag: 'scratch-l1-seed0-lambda-0.2' });
   // the old order (post-training λs, then from scratch) is kept for one prior and one seed: --point i still names the same run
   assert.deepEqual(sweepPlan({ lambdas: [1, 2, 3], fromScratch: true }).map((p) => [p.lambda, p.fromScratch]), [[1, false], [2, false], [3, false], [1, true], [2, true], [3, true]]);
-  assert.throws(() => sweepPlan({ lambdas: [1, 1] }), /--lambdas: 1 is listed twice/);
+  assert.throws(() => sweepPlan({ lambdas: [1, 1] }), /option lambdas: 1 is listed twice/);
   assert.deepEqual(jobPoints(1, 3, 8), [1, 4, 7]);
   assert.deepEqual(jobPoints(0, 16, 16), [0]);
   assert.deepEqual(jobPoints(5, 8, 4), []);
-  assert.throws(() => jobPoints(0, 0, 4), /--count 0/);
+  assert.throws(() => jobPoints(0, 0, 4), /option count 0/);
   const all = { JOB_COMPLETION_INDEX: '3', SLURM_ARRAY_TASK_ID: '4', AWS_BATCH_JOB_ARRAY_INDEX: '5' };
   assert.deepEqual(resolveIndex({}, all), { index: 3, source: 'JOB_COMPLETION_INDEX' });
   assert.deepEqual(resolveIndex({}, { ...all, JOB_COMPLETION_INDEX: '' }), { index: 4, source: 'SLURM_ARRAY_TASK_ID' });
@@ -73,7 +73,7 @@ test('the grid and the job index: order, strided jobs, environment variables in 
   assert.deepEqual(resolveIndex({ point: 2 }, all), { index: 2, source: '--point' });
   assert.equal(resolveIndex({}, {}), undefined);
   assert.throws(() => resolveIndex({}, { SLURM_ARRAY_TASK_ID: '1-3' }), /SLURM_ARRAY_TASK_ID='1-3'/);
-  assert.throws(() => resolveIndex({ index: 1, point: 2 }, {}), /--index 1 and --point 2/);
+  assert.throws(() => resolveIndex({ index: 1, point: 2 }, {}), /option index 1 and option point 2/);
 });
 
 test('Slurm: examples/slurm-array.sh as array tasks, one killed and rerun; collect equals one machine', { timeout: 240_000 }, async () => {

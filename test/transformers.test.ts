@@ -174,7 +174,7 @@ test('language model: per-token distillation, teacher agreement per token and ne
   assert.ok(Math.abs(r.after.valPerplexity! / r.before.valPerplexity! - 1) < 0.1, `${r.before.valPerplexity} → ${r.after.valPerplexity}`);
   assert.equal(r.after.valAccuracy, null);
   // per-token logits need --loss distill
-  await assert.rejects(linearize(loadModel(LM), { data, loss: 'ce', quiet: true }), /has logits per token \[batch, T, 97\]; train it with --loss distill/);
+  await assert.rejects(linearize(loadModel(LM), { data, loss: 'ce', quiet: true }), /has logits per token \[batch, T, 97\]; train it with option loss 'distill'/);
 });
 
 test('the ViT exported with torch defaults (batch fixed at 1) linearizes without re-export', { skip: need('vit_mnist_fixed.onnx'), timeout: 120_000 }, async () => {

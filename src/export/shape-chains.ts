@@ -8,6 +8,7 @@
 // batch again with makeBatchSymbolic (verified there: a batch of 3 vs one example at a time), and check the
 // result against the input on a random batch of 3. Any failure leaves the model as it was, with the reason.
 import type { Model } from '../import/ir.js';
+import { option } from '../errors.js';
 import { foldConstants } from '../import/constant-folding.js';
 import { makeBatchSymbolic } from '../import/batch.js';
 import { cloneModel } from '../import/ir-edit.js';
@@ -32,7 +33,7 @@ export async function foldShapeChains(input: Model, opts: { inputShapes?: Record
     const given = opts.inputShapes?.[f.name];
     if (!f.shape) return { model: cloneModel(input), note: `shape chains kept: input '${f.name}' has no shape` };
     const s = f.shape.map((d, i) => (typeof d === 'number' ? d : i === 0 ? 1 : given?.[i]));
-    if (s.some((d) => d === undefined)) return { model: cloneModel(input), note: `shape chains kept: input '${f.name}' has symbolic dims other than the batch (give --input-shape)` };
+    if (s.some((d) => d === undefined)) return { model: cloneModel(input), note: `shape chains kept: input '${f.name}' has symbolic dims other than the batch (give ${option('inputShapes')})` };
     shapes[f.name] = s as number[];
   }
   const nodesBefore = g.nodes.length;

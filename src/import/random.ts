@@ -1,6 +1,6 @@
 // Seeded randomness shared by data shuffling, initialisation and verification inputs.
 import { product, normAxis } from './shape-math.js';
-import { LinfoldError } from '../errors.js';
+import { LinfoldError, option } from '../errors.js';
 import type { Graph, Node } from './ir.js';
 import { Tensor, allocArray, type DType } from './tensor.js';
 
@@ -43,12 +43,12 @@ export function randomFeeds(g: Graph, opts: FeedOptions = {}): Record<string, Te
   const feeds: Record<string, Tensor> = {};
   for (const v of g.feeds) {
     const given = opts.inputShapes?.[v.name] ?? (g.feeds.length === 1 ? opts.inputShapes?.['*'] : undefined);
-    if (!v.shape && !given) throw new LinfoldError(`input '${v.name}' has no shape: give it with --input-shape ${v.name}:DxD…`);
+    if (!v.shape && !given) throw new LinfoldError(`input '${v.name}' has no shape: give it with ${option('inputShapes')}`);
     const shape = given ?? v.shape!.map((d, i) => {
       if (typeof d === 'number' && d >= 0) return d;
       if (i === 0) return batch;
       if (opts.otherDims !== undefined) return opts.otherDims;
-      throw new LinfoldError(`input '${v.name}' has symbolic dim '${d}' at axis ${i}: give its shape with --input-shape ${v.name}:DxD…`);
+      throw new LinfoldError(`input '${v.name}' has symbolic dim '${d}' at axis ${i}: give its shape with ${option('inputShapes')}`);
     });
     const dtype: DType = v.dtype ?? 'float32';
     if (dtype === 'float16' || dtype === 'bfloat16') throw new LinfoldError(`input '${v.name}': ${dtype} inputs are not generated; pass data`);

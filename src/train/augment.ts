@@ -1,6 +1,6 @@
 // Training-time augmentation of NCHW image batches: random translations (edge pixels repeated) and
 // horizontal flips, drawn from a seeded source so a resumed run sees the same batches as an unbroken one.
-import { LinfoldError } from '../errors.js';
+import { LinfoldError, option } from '../errors.js';
 import { seededRandom } from '../import/random.js';
 import type { Batch } from './data.js';
 
@@ -20,7 +20,7 @@ export function parseAugmentation(spec: string): Augmentation {
     if (name === 'none' && arg === undefined) continue;
     if (name === 'flip' && arg === undefined) out.flip = true;
     else if (name === 'shift' && arg !== undefined && /^\d+$/.test(arg)) out.shift = Number(arg);
-    else throw new LinfoldError(`--augment: cannot read '${part}' (expected shift:<pixels>, flip or none)`);
+    else throw new LinfoldError(`${option('augment')}: cannot read '${part}' (expected shift:<pixels>, flip or none)`);
   }
   return out;
 }
@@ -31,7 +31,7 @@ export const isAugmenting = (a: Augmentation) => a.shift > 0 || a.flip;
 export function augmentBatch(b: Batch, a: Augmentation, seed: number): Batch {
   if (!isAugmenting(a)) return b;
   if (!(b.x instanceof Float32Array) || b.shape.length !== 4)
-    throw new LinfoldError(`--augment works on image batches [N, C, H, W]; this data has samples of shape [${b.shape.slice(1).join(', ')}]`);
+    throw new LinfoldError(`${option('augment')} works on image batches [N, C, H, W]; this data has samples of shape [${b.shape.slice(1).join(', ')}]`);
   const [n, c, h, w] = b.shape;
   const rnd = seededRandom(seed);
   const x = b.x, out = new Float32Array(x.length);

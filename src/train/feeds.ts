@@ -3,7 +3,7 @@
 // batch.x is the first input, so code written for one input keeps working on the first.
 import type { Model, ValueInfo } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
-import { LinfoldError } from '../errors.js';
+import { LinfoldError, option } from '../errors.js';
 import { readNpz, type NpyDtype, type RowSource } from './npy.js';
 import { arrays, batchRows, imageFolder, mnist, splitRows, type Batch, type Dataset, type Split } from './data.js';
 
@@ -77,11 +77,11 @@ export function batchTensors(b: Batch, data: Dataset, inputName: string): Record
   return Object.fromEntries(data.inputs.map((i) => [i.name, one(i.name, b.feeds![i.name].x, b.feeds![i.name].shape, i.dtype)]));
 }
 
-/** --data for a model: multi-input models need a .npz with one array per input name. */
+/** The data for a model: multi-input models need a .npz with one array per input name. */
 export function needsNamedArrays(source: string, model: Model): boolean {
   if (model.graph.feeds.length < 2) return false;
   if (!source.endsWith('.npz'))
-    fail(`--data ${source}: ${model.path ?? 'the model'} has ${model.graph.feeds.length} inputs (${model.graph.feeds.map((f) => f.name).join(', ')}); give a .npz with one array per input name (and labels)`);
+    fail(`${option('data')} ${source}: ${model.path ?? 'the model'} has ${model.graph.feeds.length} inputs (${model.graph.feeds.map((f) => f.name).join(', ')}); give a .npz with one array per input name (and labels)`);
   return true;
 }
 

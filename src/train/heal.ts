@@ -2,7 +2,7 @@
 // linearize loop with no slopes and no prior — every weight trains, the activations stay as they are —
 // distilling from the teacher run by onnxruntime-node (and from labels too when the data has them).
 // Accuracy and agreement with the teacher are measured by onnxruntime on the model as written.
-import { LinfoldError } from '../errors.js';
+import { LinfoldError, option } from '../errors.js';
 import type { Model } from '../import/ir.js';
 import { linearize, type LinearizeOptions, type LinearizeResult, type EpochLog } from './linearize.js';
 import { ortAccuracy, ortAgreement } from './evaluate.js';
@@ -30,7 +30,7 @@ export interface HealResult {
 
 export async function heal(model: Model, opts: HealOptions): Promise<HealResult> {
   const { teacher, ...rest } = opts;
-  if (!teacher) throw new LinfoldError('heal: give the teacher model (--teacher original.onnx)');
+  if (!teacher) throw new LinfoldError(`heal: give the teacher model (${option('teacher')}, e.g. the model before folding)`);
   const loss = opts.loss ?? (opts.data.hasLabels ? 'both' : 'distill');
   const accuracy = async (m: Model) => (opts.data.hasLabels ? ortAccuracy(m, opts.data) : null);
   const measure = async (m: Model): Promise<HealMeasure> => ({ accuracy: await accuracy(m), agreement: await ortAgreement(m, teacher, opts.data) });

@@ -3,7 +3,7 @@
 // y = σ(x) + a ⊙ (x − σ(x)) starting at a = 0 — or a plain PRelu with `asPrelu`. At step 0 the model
 // computes the same function as before (except with asPrelu).
 import { blendNodes } from '../import/blend.js';
-import { LinfoldError } from '../errors.js';
+import { LinfoldError, option } from '../errors.js';
 import { type Model, type Node, type Graph, nodeLabel } from '../import/ir.js';
 import { Tensor } from '../import/tensor.js';
 import { inferShapes } from '../import/shape-inference.js';
@@ -61,7 +61,7 @@ export function makeLinearizable(source: Model, opts: LinearizableOptions = {}):
     }
     const rank = g.info(layer.input)?.shape?.length;
     if (layer.channelAxis === null || rank === undefined) {
-      skipped.push({ layer: layer.name, reason: 'rank of its input is unknown (give --input-shape)' });
+      skipped.push({ layer: layer.name, reason: `rank of its input is unknown (give ${option('inputShapes')})` });
       continue;
     }
     const size = opts.granularity === 'layer' || blocks ? 1 : layer.channels;
@@ -77,7 +77,7 @@ export function makeLinearizable(source: Model, opts: LinearizableOptions = {}):
       if (!current) throw new LinfoldError(`${nodeLabel(node)}: its slope is not a constant, cannot train it`);
       const values = broadcastChannels(current, layer.channels);
       if (size === 1 && values.some((v) => v !== values[0]))
-        throw new LinfoldError(`${layer.name}: its slopes differ between channels, so it cannot share one slope (use --granularity channel, or --skip it)`);
+        throw new LinfoldError(`${layer.name}: its slopes differ between channels, so it cannot share one slope (use ${option('granularity')} 'channel', or ${option('skip')} it)`);
       g.initializers.set(slopeName, Tensor.f32(slopeName, slopeDims, values.slice(0, size)));
       node.inputs[k] = slopeName;
       slopes.push({ ...base, name: slopeName, form: layer.form === 'blend' ? 'blend' : 'prelu' });

@@ -4,7 +4,7 @@
 import { product } from '../import/shape-math.js';
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { LinfoldError } from '../errors.js';
+import { LinfoldError, option } from '../errors.js';
 import type { Model } from '../import/ir.js';
 import { Tensor, argmaxRows } from '../import/tensor.js';
 import { recordOriginal, recordedOriginal } from '../import/onnx-io.js';
@@ -176,12 +176,12 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
   const { model: source, perSample } = await trainableBatch(fixed, say);
   const slopeLr = o.slopeLr;
   const perToken = tokenWidth(source);
-  if (perToken && o.loss !== 'distill') throw new LinfoldError(`--loss ${o.loss}: ${source.path ?? 'the model'} has logits per token [batch, T, ${perToken}]; train it with --loss distill (KL per token)`);
-  if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`--loss ${o.loss} needs labels, and ${o.data.name} has none (use --loss distill)`);
-  const tfjsOnly = o.heal ? 'heal' : o.mergeReady ? '--merge-ready' : perSample ? 'a model whose batch cannot be freed' : o.data.inputs ? 'a model with several inputs' : perToken ? 'per-token logits [batch, T, V]' : undefined;
+  if (perToken && o.loss !== 'distill') throw new LinfoldError(`${option('loss')} '${o.loss}': ${source.path ?? 'the model'} has logits per token [batch, T, ${perToken}]; train it with ${option('loss')} 'distill' (KL per token)`);
+  if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`${option('loss')} '${o.loss}' needs labels, and ${o.data.name} has none (use ${option('loss')} 'distill')`);
+  const tfjsOnly = o.heal ? 'heal' : o.mergeReady ? option('mergeReady') : perSample ? 'a model whose batch cannot be freed' : o.data.inputs ? 'a model with several inputs' : perToken ? 'per-token logits [batch, T, V]' : undefined;
   const auto = (o.backend ?? 'auto') === 'auto';
   const native = isNativeBackend(o.backend) ? o.backend : auto ? autoNativeBackend(listBackends().some((b) => b.name === 'tensorflow-gpu' && b.available), tfjsOnly, say) : undefined;
-  if (native && tfjsOnly) throw new LinfoldError(`backend '${native}': ${tfjsOnly} runs on the TensorFlow.js backends only (choose --backend wasm)`);
+  if (native && tfjsOnly) throw new LinfoldError(`backend '${native}': ${tfjsOnly} runs on the TensorFlow.js backends only (choose ${option('backend')} 'wasm')`);
   const lm = isLanguageModel(source, o.data, perToken);
   let backend = native ?? (await useBackend((o.backend ?? 'auto') as BackendName | 'auto'));
   const { model: lmodel, slopes } = o.heal ? { model: cloneModel(source), slopes: [] as Slope[] } : makeLinearizable(source, { asPrelu: o.asPrelu, only: o.only, skip: o.skip, includeGates: o.includeGates, granularity: o.granularity });
@@ -190,7 +190,7 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
   if (!o.heal && source.path && existsSync(source.path) && !recordedOriginal(source).path) recordOriginal(lmodel, source.path);
   // channels each slope value stands for (prior and frozen counts are per channel at either granularity)
   const slopeWeights = slopes.map((s) => s.channels / s.size);
-  if (!slopes.length && !o.heal) throw new LinfoldError(`${source.path ?? 'model'}: no activation to linearize${o.only || o.skip ? ' (check --only/--skip)' : ''}`);
+  if (!slopes.length && !o.heal) throw new LinfoldError(`${source.path ?? 'model'}: no activation to linearize${o.only || o.skip ? ` (check ${option('only')}/${option('skip')})` : ''}`);
   const input = lmodel.graph.feeds[0];
   checkInput(source, o.data);
   if (o.fromScratch) reinitialize(lmodel, slopes, o.seed);
@@ -223,7 +223,7 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
     const ck = loadCheckpoint<LoopState>(o.checkpointDir);
     const changed = Object.keys(config).filter((k) => JSON.stringify(ck.state.config[k]) !== JSON.stringify((config as Record<string, unknown>)[k]));
     if (changed.length)
-      throw new LinfoldError(`${o.checkpointDir}: the checkpoint was made with other settings (${changed.map((k) => `${k}: ${JSON.stringify(ck.state.config[k])} then, ${JSON.stringify((config as Record<string, unknown>)[k])} now`).join('; ')}); resume with the same options or start over without --resume`);
+      throw new LinfoldError(`${o.checkpointDir}: the checkpoint was made with other settings (${changed.map((k) => `${k}: ${JSON.stringify(ck.state.config[k])} then, ${JSON.stringify((config as Record<string, unknown>)[k])} now`).join('; ')}); resume with the same options or start over without ${option('resume')}`);
     trainer.load(ck.model, o.checkpointDir);
     await trainer.setOptimizerState(ck.optimizer, o.checkpointDir);
     state = ck.state;
@@ -317,7 +317,7 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
       const [loss, task, prior] = await trainer.step(b, { teacher: tLogits, lambda, lrW: weightLrAt(state.step), lrS: lrAt(state.step, slopeLr), trainSlopes: Boolean(slopesTrain) });
       if (!Number.isFinite(loss)) {
         progress.finish();
-        throw new LinfoldError(`loss became ${loss} at step ${state.step + 1} (epoch ${epoch + 1}); lower --lr or --lambda${o.checkpointDir ? `; the last good checkpoint is ${o.checkpointDir}` : ''}`, 3);
+        throw new LinfoldError(`loss became ${loss} at step ${state.step + 1} (epoch ${epoch + 1}); lower ${option('lr')} or ${option('lambda')}${o.checkpointDir ? `; the last good checkpoint is ${o.checkpointDir}` : ''}`, 3);
       }
       const wasFrozen = frozenCount(linear, slopeWeights);
       const frozen = slopesTrain ? freezeSlopes(trainer, o.freezeEps, slopeWeights, linear) : wasFrozen;
@@ -427,7 +427,7 @@ function tfjsBackend(lmodel: Model, slopes: Slope[], slopeWeights: number[], o: 
     optimizerState: async () => [...(await optimizerState(optW, 'w/')), ...(await optimizerState(optS, 's/'))],
     async setOptimizerState(all: NamedArray[], where: string) {
       if (all.length && !all.some((a) => a.name.startsWith('w/') || a.name.startsWith('s/')))
-        throw new LinfoldError(`${where}: the checkpoint's optimizer state comes from the onnxruntime backend; resume with --backend onnxruntime`);
+        throw new LinfoldError(`${where}: the checkpoint's optimizer state comes from the onnxruntime backend; resume with ${option('backend')} 'onnxruntime'`);
       await setOptimizerState(optW, 'w/', all);
       await setOptimizerState(optS, 's/', all);
     },

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
-import { LinfoldError } from '../../errors.js';
+import { LinfoldError, option } from '../../errors.js';
 
 export { tf };
 
@@ -176,7 +176,7 @@ async function loadPeer(name: BackendName): Promise<void> {
     throw new LinfoldError(`backend '${name}': ${PEER[other]} is already loaded in this process; use backend '${other}'`);
   }
   if (!peerInstalled(pkg))
-    throw new LinfoldError(`backend '${name}' needs ${pkg}, which is not installed (npm install ${pkg}; it downloads libtensorflow), or use --backend wasm`);
+    throw new LinfoldError(`backend '${name}' needs ${pkg}, which is not installed (npm install ${pkg}; it downloads libtensorflow), or use ${option('backend')} 'wasm'`);
   try {
     await import(pkg);
   } catch (e) {

@@ -1,7 +1,7 @@
 // Reverse-mode differentiation of an IR graph into ONNX nodes: walks the forward nodes backwards, asks each op's
 // gradient rule for the gradients of the inputs that lead to a trainable tensor, and sums the contributions of
 // values read several times.
-import { LinfoldError } from '../../errors.js';
+import { LinfoldError, option } from '../../errors.js';
 import { type Node, nodeLabel } from '../../import/ir.js';
 import type { Emitter } from './emit.js';
 import { gradRule } from './grad/index.js';
@@ -20,7 +20,7 @@ export function backward(e: Emitter, forward: Node[], seeds: Map<string, string>
     const rule = gradRule(n.opType, n.domain);
     const need = n.inputs.map((i, j) => Boolean(i) && dependent.has(i) && !rule?.constant?.includes(j));
     if (!need.some(Boolean)) continue;
-    if (!rule) throw new LinfoldError(`native backend: no gradient rule for ${n.domain ? `${n.domain}::` : ''}${n.opType} (${nodeLabel(n)}); use --backend wasm`);
+    if (!rule) throw new LinfoldError(`native backend: no gradient rule for ${n.domain ? `${n.domain}::` : ''}${n.opType} (${nodeLabel(n)}); use ${option('backend')} 'wasm'`);
     const dOut = n.outputs.map((o) => (parts.has(o) ? e.sum(parts.get(o)!) : undefined));
     const dIn = rule.grad({ e, node: n, dOut, need });
     n.inputs.forEach((i, j) => {

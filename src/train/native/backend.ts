@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import * as ort from 'onnxruntime-node';
-import { LinfoldError } from '../../errors.js';
+import { LinfoldError, option } from '../../errors.js';
 import type { Model } from '../../import/ir.js';
 import { ortSession } from '../../import/ort.js';
 import { cloneModel } from '../../import/ir-edit.js';
@@ -134,7 +134,7 @@ export async function nativeBackend(model: Model, name: NativeBackendName, o: Na
     optimizerState: async () => trainer.optimizerState().map((a) => ({ ...a, name: PREFIX + a.name })),
     async setOptimizerState(all, where) {
       const mine = all.filter((a) => a.name.startsWith(PREFIX));
-      if (!mine.length && all.length) throw new LinfoldError(`${where}: the checkpoint's optimizer state comes from a TensorFlow.js backend; resume with that --backend`);
+      if (!mine.length && all.length) throw new LinfoldError(`${where}: the checkpoint's optimizer state comes from a TensorFlow.js backend; resume with that ${option('backend')}`);
       trainer.setOptimizerState(mine.map((a) => ({ ...a, name: a.name.slice(PREFIX.length) })));
     },
     async dispose() {

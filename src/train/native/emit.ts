@@ -1,6 +1,6 @@
 // Emits ONNX nodes into the training graph: fresh names, int64/float constants, the value shapes the IR knows,
 // and the two helpers every gradient rule needs (sum of contributions, reduction of a broadcast gradient).
-import { LinfoldError } from '../../errors.js';
+import { LinfoldError, option } from '../../errors.js';
 import { type Attr, type Dim, type Graph, type Node, nodeLabel } from '../../import/ir.js';
 import { Tensor } from '../../import/tensor.js';
 import { toAttrs, type AttrValue } from '../../import/graph-builder.js';
@@ -52,7 +52,7 @@ export class Emitter {
   /** The shape the IR knows for a value (symbolic dims as strings); throws when its rank is unknown. */
   shape(name: string, at?: Node): Dim[] {
     const s = this.g.info(name)?.shape;
-    if (!s) throw new LinfoldError(`native backend: the shape of '${name}'${at ? ` (read by ${nodeLabel(at)})` : ''} is unknown (give --input-shape)`);
+    if (!s) throw new LinfoldError(`native backend: the shape of '${name}'${at ? ` (read by ${nodeLabel(at)})` : ''} is unknown (give ${option('inputShapes')})`);
     return s;
   }
 

@@ -1,6 +1,6 @@
 // LayerNormalization (its Mean and InvStdDev outputs added to the forward node when unread) and
 // BatchNormalization in inference mode (running statistics: a per-channel affine map).
-import { LinfoldError } from '../../../errors.js';
+import { LinfoldError, option } from '../../../errors.js';
 import { attrFloat, attrInt, nodeLabel } from '../../../import/ir.js';
 import { registerGrads } from './registry.js';
 
@@ -39,7 +39,7 @@ registerGrads(
     op: 'BatchNormalization', weights: [1, 2], constant: [3, 4],
     grad: ({ e, node, dOut, need }) => {
       if (attrInt(node, 'training_mode', 0) || node.outputs.filter(Boolean).length > 1)
-        throw new LinfoldError(`native backend: ${nodeLabel(node)} is in training mode (batch statistics); export the model in eval mode or use --backend wasm`);
+        throw new LinfoldError(`native backend: ${nodeLabel(node)} is in training mode (batch statistics); export the model in eval mode or use ${option('backend')} 'wasm'`);
       const [x, scale, , mean, variance] = node.inputs;
       const rank = e.shape(x, node).length;
       const chan = [-1, ...new Array(rank - 2).fill(1)];
