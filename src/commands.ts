@@ -3,9 +3,10 @@ import { writeFileAtomic as writeText } from './files.js';
 import { dirname, basename, join } from 'node:path';
 import { type Command, Option, InvalidArgumentError } from 'commander';
 import { LinfoldError } from './errors.js';
-import type { Model, LinearizeOptions } from './index.js';
+import type { Model, LinearizeOptions, HealOptions, FoldOptions, SweepOptions, CheckOptions } from './index.js';
 // the defaults --help shows are the library's own (a module without imports: --help stays fast)
-import { LINEARIZE_DEFAULTS } from './train/defaults.js';
+import { HEAL_DEFAULTS, LINEARIZE_DEFAULTS, SWEEP_DEFAULTS } from './train/defaults.js';
+import { FOLD_DEFAULTS } from './export/defaults.js';
 
 type Shapes = Record<string, number[]>;
 
@@ -48,14 +49,27 @@ const backendOption = (training: boolean) => training
   : new Option('--backend <name>', 'TensorFlow.js backend').choices(TFJS_BACKENDS).default('auto');
 
 /** linearize's flags as commander hands them over (choices already checked against the library's types). */
-type LinearizeFlags = Omit<LinearizeOptions, 'data' | 'maxSteps' | 'augment' | 'checkpointDir' | 'logFile' | 'quiet'> & {
-  output?: string; data: string; labels?: string; imageSize?: string; steps?: number; augment: string;
-  checkpoint?: string; log?: string; json?: boolean; quiet?: boolean;
+/** fold's flags: the library's options where commander hands them over as they are. */
+type FoldFlags = Required<Pick<FoldOptions, 'objective' | 'cost' | 'tolerance' | 'eps' | 'borders'>> & {
+  output?: string; original?: string; data?: string; evalData?: string; labels?: string; inputShape?: Shapes; report?: string; json?: boolean; quiet?: boolean;
 };
+
+/** sweep's flags. */
+type SweepFlags = Required<Pick<SweepOptions, 'lambdas' | 'priors' | 'seeds' | 'epochs' | 'lr' | 'slopeLr' | 'fold'>> & Pick<SweepOptions, 'fromScratch' | 'index' | 'count' | 'point' | 'backend'> & {
+  data: string; labels?: string; steps?: number; out: string; output: string; quiet?: boolean; json?: boolean;
+};
+
+type LinearizeFlags = Omit<LinearizeOptions, 'data' | 'maxSteps' | 'augment' | 'checkpointDir' | 'logFile' | 'quiet'> & TrainingFlags & { checkpoint?: string };
 
 const inputShapeOption = () => new Option('--input-shape <name:DxD...>', 'concrete input shape, e.g. input:1x3x224x224 (repeatable; name optional for one input)').argParser(parseInputShape);
 
 export function register(program: Command): void {
+  for (const command of [
+    registerAudit, registerCheck, registerBackends, registerLinearize, registerHeal, registerFold, registerDemo, registerReport, registerSweep, registerCollect,
+  ]) command(program);
+}
+
+function registerAudit(program: Command): void {
   program
     .command('audit')
     .summary('path-length report of any ONNX model (APL/NAPL, effective depth and width, cost)')
@@ -75,7 +89,9 @@ export function register(program: Command): void {
       if (opts.output) writeText(opts.output, text + '\n');
       else process.stdout.write(text + '\n');
     });
+}
 
+function registerCheck(program: Command): void {
   program
     .command('check')
     .summary('can this model be trained? op support and tfjs-vs-onnxruntime error')
@@ -85,11 +101,11 @@ export function register(program: Command): void {
     .option('--tolerance <x>', 'largest accepted relative error', num('--tolerance'), 1e-4)
     .addOption(backendOption(false))
     .option('--json', 'machine-readable output')
-    .action(async (file: string, opts: { inputShape?: Shapes; tolerance: number; backend: string; json?: boolean }) => {
+    .action(async (file: string, opts: { inputShape?: Shapes; tolerance: number; backend: CheckOptions['backend']; json?: boolean }) => {
       const { model, shapes } = await loadWithShapes(file, opts.inputShape);
       const { checkModel } = await lib();
       const { threadCount } = await lib();
-      const r = await checkModel(model, { inputShapes: shapes, tolerance: opts.tolerance, backend: opts.backend as never });
+      const r = await checkModel(model, { inputShapes: shapes, tolerance: opts.tolerance, backend: opts.backend });
       if (opts.json) console.log(JSON.stringify({ model: file, tolerance: opts.tolerance, ...r }, null, 2));
       else {
         const bad = r.ops.filter((o) => !o.supported);
@@ -102,7 +118,9 @@ export function register(program: Command): void {
       }
       if (!r.ok) process.exitCode = 1;
     });
+}
 
+function registerBackends(program: Command): void {
   program
     .command('backends')
     .summary('TensorFlow.js backends available here')
@@ -127,37 +145,64 @@ export function register(program: Command): void {
       console.log(`\n* = the TensorFlow.js backend --backend auto takes; linearize's auto trains on onnxruntime (onnxruntime-cuda where installed) unless the step needs TensorFlow.js (heal, --merge-ready, a batch fixed at 1, an op without a gradient rule).`);
       console.log('GPU: onnxruntime-cuda (CUDA 12: ONNXRUNTIME_NODE_INSTALL=cuda12 npm i onnxruntime-node), or npm i @tensorflow/tfjs-node-gpu (4.22.0 bundles libtensorflow 2.9.1: CUDA 11.2 + cuDNN 8.1, Linux x64).');
     });
+}
 
-  program
+/** Flags linearize and heal share: data, loss, optimizer, schedule, run length, logs. */
+interface TrainingFlags {
+  output?: string; data: string; labels?: string; imageSize?: string; steps?: number; augment: string; log?: string; json?: boolean; quiet?: boolean;
+}
+
+/** Declares the flags of TrainingFlags and the training options both commands take, with `d`'s defaults. */
+function addTrainingOptions(cmd: Command, d: { temperature: number; distillKind: string; optimizer: string; lr: number; schedule: string; batchSize: number; epochs: number; seed: number }): Command {
+  return cmd
+    .option('--data <source>', "training data: 'mnist' (bundled digits), a .npy/.npz file (.npz: one array per input name), or an image folder", 'mnist')
+    .option('--labels <file.npy>', 'labels for a .npy input file')
+    .option('--image-size <CxHxW>', 'image folders: model input size, e.g. 3x224x224')
+    .option('--temperature <T>', 'distillation temperature', num('--temperature'), d.temperature)
+    .addOption(new Option('--distill-kind <kind>', 'distillation loss on outputs').choices(['kl', 'mse']).default(d.distillKind))
+    .addOption(new Option('--optimizer <name>').choices(['adam', 'sgd']).default(d.optimizer))
+    .option('--lr <x>', 'learning rate of the weights', num('--lr'), d.lr)
+    .addOption(new Option('--schedule <kind>').choices(['cosine', 'step', 'constant']).default(d.schedule))
+    .option('--batch-size <n>', 'batch size', int('--batch-size'), d.batchSize)
+    .option('--epochs <n>', 'epochs (linearize: with the prior)', int('--epochs'), d.epochs)
+    .option('--steps <n>', 'stop after this many steps', int('--steps'))
+    .option('--clip-norm <x>', 'clip gradients to this global norm', num('--clip-norm'))
+    .option('--augment <list>', "random augmentation of training images: 'shift:<pixels>', 'flip', comma-separated", 'none')
+    .option('--seed <n>', 'seed of shuffling and initialisation', int('--seed'), d.seed)
+    .option('--log <file.jsonl>', 'one JSON line per epoch (default: <output>.log.jsonl)')
+    .option('--quiet', 'no progress output')
+    .option('--json', 'print the result summary as JSON');
+}
+
+/** The library options of TrainingFlags: data opened, augmentation parsed, files next to the output. */
+async function trainingInputs(flags: TrainingFlags, model: Model, out: string) {
+  const { openDataset, parseAugmentation } = await lib();
+  return {
+    data: await openDataset(flags.data, model, { labels: flags.labels, imageSize: flags.imageSize }),
+    maxSteps: flags.steps, augment: parseAugmentation(flags.augment), logFile: flags.log ?? `${out}.log.jsonl`, quiet: Boolean(flags.quiet || flags.json),
+  };
+}
+
+/** `<model>.<suffix>.onnx` next to the model. */
+const besides = (file: string, suffix: string) => join(dirname(file), basename(file).replace(/\.onnx$/, '') + `.${suffix}.onnx`);
+
+function registerLinearize(program: Command): void {
+  const cmd = program
     .command('linearize')
     .summary('fine-tune with learnable slopes and a prior pushing channels to the identity')
     .description('fine-tune with learnable PReLUs/blends and a sparsity prior pushing channels to the identity, then write the linearized model as standard ONNX')
     .argument('<model.onnx>')
     .option('-o, --output <file>', 'linearized model (default: <model>.linear.onnx)')
-    .option('--data <source>', "training data: 'mnist' (bundled digits), a .npy/.npz file, or an image folder", 'mnist')
-    .option('--labels <file.npy>', 'labels for a .npy input file')
-    .option('--image-size <CxHxW>', 'image folders: model input size, e.g. 3x224x224')
     .addOption(new Option('--loss <kind>', 'task loss: labels (ce), distillation from the original model (distill), or both').choices(['ce', 'distill', 'both']).default(LINEARIZE_DEFAULTS.loss))
-    .option('--temperature <T>', 'distillation temperature', num('--temperature'), LINEARIZE_DEFAULTS.temperature)
-    .addOption(new Option('--distill-kind <kind>', 'distillation loss on outputs').choices(['kl', 'mse']).default(LINEARIZE_DEFAULTS.distillKind))
     .addOption(new Option('--prior <kind>', 'sparsity prior Σ|1−a|^p').choices(['l1', 'l0.5']).default(LINEARIZE_DEFAULTS.prior))
     .option('--lambda <x>', 'prior strength λ', num('--lambda'), LINEARIZE_DEFAULTS.lambda)
     .option('--lambda-warmup <steps>', 'ramp λ up linearly over this many steps', int('--lambda-warmup'), LINEARIZE_DEFAULTS.lambdaWarmup)
     .option('--freeze-eps <x>', 'a slope within eps of 1 is set to exactly 1 and frozen', num('--freeze-eps'), LINEARIZE_DEFAULTS.freezeEps)
-    .addOption(new Option('--optimizer <name>').choices(['adam', 'sgd']).default(LINEARIZE_DEFAULTS.optimizer))
-    .option('--lr <x>', 'learning rate of the weights', num('--lr'), LINEARIZE_DEFAULTS.lr)
     .option('--slope-lr <x>', 'learning rate of the slopes', num('--slope-lr'), LINEARIZE_DEFAULTS.slopeLr)
-    .addOption(new Option('--schedule <kind>').choices(['cosine', 'step', 'constant']).default(LINEARIZE_DEFAULTS.schedule))
-    .option('--batch-size <n>', 'batch size', int('--batch-size'), LINEARIZE_DEFAULTS.batchSize)
-    .option('--epochs <n>', 'epochs with the prior', int('--epochs'), LINEARIZE_DEFAULTS.epochs)
     .option('--finetune-epochs <n>', 'then epochs with the slopes fixed and no prior (weights recover accuracy)', int('--finetune-epochs'), LINEARIZE_DEFAULTS.finetuneEpochs)
     .option('--finetune-lr <x>', 'learning rate of the weights in the fine-tuning epochs (default: --lr); the schedule restarts there', num('--finetune-lr'))
     .option('--finetune-slopes', 'while fine-tuning, also train the slopes of channels that are not yet linear (linear ones stay at 1)')
     .option('--snap', 'when fine-tuning starts, slopes not yet linear go back to the original activation and stay: every activation ends folded away or as the original (fused by onnxruntime), not as a slower PRelu/blend')
-    .option('--steps <n>', 'stop after this many steps', int('--steps'))
-    .option('--clip-norm <x>', 'clip gradients to this global norm', num('--clip-norm'))
-    .option('--augment <list>', "random augmentation of training images: 'shift:<pixels>', 'flip', comma-separated", 'none')
-    .option('--seed <n>', 'seed of shuffling and initialisation', int('--seed'), LINEARIZE_DEFAULTS.seed)
     .addOption(new Option('--granularity <kind>', 'one learnable slope per channel, or one per layer (a layer ends linear or as a LeakyRelu that onnxruntime fuses into its conv), or one per block (layers joined by a single conv share it: an inverted residual block\'s two activations end linear together)').choices(['channel', 'layer', 'block']).default(LINEARIZE_DEFAULTS.granularity))
     .option('--as-prelu', 'replace smooth activations by a plain PReLU (changes the function) instead of the blend')
     .option('--only <regex>', 'only layers whose name matches', regex('--only'))
@@ -167,110 +212,81 @@ export function register(program: Command): void {
     .option('--merge-ready', 'when an activation between two convs becomes linear and the second conv zero-pads, move its padding onto the first (pad-front form) and train on: fold then merges the pair exactly')
     .addOption(backendOption(true))
     .option('--checkpoint <dir>', 'checkpoint folder, written after every epoch (default: <output>.ckpt)')
-    .option('--resume', 'continue from the checkpoint')
-    .option('--log <file.jsonl>', 'one JSON line per epoch (default: <output>.log.jsonl)')
-    .option('--quiet', 'no progress output')
-    .option('--json', 'print the result summary as JSON')
-    .action(async (file: string, opts: LinearizeFlags) => {
-      const { model } = await loadWithShapes(file);
-      const { linearize, saveModel, openDataset, parseAugmentation } = await lib();
-      // commander's camel-cased flags are the library's option names; these few are spelled differently or parsed
-      const { output, data: source, labels, imageSize, steps, augment, checkpoint, log, json, quiet, ...same } = opts;
-      const out = output ?? join(dirname(file), basename(file).replace(/\.onnx$/, '') + '.linear.onnx');
-      const data = await openDataset(source, model, { labels, imageSize });
-      const r = await linearize(model, {
-        ...same, data, maxSteps: steps, augment: parseAugmentation(augment),
-        checkpointDir: checkpoint ?? `${out}.ckpt`, logFile: log ?? `${out}.log.jsonl`, quiet: Boolean(quiet || json),
-      });
-      saveModel(r.model, out);
-      const summary = { output: out, backend: r.backend, before: r.before, after: r.after, slopes: r.slopes.length };
-      if (opts.json) console.log(JSON.stringify(summary, null, 2));
-      else {
-        const acc = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
-        console.log(`wrote ${out}`);
-        console.log(`validation ${r.before.valAccuracy !== null ? 'accuracy' : 'agreement with the original'}: ${acc(r.before.valAccuracy ?? r.before.teacherAgreement)} → ${acc(r.after.valAccuracy ?? r.after.teacherAgreement)}`);
-        if (r.before.valAccuracy !== null && r.after.teacherAgreement !== null) console.log(`validation agreement with the original: ${acc(r.before.teacherAgreement)} → ${acc(r.after.teacherAgreement)}`);
-        if (r.after.valPerplexity) console.log(`validation perplexity (next token): ${r.before.valPerplexity!.toFixed(3)} → ${r.after.valPerplexity.toFixed(3)}`);
-        console.log(`NAPL (effective depth): ${r.before.napl.toFixed(3)} → ${r.after.napl.toFixed(3)}; APL ${r.before.apl.toFixed(3)} → ${r.after.apl.toFixed(3)}`);
-        console.log(`linear channels: ${r.after.linearChannels}/${r.after.channels}`);
-        if (opts.mergeReady) console.log(`merge-ready: ${r.mergeReady.reduce((n, e) => n + e.rewrites.length, 0)} conv pair(s) rewritten to the pad-front form`);
-      }
-    });
+    .option('--resume', 'continue from the checkpoint');
+  addTrainingOptions(cmd, LINEARIZE_DEFAULTS).action(async (file: string, flags: LinearizeFlags) => {
+    const { model } = await loadWithShapes(file);
+    const { linearize, saveModel } = await lib();
+    // commander's camel-cased flags are the library's option names; these few are spelled differently or parsed
+    const { output, data, labels, imageSize, steps, augment, checkpoint, log, json, quiet, ...same } = flags;
+    const out = output ?? besides(file, 'linear');
+    const r = await linearize(model, { ...same, ...(await trainingInputs(flags, model, out)), checkpointDir: checkpoint ?? `${out}.ckpt` });
+    saveModel(r.model, out);
+    if (json) return console.log(JSON.stringify({ output: out, backend: r.backend, before: r.before, after: r.after, slopes: r.slopes.length }, null, 2));
+    const acc = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
+    console.log(`wrote ${out}`);
+    console.log(`validation ${r.before.valAccuracy !== null ? 'accuracy' : 'agreement with the original'}: ${acc(r.before.valAccuracy ?? r.before.teacherAgreement)} → ${acc(r.after.valAccuracy ?? r.after.teacherAgreement)}`);
+    if (r.before.valAccuracy !== null && r.after.teacherAgreement !== null) console.log(`validation agreement with the original: ${acc(r.before.teacherAgreement)} → ${acc(r.after.teacherAgreement)}`);
+    if (r.after.valPerplexity) console.log(`validation perplexity (next token): ${r.before.valPerplexity!.toFixed(3)} → ${r.after.valPerplexity.toFixed(3)}`);
+    console.log(`NAPL (effective depth): ${r.before.napl.toFixed(3)} → ${r.after.napl.toFixed(3)}; APL ${r.before.apl.toFixed(3)} → ${r.after.apl.toFixed(3)}`);
+    console.log(`linear channels: ${r.after.linearChannels}/${r.after.channels}`);
+    if (flags.mergeReady) console.log(`merge-ready: ${r.mergeReady.reduce((n, e) => n + e.rewrites.length, 0)} conv pair(s) rewritten to the pad-front form`);
+  });
+}
 
-  program
+/** heal's flags: the training flags plus the teacher, with the library's option names otherwise. */
+type HealFlags = Omit<HealOptions, 'teacher' | 'data' | 'maxSteps' | 'augment' | 'logFile' | 'quiet'> & TrainingFlags & { teacher: string };
+
+function registerHeal(program: Command): void {
+  const cmd = program
     .command('heal')
     .summary('fine-tune a folded model back towards its teacher (all weights, distillation)')
     .description('fine-tune every weight of a (folded) model, activations unchanged, distilling from the teacher run by onnxruntime (plus labels when the data has them); accuracy and agreement are measured by onnxruntime on the written file')
     .argument('<model.onnx>')
     .requiredOption('--teacher <model.onnx>', 'the model to heal towards (e.g. the one before folding)')
     .option('-o, --output <file>', 'healed model (default: <model>.healed.onnx)')
-    .option('--data <source>', "training data: 'mnist' (bundled digits), a .npy/.npz file, or an image folder", 'mnist')
-    .option('--labels <file.npy>', 'labels for a .npy input file')
-    .option('--image-size <CxHxW>', 'image folders: model input size, e.g. 3x224x224')
     .addOption(new Option('--loss <kind>', 'task loss (default: both when the data has labels, else distill)').choices(['ce', 'distill', 'both']))
-    .option('--temperature <T>', 'distillation temperature', num('--temperature'), 2)
-    .addOption(new Option('--distill-kind <kind>', 'distillation loss on outputs').choices(['kl', 'mse']).default('kl'))
-    .addOption(new Option('--optimizer <name>').choices(['adam', 'sgd']).default('adam'))
-    .option('--lr <x>', 'learning rate', num('--lr'), 3e-4)
-    .addOption(new Option('--schedule <kind>').choices(['cosine', 'step', 'constant']).default('cosine'))
-    .option('--batch-size <n>', 'batch size', int('--batch-size'), 64)
-    .option('--epochs <n>', 'epochs', int('--epochs'), 2)
-    .option('--steps <n>', 'stop after this many steps', int('--steps'))
-    .option('--clip-norm <x>', 'clip gradients to this global norm', num('--clip-norm'))
-    .option('--augment <list>', "random augmentation of training images: 'shift:<pixels>', 'flip', comma-separated", 'none')
-    .option('--seed <n>', 'seed of shuffling', int('--seed'), 0)
-    .addOption(backendOption(false))
-    .option('--log <file.jsonl>', 'one JSON line per epoch (default: <output>.log.jsonl)')
-    .option('--quiet', 'no progress output')
-    .option('--json', 'print the result summary as JSON')
-    .action(async (file: string, opts: Record<string, unknown>) => {
-      const { model } = await loadWithShapes(file);
-      const { model: teacher } = await loadWithShapes(String(opts.teacher));
-      const { heal } = await lib();
-      const { saveModel } = await lib();
-      const out = (opts.output as string) ?? join(dirname(file), basename(file).replace(/\.onnx$/, '') + '.healed.onnx');
-      const data = await (await lib()).openDataset(String(opts.data), model, { labels: opts.labels as string | undefined, imageSize: opts.imageSize as string | undefined });
-      const r = await heal(model, {
-        teacher, data, loss: opts.loss as never, temperature: opts.temperature as number, distillKind: opts.distillKind as never,
-        optimizer: opts.optimizer as never, lr: opts.lr as number, schedule: opts.schedule as never, batchSize: opts.batchSize as number,
-        epochs: opts.epochs as number, maxSteps: opts.steps as number | undefined, clipNorm: opts.clipNorm as number | undefined,
-        augment: (await lib()).parseAugmentation(String(opts.augment)), seed: opts.seed as number, backend: opts.backend as never,
-        logFile: (opts.log as string) ?? `${out}.log.jsonl`, quiet: Boolean(opts.quiet) || Boolean(opts.json),
-      });
-      saveModel(r.model, out);
-      const summary = { output: out, backend: r.backend, teacher: r.teacher, before: r.before, after: r.after, steps: r.history[r.history.length - 1]?.step ?? 0 };
-      if (opts.json) console.log(JSON.stringify(summary, null, 2));
-      else {
-        const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
-        console.log(`wrote ${out}`);
-        console.log(`validation accuracy (onnxruntime): ${pct(r.before.accuracy)} → ${pct(r.after.accuracy)} (teacher ${pct(r.teacher.accuracy)})`);
-        console.log(`agreement with the teacher: ${pct(r.before.agreement)} → ${pct(r.after.agreement)}`);
-      }
-    });
+    .addOption(backendOption(false));
+  addTrainingOptions(cmd, { ...LINEARIZE_DEFAULTS, ...HEAL_DEFAULTS }).action(async (file: string, flags: HealFlags) => {
+    const { model } = await loadWithShapes(file);
+    const { model: teacher } = await loadWithShapes(flags.teacher);
+    const { heal, saveModel } = await lib();
+    const { output, data, labels, imageSize, steps, augment, log, json, quiet, teacher: _, ...same } = flags;
+    const out = output ?? besides(file, 'healed');
+    const r = await heal(model, { ...same, ...(await trainingInputs(flags, model, out)), teacher });
+    saveModel(r.model, out);
+    const summary = { output: out, backend: r.backend, teacher: r.teacher, before: r.before, after: r.after, steps: r.history[r.history.length - 1]?.step ?? 0 };
+    if (json) return console.log(JSON.stringify(summary, null, 2));
+    const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
+    console.log(`wrote ${out}`);
+    console.log(`validation accuracy (onnxruntime): ${pct(r.before.accuracy)} → ${pct(r.after.accuracy)} (teacher ${pct(r.teacher.accuracy)})`);
+    console.log(`agreement with the teacher: ${pct(r.before.agreement)} → ${pct(r.after.agreement)}`);
+  });
+}
 
+function registerFold(program: Command): void {
   program
     .command('fold')
     .summary('fold linear layers together and write a shallower, verified ONNX')
     .description('fold linear paths into adjacent layers and write a shallower ONNX, verified with onnxruntime')
     .argument('<model.onnx>')
     .option('-o, --output <file>', 'folded model (default: <model>.folded.onnx)')
-    .addOption(new Option('--objective <kind>', 'what merges must lower: onnxruntime latency of the merged layers (measured, the default), MACs, or depth at any cost').choices(['latency', 'depth', 'macs']).default('latency'))
-    .addOption(new Option('--cost <how>', 'latency objective: time candidate layers with onnxruntime, or use the MACs-plus-overhead model').choices(['measured', 'model']).default('measured'))
+    .addOption(new Option('--objective <kind>', 'what merges must lower: onnxruntime latency of the merged layers (measured, the default), MACs, or depth at any cost').choices(['latency', 'depth', 'macs']).default(FOLD_DEFAULTS.objective))
+    .addOption(new Option('--cost <how>', 'latency objective: time candidate layers with onnxruntime, or use the MACs-plus-overhead model').choices(['measured', 'model']).default(FOLD_DEFAULTS.cost))
     .option('--original <model.onnx>', 'the model before linearize, to compare against (default: the one linearize recorded in the input, when that file still exists)')
-    .option('--tolerance <x>', 'max relative output error vs the input model', num('--tolerance'), 1e-4)
-    .option('--eps <x>', 'treat slopes within eps of 1 as exactly 1', num('--eps'), 0)
+    .option('--tolerance <x>', 'max relative output error vs the input model', num('--tolerance'), FOLD_DEFAULTS.tolerance)
+    .option('--eps <x>', 'treat slopes within eps of 1 as exactly 1', num('--eps'), FOLD_DEFAULTS.eps)
     .option('--data <file>', '.npy/.npz inputs to verify on, besides random ones')
     .option('--eval-data <source>', "labelled data to measure validation accuracy of original, input and folded model with onnxruntime: 'mnist' or .npy/.npz (with --labels)")
     .option('--labels <file.npy>', '--eval-data: labels for a .npy of inputs')
-    .addOption(new Option('--borders <kind>', "zero-padded conv pairs: merge only where exact, or also 'approximate' (differs on the outer ring; the error is measured and reported, then `linfold heal`)").choices(['exact', 'approximate']).default('exact'))
+    .addOption(new Option('--borders <kind>', "zero-padded conv pairs: merge only where exact, or also 'approximate' (differs on the outer ring; the error is measured and reported, then `linfold heal`)").choices(['exact', 'approximate']).default(FOLD_DEFAULTS.borders))
     .addOption(inputShapeOption())
     .option('--report <file>', 'write the fold report (JSON; Markdown next to it with .md)')
     .option('--json', 'print the report as JSON')
     .option('--quiet', 'no progress output')
-    .action(async (file: string, opts: { output?: string; objective: string; cost: string; original?: string; tolerance: number; eps: number; data?: string; evalData?: string; labels?: string; borders: string; inputShape?: Shapes; report?: string; json?: boolean; quiet?: boolean }) => {
+    .action(async (file: string, opts: FoldFlags) => {
       const { model, shapes } = await loadWithShapes(file, opts.inputShape);
       const { fold, writeFolded, renderFoldMarkdown } = await lib();
-      const out = opts.output ?? join(dirname(file), basename(file).replace(/\.onnx$/, '') + '.folded.onnx');
+      const out = opts.output ?? besides(file, 'folded');
       const data = opts.data ? (await lib()).verificationFeeds(opts.data, model) : undefined;
       const log = opts.quiet || opts.json ? undefined : (m: string) => process.stderr.write(`${m}\n`);
       const originalPath = opts.original ?? (await originalOf(model, log));
@@ -279,8 +295,8 @@ export function register(program: Command): void {
       if (labelled && !labelled.hasLabels) throw new LinfoldError(`--eval-data ${opts.evalData}: the data has no labels`);
       const { ortAccuracy } = await lib();
       const r = await fold(model, {
-        objective: opts.objective as never, cost: opts.cost as never, tolerance: opts.tolerance, eps: opts.eps, inputShapes: shapes, data, original, log,
-        borders: opts.borders as never, accuracy: labelled ? (m) => ortAccuracy(m, labelled) : undefined,
+        objective: opts.objective, cost: opts.cost, tolerance: opts.tolerance, eps: opts.eps, inputShapes: shapes, data, original, log,
+        borders: opts.borders, accuracy: labelled ? (m) => ortAccuracy(m, labelled) : undefined,
       });
       if (labelled) {
         r.report.accuracy = {
@@ -309,10 +325,9 @@ export function register(program: Command): void {
         if (ap) console.log(`approximate at the borders: ${ap.merges} merge(s); against the input: max relative error ${ap.maxRelError.toExponential(2)}, top-1 agreement ${(100 * ap.agreement).toFixed(2)}%${ap.accuracy ? `, accuracy ${(100 * ap.accuracy.before).toFixed(2)}% → ${(100 * ap.accuracy.after).toFixed(2)}%` : ''} (heal it: linfold heal ${out} --teacher ${file})`);
       }
     });
-  registerPipeline(program);
 }
 
-function registerPipeline(program: Command): void {
+function registerDemo(program: Command): void {
   program
     .command('demo')
     .summary('the whole pipeline on the bundled MNIST network (audit → linearize → fold → report)')
@@ -323,11 +338,11 @@ function registerPipeline(program: Command): void {
     .addOption(backendOption(true))
     .option('--quiet', 'no progress output')
     .option('--json', 'print the summary as JSON')
-    .action(async (opts: { out: string; epochs?: number; lambda?: number; backend: string; quiet?: boolean; json?: boolean }) => {
+    .action(async (opts: { out: string; epochs?: number; lambda?: number; backend: LinearizeOptions['backend']; quiet?: boolean; json?: boolean }) => {
       const { demo, renderDemoSummary } = await lib();
       const quiet = Boolean(opts.quiet || opts.json);
       // --epochs 0 trains nothing at all (no fine-tuning either): the pipeline's plumbing alone
-      const settings = { backend: opts.backend as never, ...(opts.epochs !== undefined ? { epochs: opts.epochs, ...(opts.epochs === 0 ? { finetuneEpochs: 0 } : {}) } : {}), ...(opts.lambda !== undefined ? { lambda: opts.lambda } : {}) };
+      const settings = { backend: opts.backend, ...(opts.epochs !== undefined ? { epochs: opts.epochs, ...(opts.epochs === 0 ? { finetuneEpochs: 0 } : {}) } : {}), ...(opts.lambda !== undefined ? { lambda: opts.lambda } : {}) };
       const s = await demo({ outDir: opts.out, quiet, settings, log: quiet ? undefined : (m) => process.stderr.write(`${m}\n`) });
       if (opts.json) {
         console.log(JSON.stringify(s, null, 2));
@@ -337,7 +352,9 @@ function registerPipeline(program: Command): void {
       console.log(renderDemoSummary(s));
       console.log(`\n(${s.seconds.toFixed(0)} s)`);
     });
+}
 
+function registerReport(program: Command): void {
   program
     .command('report')
     .summary('self-contained HTML report (channels, path lengths, core network, cost, sweep curve)')
@@ -376,35 +393,37 @@ function registerPipeline(program: Command): void {
       writeText(opts.output, await renderHtmlReport({ report, compare, fold, sweep: sweepData?.points }));
       console.log(`wrote ${opts.output}`);
     });
+}
 
+function registerSweep(program: Command): void {
   program
     .command('sweep')
     .summary('linearize (+ fold) per grid point: the accuracy-vs-effective-depth curve; one job per point on a cluster')
     .description('linearize (+ fold) once per point of the grid λ × prior × seed (× from scratch) and collect validation accuracy, NAPL, MACs and latency per point: the accuracy-vs-depth curve. Each point writes <out>/points/<i>.json (atomically; a point already done is skipped). On a cluster each job runs `--index i --count n` (points i, i+n, …), or takes its index from $JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs), $SLURM_ARRAY_TASK_ID or $AWS_BATCH_JOB_ARRAY_INDEX; `linfold collect <out>` merges them.')
     .argument('<model.onnx>')
     .requiredOption('--lambdas <list>', 'comma-separated λ values, e.g. 0.001,0.003,0.01,0.03,0.1,0.3', (v: string) => v.split(',').map((x) => num('--lambdas')(x)))
-    .addOption(new Option('--priors <list>', 'comma-separated sparsity priors: l1, l0.5').default(['l1'], 'l1').argParser((v: string) => v.split(',').map((x) => {
+    .addOption(new Option('--priors <list>', 'comma-separated sparsity priors: l1, l0.5').default([...SWEEP_DEFAULTS.priors], SWEEP_DEFAULTS.priors.join(',')).argParser((v: string) => v.split(',').map((x) => {
       if (x !== 'l1' && x !== 'l0.5') throw new InvalidArgumentError(`--priors: '${x}' is not l1 or l0.5`);
       return x;
     })))
-    .addOption(new Option('--seeds <list>', 'comma-separated seeds of shuffling and initialisation').default([0], '0').argParser((v: string) => v.split(',').map((x) => int('--seeds')(x))))
+    .addOption(new Option('--seeds <list>', 'comma-separated seeds of shuffling and initialisation').default([...SWEEP_DEFAULTS.seeds], SWEEP_DEFAULTS.seeds.join(',')).argParser((v: string) => v.split(',').map((x) => int('--seeds')(x))))
     .option('--data <source>', "'mnist', .npy/.npz or an image folder", 'mnist')
     .option('--labels <file.npy>', 'labels for a .npy input file')
     .option('--from-scratch', 'also apply each prior from random init (the nonlinear-advantage comparison)')
     .option('--index <i>', 'run only job i of --count: the points i, i+count, … (default: $JOB_COMPLETION_INDEX, $SLURM_ARRAY_TASK_ID or $AWS_BATCH_JOB_ARRAY_INDEX, the first set; none set: every point)', int('--index'))
     .option('--count <n>', 'the number of jobs the sweep is spread over (default: one job per point)', int('--count'))
     .option('--point <i>', 'another name for --index i', int('--point'))
-    .option('--epochs <n>', 'epochs per point', int('--epochs'), 2)
+    .option('--epochs <n>', 'epochs per point', int('--epochs'), SWEEP_DEFAULTS.epochs)
     .option('--steps <n>', 'stop each point after this many steps', int('--steps'))
-    .option('--lr <x>', 'learning rate of the weights', num('--lr'), 1e-3)
-    .option('--slope-lr <x>', 'learning rate of the slopes', num('--slope-lr'), 2e-2)
+    .option('--lr <x>', 'learning rate of the weights', num('--lr'), SWEEP_DEFAULTS.lr)
+    .option('--slope-lr <x>', 'learning rate of the slopes', num('--slope-lr'), SWEEP_DEFAULTS.slopeLr)
     .option('--no-fold', 'skip folding and latency')
     .option('--out <dir>', 'models, logs, point files (points/<i>.json) and sweep.json', 'sweep-out')
     .option('-o, --output <file>', 'HTML report with the curve (whole sweeps; `linfold collect` for jobs)', 'sweep-report.html')
     .addOption(backendOption(false))
     .option('--quiet', 'no progress output')
     .option('--json', 'print the points as JSON')
-    .action(async (file: string, opts: { lambdas: number[]; priors: string[]; seeds: number[]; data: string; labels?: string; fromScratch?: boolean; index?: number; count?: number; point?: number; epochs: number; steps?: number; lr: number; slopeLr: number; fold: boolean; out: string; output: string; backend: string; quiet?: boolean; json?: boolean }) => {
+    .action(async (file: string, opts: SweepFlags) => {
       const { sweep, resolveIndex, inputFingerprints, renderSweepTable, writeSweepReport } = await lib();
       const job = resolveIndex(opts);
       // said even with --quiet: a scheduler's log should show which index a job took
@@ -413,8 +432,8 @@ function registerPipeline(program: Command): void {
       const data = await (await lib()).openDataset(opts.data, model, { labels: opts.labels, imageSize: undefined });
       const quiet = Boolean(opts.quiet || opts.json);
       const r = await sweep(model, {
-        data, lambdas: opts.lambdas, priors: opts.priors as never, seeds: opts.seeds, fromScratch: opts.fromScratch, index: job?.index, count: opts.count, indexSource: job?.source,
-        epochs: opts.epochs, maxSteps: opts.steps, lr: opts.lr, slopeLr: opts.slopeLr, fold: opts.fold, outDir: opts.out, backend: opts.backend as never, quiet,
+        data, lambdas: opts.lambdas, priors: opts.priors, seeds: opts.seeds, fromScratch: opts.fromScratch, index: job?.index, count: opts.count, indexSource: job?.source,
+        epochs: opts.epochs, maxSteps: opts.steps, lr: opts.lr, slopeLr: opts.slopeLr, fold: opts.fold, outDir: opts.out, backend: opts.backend, quiet,
         command: ['linfold', ...process.argv.slice(2)], inputs: inputFingerprints(file, opts.data, opts.labels), log: quiet ? undefined : (m) => process.stderr.write(`${m}\n`),
       });
       if (!job) await writeSweepReport(r, opts.output, { model, title: `linfold sweep — ${file}` });
@@ -425,7 +444,9 @@ function registerPipeline(program: Command): void {
         else console.log(`wrote ${join(opts.out, 'points')}/; merge with: linfold collect ${opts.out}`);
       }
     });
+}
 
+function registerCollect(program: Command): void {
   program
     .command('collect')
     .summary("merge a sweep's point files into the table, sweep.json and the HTML report; name missing and failed points")

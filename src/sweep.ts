@@ -16,6 +16,7 @@ import type { Model } from './import/ir.js';
 import { saveModel } from './import/onnx-io.js';
 import type { Dataset } from './train/data.js';
 import type { PriorKind } from './train/objective.js';
+import { SWEEP_DEFAULTS, withDefaults } from './train/defaults.js';
 import { linearize, type LinearizeOptions } from './train/linearize.js';
 import { fold } from './export/index.js';
 
@@ -126,8 +127,8 @@ export interface PointFile {
 
 /** The grid in index order: post-training before from scratch, then prior, then seed, then λ. */
 export function sweepPlan(grid: SweepGrid): GridPoint[] {
-  const priors = grid.priors?.length ? grid.priors : (['l1'] as PriorKind[]);
-  const seeds = grid.seeds?.length ? grid.seeds : [0];
+  const priors = grid.priors?.length ? grid.priors : [...SWEEP_DEFAULTS.priors];
+  const seeds = grid.seeds?.length ? grid.seeds : [...SWEEP_DEFAULTS.seeds];
   for (const [name, list] of [['lambdas', grid.lambdas], ['priors', priors], ['seeds', seeds]] as const) {
     if (!list.length) throw new LinfoldError(`${option(name)}: give at least one value`);
     const dup = list.find((v, i) => list.indexOf(v as never) !== i);
@@ -168,7 +169,9 @@ export function resolveIndex(opts: { index?: number; point?: number }, env: Node
   return undefined;
 }
 
-export async function sweep(model: Model, opts: SweepOptions): Promise<SweepResult> {
+export async function sweep(model: Model, options: SweepOptions): Promise<SweepResult> {
+  const { epochs, lr, slopeLr, fold } = SWEEP_DEFAULTS;
+  const opts = withDefaults({ epochs, lr, slopeLr, fold }, options);
   const plan = makePlan(model, opts);
   const size = plan.size;
   const job = resolveIndex(opts, {});
@@ -310,7 +313,6 @@ function makePlan(model: Model, opts: SweepOptions): SweepPlan {
   // every option that changes a point's numbers; not where the job runs or what it prints
   const skip = new Set(['data', 'outDir', 'log', 'command', 'indexSource', 'inputs', 'index', 'count', 'point', 'quiet', 'onEpoch', 'lambdas', 'priors', 'seeds', 'fromScratch']);
   const settings = Object.fromEntries(Object.entries(opts).filter(([k, v]) => !skip.has(k) && v !== undefined && typeof v !== 'function').map(([k, v]) => [k, v instanceof RegExp ? String(v) : v]).sort(([a], [b]) => a.localeCompare(b)));
-  if (!('fold' in settings)) settings.fold = true;
   const id = createHash('sha256').update(JSON.stringify({ inputs, settings, grid })).digest('hex').slice(0, 16);
   return { schema: 1, id, model: model.path ?? null, inputs, settings, grid, size: points.length, points };
 }

@@ -5,6 +5,7 @@
 // random inputs (and any given data) one last time.
 import { realpathSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { FOLD_DEFAULTS } from './defaults.js';
 import { LinfoldError } from '../errors.js';
 import { type Model, opsetOf } from '../import/ir.js';
 import type { Tensor } from '../import/tensor.js';
@@ -150,9 +151,10 @@ export interface FoldResult {
 
 export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldResult> {
   const input = await freeBatch(fixed, { log: opts.log }); // a batch fixed at 1 by the exporter becomes symbolic
-  const objective = opts.objective ?? 'latency';
+  const objective = opts.objective ?? FOLD_DEFAULTS.objective;
   if (!['depth', 'macs', 'latency'].includes(objective)) throw new LinfoldError(`objective '${objective}': choose depth, macs or latency`);
-  const tolerance = opts.tolerance ?? 1e-4, eps = opts.eps ?? 0, latencyRuns = opts.latencyRuns ?? 20;
+  const tolerance = opts.tolerance ?? FOLD_DEFAULTS.tolerance, eps = opts.eps ?? FOLD_DEFAULTS.eps, latencyRuns = opts.latencyRuns ?? FOLD_DEFAULTS.latencyRuns;
+  const seed = opts.seed ?? FOLD_DEFAULTS.seed, batch = opts.batch ?? FOLD_DEFAULTS.batch;
   const passes = selectPasses(opts.passes);
 
   // dynamic-batch shape chains → constant targets (shape-chains.ts); the input stays the reference
@@ -163,7 +165,7 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
   nameNodes(g);
   g.sortTopologically();
   const inputBytes = encodeModel(input);
-  const verifier = await FoldVerifier.create(inputBytes, input.path ?? 'input model', g, { seed: opts.seed ?? 1234, batch: opts.batch ?? 2, inputShapes: opts.inputShapes, data: opts.data });
+  const verifier = await FoldVerifier.create(inputBytes, input.path ?? 'input model', g, { seed, batch, inputShapes: opts.inputShapes, data: opts.data });
   const latencyFeeds = verifier.latencyFeeds();
   const shapes: ShapeMap = await staticShapes(model, latencyFeeds);
   const ctx: PassContext = {
@@ -176,7 +178,7 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
   const run: FoldRun = {
     model, ctx, shapes, latencyFeeds, verifier, tolerance, passes,
     judge: new FoldObjective(objective, g, shapes, ctx, { cost: opts.cost, latencyRuns, latencyFeeds }),
-    verifyEach: (opts.verify ?? 'each') === 'each' || opts.borders === 'approximate',
+    verifyEach: (opts.verify ?? FOLD_DEFAULTS.verify) === 'each' || opts.borders === 'approximate',
     log: opts.log ?? (() => {}),
     taken: [], rejected: new Map(), failedVerification: [], tried: new Set(), rounds: 0,
   };
@@ -210,7 +212,7 @@ export async function fold(fixed: Model, opts: FoldOptions = {}): Promise<FoldRe
       before, after,
       taken: run.taken,
       rejected: leftUndone(g, ctx, passes, run.rejected, run.failedVerification),
-      verification: { inputs: verifier.inputsText(), seed: opts.seed ?? 1234, batch: opts.batch ?? 2, maxRelError: final.maxRelError, passed: true, perOutput: final.perOutput },
+      verification: { inputs: verifier.inputsText(), seed, batch, maxRelError: final.maxRelError, passed: true, perOutput: final.perOutput },
       rounds: run.rounds,
       notes: [...new Set(notes)],
       ...(original ? { original } : {}),

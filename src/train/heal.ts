@@ -6,6 +6,7 @@ import { LinfoldError, option } from '../errors.js';
 import type { Model } from '../import/ir.js';
 import { linearize, type LinearizeOptions, type LinearizeResult, type EpochLog } from './linearize.js';
 import { ortAccuracy, ortAgreement } from './evaluate.js';
+import { HEAL_DEFAULTS, withDefaults } from './defaults.js';
 
 export interface HealOptions extends Omit<LinearizeOptions, 'heal' | 'teacher' | 'prior' | 'lambda' | 'lambdaWarmup' | 'freezeEps' | 'slopeLr' | 'finetuneEpochs' | 'finetuneSlopes' | 'finetuneLr' | 'slopesOnly' | 'fromScratch' | 'asPrelu' | 'granularity' | 'only' | 'skip' | 'includeGates' | 'mergeReady'> {
   /** The model to heal towards (usually the one before folding). */
@@ -35,6 +36,6 @@ export async function heal(model: Model, opts: HealOptions): Promise<HealResult>
   const accuracy = async (m: Model) => (opts.data.hasLabels ? ortAccuracy(m, opts.data) : null);
   const measure = async (m: Model): Promise<HealMeasure> => ({ accuracy: await accuracy(m), agreement: await ortAgreement(m, teacher, opts.data) });
   const before = await measure(model);
-  const r = await linearize(model, { lr: 3e-4, epochs: 2, ...rest, loss, heal: true, teacher, lambda: 0 });
+  const r = await linearize(model, { ...withDefaults(HEAL_DEFAULTS, rest), loss, heal: true, teacher, lambda: 0 });
   return { model: r.model, backend: r.backend, history: r.history, before, after: await measure(r.model), teacher: { accuracy: await accuracy(teacher), agreement: 1 } };
 }

@@ -17,7 +17,7 @@ import { listBackends, tf, useBackend, type BackendName } from '../import/tfjs/b
 import type { Batch, Dataset } from './data.js';
 import { seededRandom } from './data.js';
 import { gaussian } from '../import/random.js';
-import { LINEARIZE_DEFAULTS } from './defaults.js';
+import { LINEARIZE_DEFAULTS, withDefaults } from './defaults.js';
 import { makeLinearizable, type Granularity, type Slope } from './linearizable.js';
 import { augmentBatch, NO_AUGMENTATION, type Augmentation } from './augment.js';
 import { crossEntropy, distillKL, distillMSE, lambdaAt, priorTerm, type PriorKind } from './objective.js';
@@ -169,8 +169,7 @@ const defaults = {
 };
 
 export async function linearize(fixed: Model, options: LinearizeOptions): Promise<LinearizeResult> {
-  // an option given as undefined takes its default
-  const o = { ...defaults, ...(Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as LinearizeOptions) };
+  const o = { ...defaults, ...withDefaults({}, options) };
   // a batch fixed at 1 by the exporter becomes symbolic (the written model keeps it so), else runs per example
   const say = o.quiet ? undefined : o.log ?? ((m: string) => void process.stderr.write(`${m}\n`));
   const { model: source, perSample } = await trainableBatch(fixed, say);
