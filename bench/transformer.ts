@@ -1,35 +1,61 @@
 // bench/transformer: original vs linearized vs folded transformers, in one run.
+//   node --import tsx bench/transformer.ts --recipe [--only vit,vitfixed,lm,bert] [--train-only] [--runs 300]
 //   node --import tsx bench/transformer.ts [--runs 300]
 //        [--vit original.onnx --vit-linear linearized.onnx]                      (accuracy on the MNIST validation split)
+//        [--vitfixed original.onnx --vitfixed-linear linearized.onnx]            (the same, for a batch-1 export)
 //        [--lm original.onnx --lm-linear linearized.onnx --lm-data held-out.npy]  (perplexity on held-out token rows)
 //        [--bert original.onnx --bert-linear linearized.onnx --bert-data val.npz] (top-1 agreement with the original)
-// Each linearized model is folded here (src/export/pipeline.ts, objective latency, verified against the
+// --recipe: each trained fixture (fixtures/make_transformers.py) is linearized here by `linearize` with the recipe in
+// RECIPES below (blend form on every GELU, the prior, then fine-tuning with --snap) and cached in bench/out/
+// (<fixture>.recipe.onnx and its .log.jsonl; delete a file to train it again); the char LM's training windows
+// (bench/out/char_lm_train.npy) and held-out windows (bench/out/char_lm_heldout.npy) are cut from the fixture's own
+// text split. Each linearized model is folded here (src/export/pipeline.ts, objective latency, verified against the
 // linearized model by onnxruntime-node), the original is folded as it is too (its GELUs stay: only exact
-// rewrites such as the shape chains apply — the gain folding makes without linearization), and the four models are timed in alternation at batch 1 (medians,
-// onnxruntime-node defaults with intra-op spinning off, as bench/fold.ts). Quality is measured by onnxruntime:
-// ViT — top-1 accuracy on the validation split of the bundled MNIST digits (every 5th per class, as training);
-// LM — perplexity exp(mean −log p(next char)) over every position of the held-out rows; BERT-style — agreement of
-// the argmax with the original on the .npz rows. Depth = Conv/Gemm/MatMul-with-weights on the longest path,
-// MACs per example (src/analyze). Targets (issue 13): ViT folded ≥ 1.3× faster at ≤ 1 point, LM ≥ 1.3× at ≤ 3 %
-// higher perplexity.
-// Measured 2026-12-04 on the shared 2-core machine, stand-in ViT (bench/transformer_standins.py vit 4: the tfix
-// ViT class with 7×7 patches, 90.88 % val) linearized with
-//   npx tsx src/main.ts linearize scratch/vit/vit7.onnx -o scratch/lin/vit7_lin2.onnx --data scratch/data/mnist_x.npy
-//     --labels scratch/data/mnist_y.npy --loss distill --lambda 0.05 --slope-lr 0.05 --lr 3e-4 --batch-size 32
-//     --epochs 1 --finetune-epochs 4 --finetune-lr 1e-3 --snap
-// (1024/1024 GELU channels linear): original 0.248 ms 90.88 % · original folded 0.189 ms · linearized + folded
-// 0.145 ms 90.48 %: 1.70× at −0.40 points (1.30× over the original folded without linearization), depth 18 → 14,
-// MACs 3.54 M → 1.59 M, 466 → 113 nodes. With --finetune-epochs 2 at --lr 3e-4: 1.99× (busier machine) at −1.65 points.
-// Stand-in char LM (bench/transformer_standins.py lm 150: the tfix CharLM, d 128, 4 blocks, held-out perplexity
-// 10.615 on fixtures/data/char_lm_val.npy) linearized with
-//   npx tsx src/main.ts linearize scratch/lm/lm_small.onnx -o scratch/lin/lm_lin.onnx --data scratch/data/lm_train.npy
-//     --loss distill --lambda 0.05 --slope-lr 0.05 --lr 3e-4 --batch-size 16 --epochs 1 --finetune-epochs 1 --finetune-lr 1e-3 --snap
-// (2048/2048 linear): 1.447 → 0.816 ms, 1.77× (1.59× over the original folded), perplexity 10.934: +3.01 %, just
-// above the 3 % target; MACs 55.3 M → 26.0 M, depth 17 → 13.
-import { existsSync } from 'node:fs';
+// rewrites such as the shape chains apply — the gain folding makes without linearization), and the four models
+// are timed in alternation at batch 1 (medians, onnxruntime-node defaults with intra-op spinning off, as
+// bench/fold.ts). Quality is measured by onnxruntime: ViT — top-1 accuracy on the validation split of the bundled
+// MNIST digits (every 5th per class, as training); LM — perplexity exp(mean −log p(next char)) over every position
+// of the held-out rows; BERT-style — agreement of the argmax with the original on the .npz rows. Depth =
+// Conv/Gemm/MatMul-with-weights on the longest path, MACs per example (src/analyze). Targets (issue 13): ViT folded
+// ≥ 1.3× faster at ≤ 1 point, LM ≥ 1.3× at ≤ 3 % higher perplexity. The run ends with one table of all models.
+//
+// Measured 2026-12-05 on the shared 2-core machine (another helper's jobs running: load average 2.7–3.2), one run of
+// `--recipe` with every fixture cached (training: ViT 2.4 min on onnxruntime, its fixed-batch twin the same, char LM
+// 4.5 min and BERT-style 0.4 min on wasm; the whole first run ≈ 10 min):
+// | model | quality: original → linearized → folded | linear channels | depth | MACs/example | latency ms: original → linearized → folded | speed-up |
+// | ViT (vit_mnist.onnx) | val acc 97.49 → 97.34 → 97.34 % | 1020/1024 | 18 → 15 | 3.54 M → 1.60 M | 0.213 → 0.225 → 0.128 | 1.66× |
+// | ViT, batch fixed at 1 (vit_mnist_fixed.onnx) | 97.49 → 97.34 → 97.34 % | 1020/1024 | 18 → 15 | 3.54 M → 1.60 M | 0.160 → 0.179 → 0.121 | 1.31× |
+// | char LM (char_lm.onnx) | held-out perplexity 12.250 → 12.280 → 12.280 (+0.24 %) | 2048/2048 | 17 → 13 | 55.32 M → 25.96 M | 1.151 → 1.237 → 0.600 | 1.92× |
+// | BERT-style (bert_tiny.onnx) | agreement with the original 100 → 99.22 → 99.22 % | 576/576 | 10 → 7 | 7.34 M → 3.67 M | 0.244 → 0.320 → 0.202 | 1.20× |
+// Both targets met: ViT 1.66× at −0.15 points (1.30× over the original folded without linearization, whose
+// shape chains alone give 1.27×), char LM 1.92× at +0.24 % perplexity (1.73× over the original folded, 1.11×).
+// The BERT-style original folded without linearization times slower than the original (0.84–0.85× in all three runs,
+// 179 → 85 nodes; not investigated); linearized + folded is 1.44× over it. Two
+// earlier runs of the same models (load 1.9–3.5): ViT 1.61×/1.66×, fixed-batch ViT 1.34×, char LM
+// 1.94×/1.75×, BERT-style 1.25×/1.24×. The fixed-batch export is the leaner original (245 nodes, no run-time shape
+// arithmetic): its gain is the FFN merges alone, 1.31–1.34×, just over the target. In both ViTs 4 GELU channels of
+// block 0 stay nonlinear (the prior's pull is matched by the task's; 2 prior epochs leave 3): fold splits that FFN
+// into a 4-channel GELU core plus a 64×64 bypass. The char LM's perplexity is over 1 024 windows of the held-out
+// files (the fixture's 12.40 is over 1 024 windows of its own draw); on the 64 rows of fixtures/data/char_lm_val.npy
+// (`--lm-data fixtures/data/char_lm_val.npy`) the same models give 11.695 → 11.711 (+0.13 %), 1.94×. The BERT-style
+// fixture ships no training pairs: it is distilled (no labels) on the 256 rows of fixtures/data/bert_val.npz, the
+// rows its agreement is then measured on (2 of 256 flip). Recipes as commands (the CLI applies the same defaults):
+//   linfold linearize fixtures/vit_mnist.onnx --backend onnxruntime --loss both --lambda 0.05 --slope-lr 0.05 --lr 3e-4
+//     --batch-size 32 --epochs 1 --finetune-epochs 10 --finetune-lr 1e-3 --snap --augment shift:2 -o vit.linear.onnx
+//   (the same with fixtures/vit_mnist_fixed.onnx: the batch is freed, no re-export)
+//   linfold linearize fixtures/char_lm.onnx --data bench/out/char_lm_train.npy --loss distill --lambda 0.05 --slope-lr 0.05
+//     --lr 3e-4 --batch-size 16 --epochs 1 --finetune-epochs 2 --finetune-lr 1e-3 --snap --backend wasm -o lm.linear.onnx
+//   linfold linearize fixtures/bert_tiny.onnx --data fixtures/data/bert_val.npz --loss distill --lambda 0.05 --slope-lr 0.05
+//     --lr 3e-4 --batch-size 16 --epochs 3 --finetune-epochs 3 --finetune-lr 1e-3 --snap --backend wasm -o bert.linear.onnx
+//   linfold fold <linearized> -o <folded>  (bert: --eval-data fixtures/data/bert_val.npz)
+// Stand-ins (bench/transformer_standins.py, measured 2026-12-04 before the trained fixtures existed): a ViT of the same
+// class trained 4 epochs (90.88 %) gave 1.70× at −0.40 points, a char LM trained 150 steps gave 1.77× at +3.01 %.
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { basename, join } from 'node:path';
 import type { Model } from '../src/import/ir.js';
 import { Tensor } from '../src/import/tensor.js';
-import { loadModel, encodeModel } from '../src/import/onnx-io.js';
+import { loadModel, encodeModel, saveModel } from '../src/import/onnx-io.js';
 import { ortSession, runOrt } from '../src/import/ort.js';
 import { freeBatch } from '../src/import/batch.js';
 import { fold } from '../src/export/pipeline.js';
@@ -41,12 +67,25 @@ import { openNpy, readNpz, type RowSource } from '../src/train/npy.js';
 import { audit } from '../src/analyze/audit.js';
 import { cloneModel } from '../src/import/ir-edit.js';
 import { nextTokenNll } from '../src/train/sequence.js';
+import { linearize, type LinearizeOptions } from '../src/train/linearize.js';
+import { openDataset } from '../src/train/feeds.js';
+import { parseAugmentation } from '../src/train/augment.js';
+import { seededRandom } from '../src/import/random.js';
+import { writeNpy } from '../test/support/npy.js';
 
 const args = process.argv.slice(2);
 const arg = (k: string): string | undefined => (args.includes(k) ? args[args.indexOf(k) + 1] : undefined);
 const RUNS = Number(arg('--runs') ?? 300);
 
-type Quality = { label: string; value: (m: Model) => Promise<number>; fmt: (v: number) => string; compare: (orig: number, folded: number) => string };
+type Quality = {
+  label: string; value: (m: Model) => Promise<number>; fmt: (v: number) => string; compare: (orig: number, folded: number) => string;
+  /** issue 13's target for the folded model against the original, when it has one */
+  target?: { text: string; met: (orig: number, folded: number, speedUp: number) => boolean };
+};
+
+const mega = (macs: string) => (macs === '?' ? '?' : `${(Number(macs.replaceAll(',', '')) / 1e6).toFixed(2)} M`);
+/** One line per model for the closing table. */
+const summary: string[][] = [];
 
 /** Perplexity of next-token prediction over every position of the rows ([rows, T] int64 → logits [rows, T, V]). */
 async function perplexity(model: Model, rows: RowSource): Promise<number> {
@@ -98,6 +137,8 @@ async function agreement(model: Model, reference: Model, npz: string): Promise<n
 }
 
 async function bench(name: string, origPath: string, linPath: string, q: Quality): Promise<void> {
+  const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
+  const loadBefore = load();
   const original = loadModel(origPath);
   const linear = loadModel(linPath);
   console.log(`\n## ${name}: ${origPath} → ${linPath}`);
@@ -122,18 +163,98 @@ async function bench(name: string, origPath: string, linPath: string, q: Quality
   const head = ['model', 'latency ms (b=1, median)', 'speed-up', q.label, 'depth', 'MACs', 'nodes'];
   console.log(`| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|\n${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}`);
   console.log(`linearized + folded vs original: ${(lat[0] / lat[3]).toFixed(2)}× faster, ${q.compare(quality[0], quality[3])}; vs the original folded without linearization: ${(lat[1] / lat[3]).toFixed(2)}× (${RUNS} alternating runs)`);
+  const speedUp = lat[0] / lat[3];
+  const { summary: s } = audit(cloneModel(linear));
+  summary.push([
+    name, q.label, `${q.fmt(quality[0])} → ${q.fmt(quality[2])} → ${q.fmt(quality[3])}`, `${s.linearChannels}/${s.channels}`,
+    `${rows[0][4]} → ${rows[3][4]}`, `${mega(rows[0][5])} → ${mega(rows[3][5])}`,
+    `${rows[0][1]} → ${rows[2][1]} → ${rows[3][1]}`, `${speedUp.toFixed(2)}×`,
+    q.target ? `${q.target.text}: ${q.target.met(quality[0], quality[3], speedUp) ? 'met' : 'MISSED'}` : '—', `${loadBefore} / ${load()}`,
+  ]);
 }
 
-const vit = arg('--vit'), lm = arg('--lm'), bert = arg('--bert');
-if (!vit && !lm && !bert) {
-  console.log('nothing to do: give --vit/--vit-linear, --lm/--lm-linear/--lm-data or --bert/--bert-linear/--bert-data');
+/** Windows of the char LM's text, encoded as fixtures/make_transformers.py does: the sorted files
+ *  /usr/lib/python3.11/*.py with index i % 10 != 9 (the fixture's training split) or == 9 (held out),
+ *  0 = other control characters, 1 = newline, 2..96 = ASCII 32..126 (non-ASCII: '?'), a tab = 4 spaces; `n` windows of 64 at seeded random offsets. */
+function charLmRows(file: string, n: number, split: 'train' | 'held-out', seed = 0): string {
+  if (existsSync(file)) return file;
+  const dir = '/usr/lib/python3.11';
+  const files = readdirSync(dir).filter((f) => f.endsWith('.py')).sort();
+  const codes: number[] = [];
+  files.forEach((f, i) => {
+    if ((i % 10 === 9) !== (split === 'held-out')) return;
+    const text = readFileSync(join(dir, f), 'utf8').replaceAll('\t', '    ') + '\n';
+    for (const ch of text) {
+      const c = ch.codePointAt(0)!;
+      // Python's encode('ascii', 'replace'): any other code point is '?'
+      codes.push(c === 10 ? 1 : c >= 32 && c <= 126 ? c - 30 : c > 127 ? 33 : 0);
+    }
+  });
+  const rand = seededRandom(seed), T = 64, out = new BigInt64Array(n * T);
+  for (let r = 0; r < n; r++) {
+    const s0 = Math.floor(rand() * (codes.length - T));
+    for (let t = 0; t < T; t++) out[r * T + t] = BigInt(codes[s0 + t]);
+  }
+  writeNpy(file, out, [n, T]);
+  console.log(`${file}: ${n} windows of ${T} characters from the ${split} files (${codes.length} characters)`);
+  return file;
+}
+
+/** The recipes of the issue's must-show: each fixture linearized once (cached under bench/out/), blend form on
+ *  every GELU, distillation from the original, then fine-tuning with --snap (every GELU ends linear or exact). */
+const OUT = 'bench/out';
+const RECIPES: Record<'vit' | 'vitfixed' | 'lm' | 'bert', { model: string; data: () => string; settings: Partial<LinearizeOptions> }> = {
+  // the MNIST split of the bundled digits (8 004 train / 1 996 validation), labels + distillation, shifts as the fixture was trained
+  vit: { model: 'fixtures/vit_mnist.onnx', data: () => 'mnist', settings: { loss: 'both', lambda: 0.05, slopeLr: 0.05, lr: 3e-4, batchSize: 32, epochs: 1, finetuneEpochs: 10, finetuneLr: 1e-3, snap: true, augment: parseAugmentation('shift:2'), backend: 'onnxruntime' } },
+  // the same weights exported with torch's defaults (batch fixed at 1 in the input and 21 Reshapes/Expand): no re-export
+  vitfixed: { model: 'fixtures/vit_mnist_fixed.onnx', data: () => 'mnist', settings: { loss: 'both', lambda: 0.05, slopeLr: 0.05, lr: 3e-4, batchSize: 32, epochs: 1, finetuneEpochs: 10, finetuneLr: 1e-3, snap: true, augment: parseAugmentation('shift:2'), backend: 'onnxruntime' } },
+  // windows of the fixture's own training text (per-token KL: TensorFlow.js backend)
+  lm: { model: 'fixtures/char_lm.onnx', data: () => charLmRows(`${OUT}/char_lm_train.npy`, 2048, 'train'), settings: { loss: 'distill', lambda: 0.05, slopeLr: 0.05, lr: 3e-4, batchSize: 16, epochs: 1, finetuneEpochs: 2, finetuneLr: 1e-3, snap: true, backend: 'wasm' } },
+  // no training pairs ship with the fixture: distillation (no labels) on the rows of bert_val.npz (several inputs: TensorFlow.js)
+  bert: { model: 'fixtures/bert_tiny.onnx', data: () => 'fixtures/data/bert_val.npz', settings: { loss: 'distill', lambda: 0.05, slopeLr: 0.05, lr: 3e-4, batchSize: 16, epochs: 3, finetuneEpochs: 3, finetuneLr: 1e-3, snap: true, backend: 'wasm' } },
+};
+
+async function linearizedFixture(which: keyof typeof RECIPES): Promise<string> {
+  const { model, data, settings } = RECIPES[which];
+  const file = `${OUT}/${basename(model, '.onnx')}.recipe.onnx`;
+  if (existsSync(file)) return file;
+  mkdirSync(OUT, { recursive: true });
+  const source = loadModel(model);
+  console.log(`linearizing ${model} with the ${which} recipe → ${file}: ${JSON.stringify(settings)}`);
+  const t0 = performance.now();
+  const r = await linearize(source, { data: await openDataset(data(), source), logFile: `${file}.log.jsonl`, ...settings });
+  saveModel(r.model, file);
+  console.log(`linearized in ${((performance.now() - t0) / 60_000).toFixed(1)} min: ${JSON.stringify(r.after)}`);
+  return file;
+}
+
+if (args.includes('--recipe')) {
+  const only = (arg('--only') ?? 'vit,vitfixed,lm,bert').split(',') as (keyof typeof RECIPES)[];
+  for (const w of only) if (!(w in RECIPES)) throw new Error(`--only ${w}: choose among ${Object.keys(RECIPES).join(', ')}`);
+  for (const w of only) {
+    const lin = await linearizedFixture(w);
+    if (args.includes('--train-only')) continue;
+    args.push(`--${w}`, RECIPES[w].model, `--${w}-linear`, lin);
+    // perplexity over 1 024 windows of the held-out files (the fixture's 12.40 is over 1 024 such windows;
+    // fixtures/data/char_lm_val.npy holds 64 of them: --lm-data fixtures/data/char_lm_val.npy)
+    if (w === 'lm' && !arg('--lm-data')) args.push('--lm-data', charLmRows(`${OUT}/char_lm_heldout.npy`, 1024, 'held-out', 1));
+    if (w === 'bert') args.push('--bert-data', 'fixtures/data/bert_val.npz');
+  }
+  if (args.includes('--train-only')) process.exit(0);
+}
+
+const vit = arg('--vit'), vitFixed = arg('--vitfixed'), lm = arg('--lm'), bert = arg('--bert');
+if (!vit && !vitFixed && !lm && !bert) {
+  console.log('nothing to do: give --recipe [--only vit,vitfixed,lm,bert], or --vit/--vit-linear (--vitfixed/--vitfixed-linear), --lm/--lm-linear/--lm-data or --bert/--bert-linear/--bert-data');
   process.exit(1);
 }
-if (vit) {
+for (const [name, file, linear] of [['ViT (MNIST)', vit, arg('--vit-linear')], ['ViT, batch fixed at 1', vitFixed, arg('--vitfixed-linear')]]) {
+  if (!file) continue;
   const data = mnist();
-  await bench('ViT (MNIST)', vit, arg('--vit-linear')!, {
+  await bench(name!, file, linear!, {
     label: 'val accuracy', value: (m) => ortAccuracy(m, data), fmt: (v) => `${(100 * v).toFixed(2)} %`,
     compare: (o, f) => `${(100 * (o - f)).toFixed(2)} points ${o >= f ? 'lower' : 'higher'} accuracy`,
+    target: { text: '≥ 1.3× at ≤ 1 point', met: (o, f, x) => x >= 1.3 && 100 * (o - f) <= 1 },
   });
 }
 if (lm) {
@@ -141,6 +262,7 @@ if (lm) {
   await bench('char LM', lm, arg('--lm-linear')!, {
     label: 'held-out perplexity', value: (m) => perplexity(m, rows), fmt: (v) => v.toFixed(3),
     compare: (o, f) => `perplexity ${(100 * (f / o - 1)).toFixed(2)} % ${f >= o ? 'higher' : 'lower'}`,
+    target: { text: '≥ 1.3× at ≤ 3 % perplexity', met: (o, f, x) => x >= 1.3 && f / o - 1 <= 0.03 },
   });
 }
 if (bert) {
@@ -152,3 +274,6 @@ if (bert) {
     compare: (o, f) => `agreement ${(100 * f).toFixed(2)} %`,
   });
 }
+
+const head = ['model', 'quality', 'original → linearized → folded', 'linear channels', 'depth', 'MACs per example', 'latency ms (b=1): original → linearized → folded', 'speed-up', 'target (issue 13)', 'load avg before / after'];
+console.log(`\n| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|\n${summary.map((r) => `| ${r.join(' | ')} |`).join('\n')}`);

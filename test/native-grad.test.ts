@@ -224,7 +224,8 @@ test('native grad: the mnist_cnn step (PRelu slopes, CE + L1 prior) equals tf.va
 
 test('native grad: every fixture\'s step (slopes, blends, distillation MSE + prior) equals the tfjs executor\'s gradients', { timeout: 600_000 }, async () => {
   await useBackend('cpu');
-  for (const name of ['mnist_cnn_wide', 'resnet_small', 'mobilenetv2_small', 'mobilenetv3_small', 'transformer_gelu']) {
+  // vit_mnist: torch's MultiheadAttention export (Slice of the packed q/k/v projection, class token Expand + Concat)
+  for (const name of ['mnist_cnn_wide', 'resnet_small', 'mobilenetv2_small', 'mobilenetv3_small', 'transformer_gelu', 'vit_mnist']) {
     const { model, slopes } = makeLinearizable(loadModel(new URL(`../fixtures/${name}.onnx`, import.meta.url).pathname));
     const d = seededDraws(7);
     // slopes away from 0 so blend and PRelu slope gradients are not trivially alike
@@ -309,6 +310,22 @@ test('native grad: smooth activations, Clip, Softmax/LogSoftmax, reductions, Lay
   }
   assert.ok(g.slice(15, 18).every((v) => v === 0), 'row 5 is never gathered');
   await t.release();
+});
+
+test('native grad: Slice (negative, clamped, strided, reversed, computed bounds), Concat and Expand against finite differences', async () => {
+  const b = new GraphBuilder({ seed: 23 });
+  const x = b.input('x', ['batch', 5]);
+  const h = b.gemm(x, 5, 6, { transB: true });
+  // Expand [batch, 1, 6] → [batch, 3, 6], each copy scaled differently so the three copies' gradients differ
+  const e = b.op('Mul', [b.op('Expand', [b.op('Unsqueeze', [h, b.initI64([1])]), b.initI64([1, 3, 1])]), b.normal([3, 1], 0.5, 1)]);
+  // rows 1..2, every second column from -5 (= 1) to past the end: [batch, 2, 3]
+  const s1 = b.op('Slice', [e, b.initI64([1, -5]), b.initI64([3, 100]), b.initI64([1, 2]), b.initI64([1, 2])]);
+  // every row, columns 5, 3, 1 (step -2 from -1, a start computed at run time from Shape as torch exports do)
+  const third = b.op('Div', [b.op('Gather', [b.op('Shape', [e]), b.initI64([1])], { axis: 0 }), b.initI64([3])]);
+  const s2 = b.op('Slice', [e, b.op('Mul', [third, b.initI64([-1])]), b.initI64([-1000]), b.initI64([-1]), b.initI64([-2])]);
+  const c = b.op('Concat', [b.op('Flatten', [s1], { axis: 1 }), b.op('Flatten', [s2], { axis: 1 }), h], { axis: -1 });
+  b.output(b.gemm(c, 6 + 9 + 6, 3, { transB: true }));
+  assert.equal((await fdCheck({ model: b.model(), xDims: [4, 5] })).length, 5); // both Gemms' weight and bias, the copies' scales
 });
 
 test('native grad: a slope shared by two blends (--granularity block) gets the sum of both layers\' gradients', async () => {

@@ -13,6 +13,7 @@ import { Tensor } from '../src/import/tensor.js';
 import { compareTensors } from '../src/import/tfjs/check.js';
 import { makeLinearizable } from '../src/train/linearizable.js';
 import { linearize } from '../src/train/linearize.js';
+import { fold } from '../src/export/pipeline.js';
 import { arrays, mnist, type Dataset } from '../src/train/data.js';
 import { namedArrays, batchTensors } from '../src/train/feeds.js';
 import { nextTokenNll } from '../src/train/sequence.js';
@@ -190,4 +191,28 @@ test('the ViT exported with torch defaults (batch fixed at 1) linearizes without
   assert.equal(typeof r.model.graph.feeds[0].shape![0], 'string');
   const o = await runOrt(await ortSession(encodeModel(r.model)), mnistBatch(5));
   assert.deepEqual(Object.values(o)[0].dims, [5, 10]);
+});
+
+test('the fixed-batch ViT trains on the native backend and folds without re-export: every GELU linear → each FFN one 64×64 MatMul, equal to the unfolded model at batch 5 (onnxruntime)', { skip: need('vit_mnist_fixed.onnx'), timeout: 180_000 }, async () => {
+  const m = loadModel(join(FIX, 'vit_mnist_fixed.onnx'));
+  const r = await linearize(m, { data: mnist({ limit: 64 }), loss: 'distill', epochs: 1, maxSteps: 2, batchSize: 16, lambda: 1e-2, slopeLr: 0.05, backend: 'onnxruntime', quiet: true });
+  assert.equal(r.backend, 'onnxruntime');
+  assert.equal(r.slopes.length, 4);
+  // as a long enough run leaves it: every GELU channel at slope 1
+  const linear = r.model;
+  for (const s of r.slopes) {
+    const t = linear.graph.initializers.get(s.name)!;
+    linear.graph.initializers.set(s.name, Tensor.f32(s.name, t.dims, new Array(t.size).fill(1)));
+  }
+  const { model: folded, report } = await fold(linear, { objective: 'macs', latencyRuns: 0 });
+  const merges = report.taken.filter((e) => e.pass === 'merge-matmul');
+  assert.equal(merges.length, 4, report.taken.map((e) => `${e.pass}: ${e.what}`).join('; '));
+  for (const e of merges) assert.match(e.what, /→ MatMul 64×64 \(was 64×256, 256×64\)/);
+  assert.equal(folded.graph.nodes.filter((n) => n.opType === 'Erf').length, 0);
+  assert.equal(typeof folded.graph.feeds[0].shape![0], 'string', 'the folded model keeps the symbolic batch');
+  const feeds = mnistBatch(5);
+  const a = Object.values(await runOrt(await ortSession(encodeModel(linear)), feeds))[0];
+  const b = Object.values(await runOrt(await ortSession(encodeModel(folded)), feeds))[0];
+  assert.deepEqual(b.dims, [5, 10]);
+  assert.ok(compareTensors(b, a).maxRelError < 1e-4, `max relative error ${compareTensors(b, a).maxRelError}`);
 });
