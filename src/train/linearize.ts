@@ -168,12 +168,99 @@ const defaults = {
   augment: NO_AUGMENTATION,
 };
 
+/** Everything one run trains with, set up once by prepareRun. */
+interface Run {
+  o: Resolved;
+  say?: (m: string) => void;
+  source: Model;
+  /** the linearizable model the trainer writes back into */
+  lmodel: Model;
+  slopes: Slope[];
+  /** channels each slope value stands for (prior and frozen counts are per channel at either granularity) */
+  slopeWeights: number[];
+  perToken?: number;
+  lm: boolean;
+  inputName: string;
+  teacher?: OrtSession;
+  trainer: StepBackend;
+  backend: BackendName | NativeBackendName;
+}
+
+type Evaluation = Pick<EpochLog, 'valAccuracy' | 'teacherAgreement' | 'valPerplexity' | 'apl' | 'napl' | 'linearChannels' | 'channels'>;
+
 export async function linearize(fixed: Model, options: LinearizeOptions): Promise<LinearizeResult> {
-  const o = { ...defaults, ...withDefaults({}, options) };
-  // a batch fixed at 1 by the exporter becomes symbolic (the written model keeps it so), else runs per example
+  const o: Resolved = { ...defaults, ...withDefaults({}, options) };
+  const run = await prepareRun(fixed, o);
+  const { trainer, slopes, slopeWeights, lmodel, say } = run;
+  const startSlopes = slopes.map((_, k) => trainer.slope(k));
+  const stepsPerEpoch = Math.ceil(o.data.train.size / o.batchSize);
+  const allEpochs = o.epochs + o.finetuneEpochs;
+  const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * allEpochs);
+  const config = runConfig(o);
+  let state = await resumeState(run, config);
+
+  const e0 = await evaluate(run);
+  const before = { valAccuracy: e0.valAccuracy, teacherAgreement: e0.teacherAgreement, ...(run.lm ? { valPerplexity: e0.valPerplexity } : {}), apl: e0.apl, napl: e0.napl };
+  const progress = new Progress({ total: totalSteps, label: 'linearize', quiet: o.quiet });
+  progress.tick(state.step, {});
+  const priorSteps = Math.min(totalSteps, stepsPerEpoch * o.epochs);
+  const lrAt = (step: number, base: number) => scheduledLr(step, base, { ...o, priorSteps, totalSteps, stepsPerEpoch });
+  const weightLrAt = (step: number) => lrAt(step, step < priorSteps ? o.lr : o.finetuneLr ?? o.lr);
+
+  // per slope value: 1 once the channel is linear (exactly 1); it stays 1 whatever the optimizer does
+  const linear = slopes.map((_, k) => Uint8Array.from(trainer.slope(k), (a) => Number(a === 1)));
+  const mergeEvents: MergeReadyEvent[] = [];
+  const mergeReadyNow = mergeReadyProbe(run, mergeEvents, () => state.step);
+  await mergeReadyNow(state.epoch);
+  for (let epoch = state.epoch; epoch < allEpochs && state.step < totalSteps; epoch++) {
+    const t0 = Date.now();
+    // fine-tuning phase: no prior; the slopes are fixed, or with finetuneSlopes the channels not yet linear train
+    const priorPhase = epoch < o.epochs;
+    const slopesTrain = priorPhase || (o.finetuneSlopes && !o.snap);
+    if (o.snap && epoch === o.epochs && o.finetuneEpochs > 0) {
+      const snapped = snapSlopes(trainer, startSlopes, linear, slopeWeights);
+      say?.(`fine-tuning: ${snapped} channel(s) not linear went back to the original activation`);
+    }
+    if (o.slopesOnly && !slopesTrain) break;
+    let sumLoss = 0, sumTask = 0, sumPrior = 0, count = 0;
+    for (const plain of o.data.train.batches(o.batchSize, { shuffle: true, seed: o.seed, epoch })) {
+      if (state.step >= totalSteps) break;
+      const b = augmentBatch(plain, o.augment, o.seed * 1_000_003 + state.step);
+      const lambda = priorPhase ? lambdaAt(state.step, o.lambda, o.lambdaWarmup) : 0;
+      const tLogits = run.teacher && o.loss !== 'ce' ? await teacherLogits(run.teacher, run.inputName, b, o.data) : undefined;
+      const [loss, task, prior] = await trainer.step(b, { teacher: tLogits, lambda, lrW: weightLrAt(state.step), lrS: lrAt(state.step, o.slopeLr), trainSlopes: Boolean(slopesTrain) });
+      if (!Number.isFinite(loss)) {
+        progress.finish();
+        throw new LinfoldError(`loss became ${loss} at step ${state.step + 1} (epoch ${epoch + 1}); lower ${option('lr')} or ${option('lambda')}${o.checkpointDir ? `; the last good checkpoint is ${o.checkpointDir}` : ''}`, 3);
+      }
+      const wasFrozen = frozenCount(linear, slopeWeights);
+      const frozen = slopesTrain ? freezeSlopes(trainer, o.freezeEps, slopeWeights, linear) : wasFrozen;
+      if (frozen > wasFrozen) await mergeReadyNow(epoch);
+      state.step++;
+      sumLoss += loss * b.size; sumTask += task * b.size; sumPrior += prior * b.size; count += b.size;
+      progress.tick(1, { loss, prior, frozen });
+    }
+    const log: EpochLog = {
+      epoch: epoch + 1, step: state.step, loss: sumLoss / count, taskLoss: sumTask / count, priorLoss: sumPrior / count,
+      lambda: lambdaAt(state.step, o.lambda, o.lambdaWarmup), lr: weightLrAt(state.step - 1), ...(await evaluate(run)),
+      frozenChannels: frozenCount(linear, slopeWeights), seconds: (Date.now() - t0) / 1000,
+    };
+    state = { epoch: epoch + 1, step: state.step, history: [...state.history, log], config };
+    await recordEpoch(run, state, log, progress);
+  }
+  trainer.syncToModel(lmodel);
+  const history = state.history;
+  const result: LinearizeResult = { model: lmodel, slopes, backend: run.backend, history, before, mergeReady: mergeEvents, after: history[history.length - 1] ?? { ...before, epoch: 0, step: 0, loss: NaN, taskLoss: NaN, priorLoss: NaN, lambda: 0, lr: 0, frozenChannels: 0, linearChannels: e0.linearChannels, channels: e0.channels, seconds: 0 } };
+  await trainer.dispose();
+  await run.teacher?.release();
+  return result;
+}
+
+/** The model made trainable (batch freed, activations linearizable), its teacher, and the step backend. */
+async function prepareRun(fixed: Model, o: Resolved): Promise<Run> {
   const say = o.quiet ? undefined : o.log ?? ((m: string) => void process.stderr.write(`${m}\n`));
+  // a batch fixed at 1 by the exporter becomes symbolic (the written model keeps it so), else runs per example
   const { model: source, perSample } = await trainableBatch(fixed, say);
-  const slopeLr = o.slopeLr;
   const perToken = tokenWidth(source);
   if (perToken && o.loss !== 'distill') throw new LinfoldError(`${option('loss')} '${o.loss}': ${source.path ?? 'the model'} has logits per token [batch, T, ${perToken}]; train it with ${option('loss')} 'distill' (KL per token)`);
   if (o.loss !== 'distill' && !o.data.hasLabels) throw new LinfoldError(`${option('loss')} '${o.loss}' needs labels, and ${o.data.name} has none (use ${option('loss')} 'distill')`);
@@ -187,10 +274,8 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
   if (o.heal) inferShapes(lmodel);
   // the file the user brought, for fold's comparison (a model linearized again keeps the first one's)
   if (!o.heal && source.path && existsSync(source.path) && !recordedOriginal(source).path) recordOriginal(lmodel, source.path);
-  // channels each slope value stands for (prior and frozen counts are per channel at either granularity)
   const slopeWeights = slopes.map((s) => s.channels / s.size);
   if (!slopes.length && !o.heal) throw new LinfoldError(`${source.path ?? 'model'}: no activation to linearize${o.only || o.skip ? ` (check ${option('only')}/${option('skip')})` : ''}`);
-  const input = lmodel.graph.feeds[0];
   checkInput(source, o.data);
   if (o.fromScratch) reinitialize(lmodel, slopes, o.seed);
   const teaching = o.loss !== 'ce' || !o.data.hasLabels;
@@ -210,68 +295,62 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
       backend = await useBackend('auto');
     }
   }
-  trainer ??= tfjsBackend(lmodel, slopes, slopeWeights, o, slopeLr, { perSample, fixedNames });
-  const startSlopes = slopes.map((_, k) => trainer.slope(k));
-  const stepsPerEpoch = Math.ceil(o.data.train.size / o.batchSize);
-  const allEpochs = o.epochs + o.finetuneEpochs;
-  const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * allEpochs);
-  const config = { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr ?? o.lr, finetuneSlopes: Boolean(o.finetuneSlopes), ...(o.snap ? { snap: true } : {}), seed: o.seed, optimizer: o.optimizer, augment: o.augment, granularity: o.granularity ?? 'channel', ...(o.mergeReady ? { mergeReady: true } : {}), ...(o.heal ? { heal: true } : {}) };
+  trainer ??= tfjsBackend(lmodel, slopes, slopeWeights, o, o.slopeLr, { perSample, fixedNames });
+  return { o, say, source, lmodel, slopes, slopeWeights, perToken, lm, inputName: lmodel.graph.feeds[0].name, teacher, trainer, backend };
+}
 
-  let state: LoopState = { epoch: 0, step: 0, history: [], config };
-  if (o.resume && o.checkpointDir && hasCheckpoint(o.checkpointDir)) {
-    const ck = loadCheckpoint<LoopState>(o.checkpointDir);
-    const changed = Object.keys(config).filter((k) => JSON.stringify(ck.state.config[k]) !== JSON.stringify((config as Record<string, unknown>)[k]));
-    if (changed.length)
-      throw new LinfoldError(`${o.checkpointDir}: the checkpoint was made with other settings (${changed.map((k) => `${k}: ${JSON.stringify(ck.state.config[k])} then, ${JSON.stringify((config as Record<string, unknown>)[k])} now`).join('; ')}); resume with the same options or start over without ${option('resume')}`);
-    trainer.load(ck.model, o.checkpointDir);
-    await trainer.setOptimizerState(ck.optimizer, o.checkpointDir);
-    state = ck.state;
-  }
+/** The settings a checkpoint must share with the run that resumes it. */
+function runConfig(o: Resolved): Record<string, unknown> {
+  return { loss: o.loss, prior: o.prior, lambda: o.lambda, lr: o.lr, slopeLr: o.slopeLr, batchSize: o.batchSize, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr ?? o.lr, finetuneSlopes: Boolean(o.finetuneSlopes), ...(o.snap ? { snap: true } : {}), seed: o.seed, optimizer: o.optimizer, augment: o.augment, granularity: o.granularity ?? 'channel', ...(o.mergeReady ? { mergeReady: true } : {}), ...(o.heal ? { heal: true } : {}) };
+}
 
-  const evaluate = async (): Promise<Pick<EpochLog, 'valAccuracy' | 'teacherAgreement' | 'valPerplexity' | 'apl' | 'napl' | 'linearChannels' | 'channels'>> => {
-    let correct = 0, agree = 0, n = 0, rowsSeen = 0, nll = 0, nllCount = 0;
-    for (const b of o.data.validation.batches(256)) {
-      const out = await trainer.predict(b);
-      const rows = outputRows(out, b, perToken);
-      const p = argmaxRows(out, rows);
-      if (b.y && !perToken) for (let i = 0; i < b.size; i++) correct += Number(p[i] === b.y[i]);
-      if (teacher) {
-        const t = await teacherLogits(teacher, input.name, b, o.data);
-        const tp = argmaxRows(t, rows);
-        for (let i = 0; i < rows; i++) agree += Number(p[i] === tp[i]);
-      }
-      if (lm) {
-        const r = nextTokenNll(out, b.x, b.size, b.shape[1], perToken!);
-        nll += r.sum;
-        nllCount += r.count;
-      }
-      n += b.size;
-      rowsSeen += rows;
+/** A fresh loop state, or the checkpoint's (loaded into the trainer) with resume. */
+async function resumeState({ o, trainer }: Run, config: Record<string, unknown>): Promise<LoopState> {
+  if (!(o.resume && o.checkpointDir && hasCheckpoint(o.checkpointDir))) return { epoch: 0, step: 0, history: [], config };
+  const ck = loadCheckpoint<LoopState>(o.checkpointDir);
+  const changed = Object.keys(config).filter((k) => JSON.stringify(ck.state.config[k]) !== JSON.stringify(config[k]));
+  if (changed.length)
+    throw new LinfoldError(`${o.checkpointDir}: the checkpoint was made with other settings (${changed.map((k) => `${k}: ${JSON.stringify(ck.state.config[k])} then, ${JSON.stringify(config[k])} now`).join('; ')}); resume with the same options or start over without ${option('resume')}`);
+  trainer.load(ck.model, o.checkpointDir);
+  await trainer.setOptimizerState(ck.optimizer, o.checkpointDir);
+  return ck.state;
+}
+
+/** Validation accuracy / teacher agreement / perplexity, and the audit of the current slopes. */
+async function evaluate({ o, trainer, teacher, lmodel, perToken, lm, inputName }: Run): Promise<Evaluation> {
+  let correct = 0, agree = 0, n = 0, rowsSeen = 0, nll = 0, nllCount = 0;
+  for (const b of o.data.validation.batches(256)) {
+    const out = await trainer.predict(b);
+    const rows = outputRows(out, b, perToken);
+    const p = argmaxRows(out, rows);
+    if (b.y && !perToken) for (let i = 0; i < b.size; i++) correct += Number(p[i] === b.y[i]);
+    if (teacher) {
+      const tp = argmaxRows(await teacherLogits(teacher, inputName, b, o.data), rows);
+      for (let i = 0; i < rows; i++) agree += Number(p[i] === tp[i]);
     }
-    trainer.syncToModel(lmodel);
-    const r = audit(lmodel, { eps: o.freezeEps });
-    return {
-      valAccuracy: o.data.hasLabels && !perToken ? correct / n : null, teacherAgreement: teacher ? agree / rowsSeen : null,
-      ...(lm ? { valPerplexity: Math.exp(nll / nllCount) } : {}),
-      apl: r.summary.apl, napl: r.summary.napl, linearChannels: r.summary.linearChannels, channels: r.summary.channels,
-    };
+    if (lm) {
+      const r = nextTokenNll(out, b.x, b.size, b.shape[1], perToken!);
+      nll += r.sum;
+      nllCount += r.count;
+    }
+    n += b.size;
+    rowsSeen += rows;
+  }
+  trainer.syncToModel(lmodel);
+  const r = audit(lmodel, { eps: o.freezeEps });
+  return {
+    valAccuracy: o.data.hasLabels && !perToken ? correct / n : null, teacherAgreement: teacher ? agree / rowsSeen : null,
+    ...(lm ? { valPerplexity: Math.exp(nll / nllCount) } : {}),
+    apl: r.summary.apl, napl: r.summary.napl, linearChannels: r.summary.linearChannels, channels: r.summary.channels,
   };
+}
 
-  const e0 = await evaluate();
-  const before = { valAccuracy: e0.valAccuracy, teacherAgreement: e0.teacherAgreement, ...(lm ? { valPerplexity: e0.valPerplexity } : {}), apl: e0.apl, napl: e0.napl };
-  const progress = new Progress({ total: totalSteps, label: 'linearize', quiet: o.quiet });
-  progress.tick(state.step, {});
-  const priorSteps = Math.min(totalSteps, stepsPerEpoch * o.epochs);
-  const lrAt = (step: number, base: number) => scheduledLr(step, base, { ...o, priorSteps, totalSteps, stepsPerEpoch });
-  const weightLrAt = (step: number) => lrAt(step, step < priorSteps ? o.lr : o.finetuneLr ?? o.lr);
-
-  // per slope value: 1 once the channel is linear (exactly 1); it stays 1 whatever the optimizer does
-  const linear = slopes.map((_, k) => Uint8Array.from(trainer.slope(k), (a) => Number(a === 1)));
-
-  // merge-ready padding: rewrite the graph at the linear activations between convs, measure the change
-  const mergeEvents: MergeReadyEvent[] = [];
+/** Merge-ready padding (mergeReady): at each call, rewrite the graph at the activations that became linear
+ *  between convs and measure the function change on a validation batch; no-op otherwise. */
+function mergeReadyProbe(run: Run, events: MergeReadyEvent[], stepNow: () => number): (epoch: number) => Promise<void> {
+  const { o, trainer, lmodel, say } = run;
   const probe = o.mergeReady ? o.data.validation.batches(256).next().value as Batch | undefined : undefined;
-  const mergeReadyNow = async (epoch: number) => {
+  return async (epoch) => {
     if (!probe) return;
     trainer.syncToModel(lmodel);
     const before = await trainer.predict(probe);
@@ -282,76 +361,37 @@ export async function linearize(fixed: Model, options: LinearizeOptions): Promis
     const [pb, pa] = [argmaxRows(before, probe.size), argmaxRows(after, probe.size)];
     const acc = (p: number[]) => (probe.y ? p.filter((c, i) => c === probe.y![i]).length / probe.size : null);
     const ev: MergeReadyEvent = {
-      event: 'merge-ready', epoch: epoch + 1, step: state.step, rewrites, samples: probe.size,
+      event: 'merge-ready', epoch: epoch + 1, step: stepNow(), rewrites, samples: probe.size,
       maxRelChange: compareValues(after, before).maxRelError, agreement: pa.filter((c, i) => c === pb[i]).length / probe.size,
       accuracyBefore: acc(pb), accuracyAfter: acc(pa),
     };
-    mergeEvents.push(ev);
-    if (o.logFile) {
-      mkdirSync(dirname(o.logFile), { recursive: true });
-      appendFileSync(o.logFile, JSON.stringify(ev) + '\n');
-    }
+    events.push(ev);
+    appendLog(o.logFile, ev);
     if (!o.quiet) {
       const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
       say?.(`\nmerge-ready (step ${ev.step}): ${rewrites.map((r) => `${r.second}'s padding onto ${r.first} (pads ${r.padsBefore.join(',')} → ${r.padsAfter.join(',')})`).join('; ')}: max relative output change ${ev.maxRelChange.toExponential(2)}, agreement ${pct(ev.agreement)}, accuracy ${pct(ev.accuracyBefore)} → ${pct(ev.accuracyAfter)} on ${ev.samples} validation samples`);
     }
   };
-  await mergeReadyNow(state.epoch);
-  for (let epoch = state.epoch; epoch < allEpochs && state.step < totalSteps; epoch++) {
-    const t0 = Date.now();
-    // fine-tuning phase: no prior; the slopes are fixed, or with finetuneSlopes the channels not yet linear train
-    const priorPhase = epoch < o.epochs;
-    const slopesTrain = priorPhase || (o.finetuneSlopes && !o.snap);
-    if (o.snap && epoch === o.epochs && o.finetuneEpochs > 0) {
-      const snapped = snapSlopes(trainer, startSlopes, linear, slopeWeights);
-      say?.(`fine-tuning: ${snapped} channel(s) not linear went back to the original activation`);
-    }
-    if (o.slopesOnly && !slopesTrain) break;
-    let sumLoss = 0, sumTask = 0, sumPrior = 0, count = 0;
-    for (const plain of o.data.train.batches(o.batchSize, { shuffle: true, seed: o.seed, epoch })) {
-      if (state.step >= totalSteps) break;
-      const b = augmentBatch(plain, o.augment, o.seed * 1_000_003 + state.step);
-      const lambda = priorPhase ? lambdaAt(state.step, o.lambda, o.lambdaWarmup) : 0;
-      const tLogits = teacher && o.loss !== 'ce' ? await teacherLogits(teacher, input.name, b, o.data) : undefined;
-      const [loss, task, prior] = await trainer.step(b, { teacher: tLogits, lambda, lrW: weightLrAt(state.step), lrS: lrAt(state.step, slopeLr), trainSlopes: Boolean(slopesTrain) });
-      if (!Number.isFinite(loss)) {
-        progress.finish();
-        throw new LinfoldError(`loss became ${loss} at step ${state.step + 1} (epoch ${epoch + 1}); lower ${option('lr')} or ${option('lambda')}${o.checkpointDir ? `; the last good checkpoint is ${o.checkpointDir}` : ''}`, 3);
-      }
-      const wasFrozen = frozenCount(linear, slopeWeights);
-      const frozen = slopesTrain ? freezeSlopes(trainer, o.freezeEps, slopeWeights, linear) : wasFrozen;
-      if (frozen > wasFrozen) await mergeReadyNow(epoch);
-      state.step++;
-      sumLoss += loss * b.size; sumTask += task * b.size; sumPrior += prior * b.size; count += b.size;
-      progress.tick(1, { loss, prior, frozen });
-    }
-    const ev = await evaluate();
-    const log: EpochLog = {
-      epoch: epoch + 1, step: state.step, loss: sumLoss / count, taskLoss: sumTask / count, priorLoss: sumPrior / count,
-      lambda: lambdaAt(state.step, o.lambda, o.lambdaWarmup), lr: weightLrAt(state.step - 1), ...ev,
-      frozenChannels: frozenCount(linear, slopeWeights), seconds: (Date.now() - t0) / 1000,
-    };
-    state = { epoch: epoch + 1, step: state.step, history: [...state.history, log], config };
-    if (o.logFile) {
-      mkdirSync(dirname(o.logFile), { recursive: true });
-      appendFileSync(o.logFile, JSON.stringify(log) + '\n');
-    }
-    if (o.checkpointDir) {
-      trainer.syncToModel(lmodel);
-      saveCheckpoint(o.checkpointDir, { model: lmodel, optimizer: await trainer.optimizerState(), state });
-    }
-    if (!o.quiet) {
-      progress.finish();
-      say?.(`epoch ${log.epoch}: loss ${log.loss.toFixed(4)} ${[log.valAccuracy !== null ? `val acc ${(100 * log.valAccuracy).toFixed(2)}%` : '', log.teacherAgreement !== null ? `teacher agreement ${(100 * log.teacherAgreement).toFixed(2)}%` : ''].filter(Boolean).join(' ')}${log.valPerplexity ? ` perplexity ${log.valPerplexity.toFixed(3)}` : ''} NAPL ${log.napl.toFixed(3)} linear ${log.linearChannels}/${log.channels} (${log.seconds.toFixed(1)} s)`);
-    }
-    o.onEpoch?.(log);
+}
+
+/** End of an epoch: the log file, the checkpoint, the console line, the caller's callback. */
+async function recordEpoch({ o, trainer, lmodel, say }: Run, state: LoopState, log: EpochLog, progress: Progress): Promise<void> {
+  appendLog(o.logFile, log);
+  if (o.checkpointDir) {
+    trainer.syncToModel(lmodel);
+    saveCheckpoint(o.checkpointDir, { model: lmodel, optimizer: await trainer.optimizerState(), state });
   }
-  trainer.syncToModel(lmodel);
-  const history = state.history;
-  const result: LinearizeResult = { model: lmodel, slopes, backend, history, before, mergeReady: mergeEvents, after: history[history.length - 1] ?? { ...before, epoch: 0, step: 0, loss: NaN, taskLoss: NaN, priorLoss: NaN, lambda: 0, lr: 0, frozenChannels: 0, linearChannels: e0.linearChannels, channels: e0.channels, seconds: 0 } };
-  await trainer.dispose();
-  await teacher?.release();
-  return result;
+  if (!o.quiet) {
+    progress.finish();
+    say?.(`epoch ${log.epoch}: loss ${log.loss.toFixed(4)} ${[log.valAccuracy !== null ? `val acc ${(100 * log.valAccuracy).toFixed(2)}%` : '', log.teacherAgreement !== null ? `teacher agreement ${(100 * log.teacherAgreement).toFixed(2)}%` : ''].filter(Boolean).join(' ')}${log.valPerplexity ? ` perplexity ${log.valPerplexity.toFixed(3)}` : ''} NAPL ${log.napl.toFixed(3)} linear ${log.linearChannels}/${log.channels} (${log.seconds.toFixed(1)} s)`);
+  }
+  o.onEpoch?.(log);
+}
+
+function appendLog(file: string | undefined, entry: object): void {
+  if (!file) return;
+  mkdirSync(dirname(file), { recursive: true });
+  appendFileSync(file, JSON.stringify(entry) + '\n');
 }
 
 /** The TensorFlow.js executor as the loop's backend: tf.variableGrads of the loss, tfjs optimizers. */
