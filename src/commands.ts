@@ -1,10 +1,10 @@
 // Subcommands: each parses its options and calls the library API; no logic of its own beyond formatting.
-import { writeFileAtomic as writeText } from './files.js';
 import { dirname, basename, join } from 'node:path';
 import { type Command, Option, InvalidArgumentError } from 'commander';
 import { LinfoldError } from './errors.js';
 import type { Model, LinearizeOptions, HealOptions, FoldOptions, SweepOptions, CheckOptions } from './index.js';
-// the defaults --help shows are the library's own (a module without imports: --help stays fast)
+// the defaults --help shows are the library's own, read from their import-free modules (also exported by
+// src/index.ts) so that --help does not load the library
 import { HEAL_DEFAULTS, LINEARIZE_DEFAULTS, SWEEP_DEFAULTS } from './train/defaults.js';
 import { FOLD_DEFAULTS } from './export/defaults.js';
 
@@ -12,6 +12,7 @@ type Shapes = Record<string, number[]>;
 
 /** The library, loaded when a command runs (so that --help stays fast). */
 const lib = () => import('./index.js');
+const writeText = async (file: string, text: string) => (await lib()).writeFileAtomic(file, text);
 
 async function loadWithShapes(path: string, shapes?: Shapes) {
   return (await lib()).loadModelWithShapes(path, shapes);
@@ -86,7 +87,7 @@ function registerAudit(program: Command): void {
       const { audit, renderTable, renderMarkdown } = await lib();
       const report = audit(model, { inputShapes: shapes, eps: opts.eps, countOtherNonlinear: opts.countOther });
       const text = opts.json ? JSON.stringify(report, null, 2) : opts.markdown ? renderMarkdown(report) : renderTable(report);
-      if (opts.output) writeText(opts.output, text + '\n');
+      if (opts.output) await writeText(opts.output, text + '\n');
       else process.stdout.write(text + '\n');
     });
 }
@@ -308,8 +309,8 @@ function registerFold(program: Command): void {
       }
       await writeFolded(r.model, out, file);
       if (opts.report) {
-        writeText(opts.report, JSON.stringify(r.report, null, 2) + '\n');
-        writeText(opts.report.replace(/\.json$/, '') + '.md', renderFoldMarkdown(r.report));
+        await writeText(opts.report, JSON.stringify(r.report, null, 2) + '\n');
+        await writeText(opts.report.replace(/\.json$/, '') + '.md', renderFoldMarkdown(r.report));
       }
       if (opts.json) console.log(JSON.stringify({ output: out, ...r.report }, null, 2));
       else {
@@ -375,7 +376,7 @@ function registerReport(program: Command): void {
       let sweepData = opts.sweep ? mergeSweep([opts.sweep]) : undefined;
       if (opts.merge) {
         sweepData = mergeSweep(opts.merge);
-        writeText(opts.sweepOut, JSON.stringify(sweepData, null, 2) + '\n');
+        await writeText(opts.sweepOut, JSON.stringify(sweepData, null, 2) + '\n');
       }
       const modelPath = file ?? sweepData?.model ?? undefined;
       if (!modelPath) throw new LinfoldError('report: name a model (or a sweep whose model file exists)');
@@ -390,7 +391,7 @@ function registerReport(program: Command): void {
           throw new LinfoldError(`--fold-report ${opts.foldReport}: ${(e as Error).message.split('\n')[0]}`);
         }
       }
-      writeText(opts.output, await renderHtmlReport({ report, compare, fold, sweep: sweepData?.points }));
+      await writeText(opts.output, await renderHtmlReport({ report, compare, fold, sweep: sweepData?.points }));
       console.log(`wrote ${opts.output}`);
     });
 }
@@ -460,7 +461,7 @@ function registerCollect(program: Command): void {
       const { collect, renderSweepTable, writeSweepReport } = await lib();
       const c = collect(out);
       const output = opts.output ?? join(out, 'sweep-report.html');
-      writeText(join(out, 'sweep.json'), JSON.stringify(c, null, 2) + '\n');
+      await writeText(join(out, 'sweep.json'), JSON.stringify(c, null, 2) + '\n');
       if (opts.json) console.log(JSON.stringify(c, null, 2));
       else console.log(`${renderSweepTable(c)}\n${c.points.length} of ${c.size} points done; wrote ${join(out, 'sweep.json')}`);
       await writeSweepReport(c, output, opts.model ? { model: (await loadWithShapes(opts.model)).model } : {});

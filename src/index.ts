@@ -1,6 +1,9 @@
 // linfold's library API: everything the CLI does, typed.
 //   import { loadModel, audit, linearize, fold, saveModel } from 'linfold';
 export { LinfoldError } from './errors.js';
+export { writeFileAtomic } from './files.js';
+export { LINEARIZE_DEFAULTS, HEAL_DEFAULTS, SWEEP_DEFAULTS } from './train/defaults.js';
+export { FOLD_DEFAULTS } from './export/defaults.js';
 
 // import: ONNX ⇄ graph IR, shape inference, onnxruntime bridge, the TensorFlow.js executor
 export { loadModel, loadModelWithShapes, saveModel, encodeModel, decodeModel, recordedOriginal, type SaveOptions } from './import/onnx-io.js';

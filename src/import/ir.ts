@@ -155,20 +155,13 @@ export function attrInt(node: Node, name: string, dflt?: number): number | undef
   const a = node.attrs[name];
   return a && (a.type === 'int' || a.type === 'float') ? a.value : dflt;
 }
-export function attrFloat(node: Node, name: string, dflt: number): number;
-export function attrFloat(node: Node, name: string): number | undefined;
-export function attrFloat(node: Node, name: string, dflt?: number): number | undefined {
-  const a = node.attrs[name];
-  return a && (a.type === 'float' || a.type === 'int') ? a.value : dflt;
-}
+/** attrInt and attrFloat read the same attributes (ONNX exporters write either type). */
+export const attrFloat = attrInt;
 export function attrInts(node: Node, name: string): number[] | undefined {
   const a = node.attrs[name];
   return a && (a.type === 'ints' || a.type === 'floats') ? a.value : undefined;
 }
-export function attrFloats(node: Node, name: string): number[] | undefined {
-  const a = node.attrs[name];
-  return a && (a.type === 'floats' || a.type === 'ints') ? a.value : undefined;
-}
+export const attrFloats = attrInts;
 export function attrString(node: Node, name: string, dflt: string): string;
 export function attrString(node: Node, name: string): string | undefined;
 export function attrString(node: Node, name: string, dflt?: string): string | undefined {

@@ -287,7 +287,8 @@ export const gradientPolicy = {
   prelu: { wasm: true } as Record<string, boolean>,
 };
 
-function want(kind: keyof typeof gradientPolicy, kernel: string, attrs: Record<string, unknown>): boolean {
+type Policy = keyof typeof gradientPolicy;
+function want(kind: Policy, kernel: string, attrs: Record<string, unknown>): boolean {
   if (nchwFormat(attrs)) return false;
   if (dilated(attrs) && kind !== 'matMulExplicitTranspose') return true;
   if (!hasKernel(kernel)) return true;
@@ -317,34 +318,24 @@ export function registerGradients(): void {
   const maxPool = orig('MaxPool');
   const prelu = orig('Prelu');
 
-  tf.registerGradient({
-    kernelName: 'Conv2D',
-    inputsToSave: ['x', 'filter'],
-    gradFunc: (dy, saved, attrs) => {
-      const [x, filter] = saved;
-      const a = attrs as Record<string, unknown>;
-      const base = conv && !dilated(a) ? conv(dy, saved, a) : undefined;
-      const d = dy as TfTensor;
-      return {
-        x: want('conv2dInput', 'Conv2DBackpropInput', a) || !base ? () => conv2dInputGrad(x, filter, d, a) : base.x,
-        filter: want('conv2dFilter', 'Conv2DBackpropFilter', a) || !base ? () => conv2dFilterGrad(x, filter, d, a) : base.filter,
-      };
-    },
-  });
-  tf.registerGradient({
-    kernelName: 'DepthwiseConv2dNative',
-    inputsToSave: ['x', 'filter'],
-    gradFunc: (dy, saved, attrs) => {
-      const [x, filter] = saved;
-      const a = attrs as Record<string, unknown>;
-      const base = depthwise && !dilated(a) ? depthwise(dy, saved, a) : undefined;
-      const d = dy as TfTensor;
-      return {
-        x: want('depthwiseInput', 'DepthwiseConv2dNativeBackpropInput', a) || !base ? () => depthwiseInputGrad(x, filter, d, a) : base.x,
-        filter: want('depthwiseFilter', 'DepthwiseConv2dNativeBackpropFilter', a) || !base ? () => depthwiseFilterGrad(x, filter, d, a) : base.filter,
-      };
-    },
-  });
+  // Conv2D and depthwise: tfjs's own rules where they are right (no dilation), ours where asked or needed
+  const convGradient = (kernelName: string, base: GradFunc | undefined, [inputKey, inputKernel, filterKey, filterKernel]: [Policy, string, Policy, string], inputGrad: typeof conv2dInputGrad, filterGrad: typeof conv2dFilterGrad) =>
+    tf.registerGradient({
+      kernelName,
+      inputsToSave: ['x', 'filter'],
+      gradFunc: (dy, saved, attrs) => {
+        const [x, filter] = saved;
+        const a = attrs as Record<string, unknown>;
+        const theirs = base && !dilated(a) ? base(dy, saved, a) : undefined;
+        const d = dy as TfTensor;
+        return {
+          x: want(inputKey, inputKernel, a) || !theirs ? () => inputGrad(x, filter, d, a) : theirs.x,
+          filter: want(filterKey, filterKernel, a) || !theirs ? () => filterGrad(x, filter, d, a) : theirs.filter,
+        };
+      },
+    });
+  convGradient('Conv2D', conv, ['conv2dInput', 'Conv2DBackpropInput', 'conv2dFilter', 'Conv2DBackpropFilter'], conv2dInputGrad, conv2dFilterGrad);
+  convGradient('DepthwiseConv2dNative', depthwise, ['depthwiseInput', 'DepthwiseConv2dNativeBackpropInput', 'depthwiseFilter', 'DepthwiseConv2dNativeBackpropFilter'], depthwiseInputGrad, depthwiseFilterGrad);
   if (batchMatMul)
     tf.registerGradient({
       kernelName: 'BatchMatMul',
