@@ -24,7 +24,6 @@ import { writeNpy, writeNpz } from './support/npy.js';
 import { linfold } from './support/cli.js';
 
 const FIX = 'fixtures';
-const need = (...files: string[]) => (files.every((f) => existsSync(join(FIX, f))) ? false : `${files.join(', ')} not generated`);
 const tmp = mkdtempSync(join(tmpdir(), 'linfold-tfm-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
@@ -48,7 +47,7 @@ async function stepZero(file: string, feeds: Record<string, Tensor>): Promise<{ 
   return { maxRelError: Math.max(...errs), slopes: slopes.length };
 }
 
-test('step 0: the blend form on every GELU leaves each trained transformer unchanged on real data (onnxruntime)', { skip: need('vit_mnist.onnx', 'vit_mnist_tanh.onnx', 'vit_mnist_fixed.onnx', 'char_lm.onnx', 'bert_tiny.onnx') }, async (t) => {
+test('step 0: the blend form on every GELU leaves each trained transformer unchanged on real data (onnxruntime)', async (t) => {
   const lm = arrays(LM_DATA);
   const lmBatch = lm.train.batches(16).next().value!;
   const bert = namedArrays(BERT_DATA, loadModel(BERT));
@@ -68,7 +67,7 @@ test('step 0: the blend form on every GELU leaves each trained transformer uncha
   }
 });
 
-test('the language model fixture: next-token perplexity of data/char_lm_val.npy under onnxruntime is the one PyTorch recorded', { skip: need('char_lm.onnx', 'char_lm.json') }, async () => {
+test('the language model fixture: next-token perplexity of data/char_lm_val.npy under onnxruntime is the one PyTorch recorded', async () => {
   const info = JSON.parse(readFileSync(join(FIX, 'char_lm.json'), 'utf8'));
   const ds = arrays(LM_DATA, { valFraction: 0.5 });
   const s = await ortSession(loadModel(LM));
@@ -86,7 +85,7 @@ test('the language model fixture: next-token perplexity of data/char_lm_val.npy 
   assert.ok(Math.abs(Math.exp(sum / count) - info.val_perplexity_file) < 2e-3 * info.val_perplexity_file, `${Math.exp(sum / count)} vs ${info.val_perplexity_file}`);
 });
 
-test('multi-input .npz: one array per graph input, batches carry every input by name, labels split with them', { skip: need('bert_tiny.onnx') }, () => {
+test('multi-input .npz: one array per graph input, batches carry every input by name, labels split with them', () => {
   const m = loadModel(BERT);
   const ds = namedArrays(BERT_DATA, m);
   const z = readNpz(BERT_DATA);
@@ -106,7 +105,7 @@ test('multi-input .npz: one array per graph input, batches carry every input by 
   assert.ok(Object.values(feeds).every((t) => t.dtype === 'int64'));
 });
 
-test('multi-input .npz with bad input: one-line errors naming the file and the array', { skip: need('bert_tiny.onnx') }, () => {
+test('multi-input .npz with bad input: one-line errors naming the file and the array', () => {
   const m = loadModel(BERT);
   const z = readNpz(BERT_DATA);
   const rows = (name: string, n = 20) => BigInt64Array.from(z.get(name)!.rows(Array.from({ length: n }, (_, i) => i)), (v) => BigInt(v));
@@ -147,7 +146,7 @@ test('multi-input .npz with bad input: one-line errors naming the file and the a
   assert.ok(!existsSync(out));
 });
 
-test('BERT-style three-input model: linearize --loss distill from the CLI prints accuracy and agreement, the written model runs', { skip: need('bert_tiny.onnx'), timeout: 120_000 }, async () => {
+test('BERT-style three-input model: linearize --loss distill from the CLI prints accuracy and agreement, the written model runs', { timeout: 120_000 }, async () => {
   const out = join(tmp, 'bert.linear.onnx');
   const r = linfold(['linearize', BERT, '--data', BERT_DATA, '--loss', 'distill', '--epochs', '1', '--steps', '3', '--batch-size', '32', '--lambda', '1e-2', '--slope-lr', '0.05', '--backend', 'wasm', '-o', out], { env: { LINFOLD_THREADS: '1' } });
   assert.equal(r.code, 0, r.stderr);
@@ -163,7 +162,7 @@ test('BERT-style three-input model: linearize --loss distill from the CLI prints
   assert.deepEqual(Object.values(o)[0].dims, [4, 2]);
 });
 
-test('language model: per-token distillation, teacher agreement per token and next-token perplexity', { skip: need('char_lm.onnx'), timeout: 120_000 }, async () => {
+test('language model: per-token distillation, teacher agreement per token and next-token perplexity', { timeout: 120_000 }, async () => {
   await useBackend('wasm');
   const data = arrays(LM_DATA);
   const r = await linearize(loadModel(LM), { data, loss: 'distill', epochs: 1, maxSteps: 2, batchSize: 8, lambda: 1e-2, slopeLr: 0.05, quiet: true });
@@ -178,7 +177,7 @@ test('language model: per-token distillation, teacher agreement per token and ne
   await assert.rejects(linearize(loadModel(LM), { data, loss: 'ce', quiet: true }), /has logits per token \[batch, T, 97\]; train it with option loss 'distill'/);
 });
 
-test('the ViT exported with torch defaults (batch fixed at 1) linearizes without re-export', { skip: need('vit_mnist_fixed.onnx'), timeout: 120_000 }, async () => {
+test('the ViT exported with torch defaults (batch fixed at 1) linearizes without re-export', { timeout: 120_000 }, async () => {
   await useBackend('wasm');
   const m = loadModel(join(FIX, 'vit_mnist_fixed.onnx'));
   assert.deepEqual(m.graph.feeds[0].shape, [1, 1, 28, 28]);
@@ -193,7 +192,7 @@ test('the ViT exported with torch defaults (batch fixed at 1) linearizes without
   assert.deepEqual(Object.values(o)[0].dims, [5, 10]);
 });
 
-test('the fixed-batch ViT trains on the native backend and folds without re-export: every GELU linear → each FFN one 64×64 MatMul, equal to the unfolded model at batch 5 (onnxruntime)', { skip: need('vit_mnist_fixed.onnx'), timeout: 180_000 }, async () => {
+test('the fixed-batch ViT trains on the native backend and folds without re-export: every GELU linear → each FFN one 64×64 MatMul, equal to the unfolded model at batch 5 (onnxruntime)', { timeout: 180_000 }, async () => {
   const m = loadModel(join(FIX, 'vit_mnist_fixed.onnx'));
   const r = await linearize(m, { data: mnist({ limit: 64 }), loss: 'distill', epochs: 1, maxSteps: 2, batchSize: 16, lambda: 1e-2, slopeLr: 0.05, backend: 'onnxruntime', quiet: true });
   assert.equal(r.backend, 'onnxruntime');
