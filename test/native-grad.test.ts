@@ -88,6 +88,8 @@ const convCases: [string, Parameters<GraphBuilder['conv']>[4], number | number[]
   ['asymmetric pads', { pad: [0, 1, 2, 1] }, 3, 0],
   ['grouped (2 groups)', { pad: 1, group: 2 }, 3, 8],
   ['depthwise, stride 2', { pad: 1, group: 4, stride: 2 }, 3, 4],
+  ['depthwise, unstrided (input gradient as a Conv of the flipped kernel)', { pad: 1, group: 4 }, 3, 8],
+  ['3×3 stride 2, dilation 2, no pad', { stride: 2, dilation: 2 }, 3, 2],
   ['5×5 stride 3 pad 2', { pad: 2, stride: 3 }, 5, 3],
   ['1×1', {}, 1, 8],
   ['2×3 kernel, pads [1, 0, 0, 2], dilation 2 (rectangular windows wrapping rows)', { pad: [1, 0, 0, 2], dilation: 2 }, [2, 3], [7, 6]],

@@ -1,8 +1,10 @@
-// Conv: the input gradient is a ConvTranspose of dY with the same kernel (strides, pads, dilations, groups;
-// output_padding restores the input size); the filter gradient of an unstrided, ungrouped 2-D conv is one Gemm
-// over X's windows, otherwise a Conv with batch and channels swapped — X as [Ci/g, g·N, H, W], dY as the kernel
-// [Co, N, oh, ow], strides and dilations exchanged, groups g — which covers dense, grouped and depthwise convs,
-// strided and padded; the bias gradient sums dY over N and space.
+// Conv: the input gradient of an unstrided conv is a Conv of dY with the kernel flipped and its channel axes
+// swapped per group (onnxruntime runs ConvTranspose as a Gemm plus a scatter-add col2im, ~2× slower); strided
+// convs keep ConvTranspose (strides, pads, dilations, groups; output_padding restores the input size). The
+// filter gradient of an ungrouped 2-D conv is one Gemm over X's windows (unstrided: contiguous runs of the
+// flattened image; strided: strided Slices), otherwise a Conv with batch and channels swapped — X as
+// [Ci/g, g·N, H, W], dY as the kernel [Co, N, oh, ow], strides and dilations exchanged, groups g — which covers
+// grouped and depthwise convs and any rank; the bias gradient sums dY over N and space.
 import { convOutSize } from '../../../import/shape-math.js';
 import { LinfoldError } from '../../../errors.js';
 import { attrInts, attrInt, attrString, nodeLabel, type Node } from '../../../import/ir.js';
@@ -85,12 +87,51 @@ function filterGradGemm(e: Emitter, X: string, dY: string, g: ConvGeometry, co: 
       const off = a * dh * wp + b * dw;
       taps.push(off === 0 && J === (hp + rows) * wp ? flat : e.op('Slice', [flat, e.i64([off]), e.i64([off + J]), axis]));
     }
-  const stacked = taps.length > 1 ? e.op('Concat', taps.map((t) => e.op('Unsqueeze', [t, e.i64([1])])), { axis: 1 }) : taps[0];
+  const stacked = taps.length > 1 ? e.op('Concat', taps, { axis: 1 }) : taps[0]; // [Ci, taps·N, …] lies as [Ci, taps, N, …]
   const cols = e.op('Reshape', [stacked, e.i64([cig * taps.length, -1])]);
   let dyw = dY;
   if (wp > g.y[1]) dyw = e.op('Pad', [dY, e.i64([0, 0, 0, 0, 0, 0, 0, wp - g.y[1]])]);
   const dyt = e.op('Reshape', [e.op('Transpose', [dyw], { perm: [1, 0, 2, 3] }), e.i64([co, -1])]);
   return e.op('Reshape', [e.op('Gemm', [dyt, cols], { transB: 1 }), e.i64([co, cig, kh, kw])], {}, 'dW');
+}
+
+/**
+ * Filter gradient of an ungrouped strided 2-D conv as one Gemm: tap (a, b)'s window is a strided Slice of the
+ * padded X (as [Ci, N, Hp, Wp]); the taps stacked are the columns [Ci·kh·kw, N·oh·ow].
+ */
+function filterGradStridedGemm(e: Emitter, X: string, dY: string, g: ConvGeometry, co: number, cig: number): string {
+  const [kh, kw] = g.k;
+  let xt = e.op('Transpose', [X], { perm: [1, 0, 2, 3] });
+  if ([...g.pb, ...g.pe].some((v) => v > 0)) xt = e.op('Pad', [xt, e.i64([0, 0, ...g.pb, 0, 0, ...g.pe])]);
+  const taps: string[] = [];
+  const axes = e.i64([2, 3]), steps = e.i64(g.s);
+  for (let a = 0; a < kh; a++)
+    for (let b = 0; b < kw; b++) {
+      const start = [a * g.d[0], b * g.d[1]];
+      const end = start.map((v, i) => v + (g.y[i] - 1) * g.s[i] + 1);
+      taps.push(e.op('Slice', [xt, e.i64(start), e.i64(end), axes, steps]));
+    }
+  const stacked = taps.length > 1 ? e.op('Concat', taps, { axis: 1 }) : taps[0]; // [Ci, taps·N, …] lies as [Ci, taps, N, …]
+  const cols = e.op('Reshape', [stacked, e.i64([cig * taps.length, -1])]);
+  const dyt = e.op('Reshape', [e.op('Transpose', [dY], { perm: [1, 0, 2, 3] }), e.i64([co, -1])]);
+  return e.op('Reshape', [e.op('Gemm', [dyt, cols], { transB: 1 }), e.i64([co, cig, kh, kw])], {}, 'dW');
+}
+
+/**
+ * Input gradient of an unstrided conv as a Conv of dY: the kernel flipped in space, [Co, Ci/g] swapped within
+ * each group ([Ci, Co/g, ...]), pads d·(k−1) − p before and what restores X's size after. Undefined when a
+ * pad exceeds the kernel's reach (then ConvTranspose).
+ */
+function inputGradConv(e: Emitter, dY: string, W: string, g: ConvGeometry, co: number, cig: number): string | undefined {
+  const reach = g.k.map((k, i) => g.d[i] * (k - 1));
+  const before = reach.map((v, i) => v - g.pb[i]);
+  const after = g.x.map((v, i) => v - g.y[i] + reach[i] - before[i]);
+  if ([...before, ...after].some((v) => v < 0)) return undefined;
+  const r = g.k.length, spatial = g.k.map((_, i) => 2 + i);
+  const grouped = e.op('Reshape', [W, e.i64([g.group, co / g.group, cig, ...g.k])]);
+  const swapped = e.op('Reshape', [e.op('Transpose', [grouped], { perm: [0, 2, 1, ...g.k.map((_, i) => 3 + i)] }), e.i64([cig * g.group, co / g.group, ...g.k])]);
+  const flipped = e.op('Slice', [swapped, e.i64(new Array(r).fill(-1)), e.i64(new Array(r).fill(-1e9)), e.i64(spatial), e.i64(new Array(r).fill(-1))]);
+  return e.op('Conv', [dY, flipped], { kernel_shape: g.k, dilations: g.d, pads: [...before, ...after], group: g.group }, 'dX');
 }
 
 function convGrad({ e, node, dOut, need }: GradContext): (string | undefined)[] {
@@ -100,13 +141,17 @@ function convGrad({ e, node, dOut, need }: GradContext): (string | undefined)[] 
   const r = g.k.length;
   const [co, cig] = e.staticShape(W, node);
   const res: (string | undefined)[] = [];
-  if (need[0]) {
+  if (need[0] && g.s.every((v) => v === 1)) res[0] = inputGradConv(e, dY, W, g, co, cig);
+  if (need[0] && !res[0]) {
     const outPad = g.x.map((v, i) => v - ((g.y[i] - 1) * g.s[i] + (g.k[i] - 1) * g.d[i] + 1 - g.pb[i] - g.pe[i]));
     res[0] = e.op('ConvTranspose', [dY, W], {
       kernel_shape: g.k, strides: g.s, dilations: g.d, pads: [...g.pb, ...g.pe], group: g.group, output_padding: outPad,
     }, 'dX');
   }
-  if (need[1]) res[1] = g.group === 1 && r === 2 && g.s.every((v) => v === 1) ? filterGradGemm(e, X, dY, g, co, cig) : filterGradConv(e, X, dY, g, cig);
+  if (need[1]) {
+    const unstrided = g.s.every((v) => v === 1);
+    res[1] = g.group !== 1 || r !== 2 ? filterGradConv(e, X, dY, g, cig) : unstrided ? filterGradGemm(e, X, dY, g, co, cig) : filterGradStridedGemm(e, X, dY, g, co, cig);
+  }
   if (need[2] && node.inputs[2]) res[2] = e.op('ReduceSum', [dY, e.i64([0, ...g.k.map((_, i) => 2 + i)])], { keepdims: 0 }, 'dB');
   return res;
 }
