@@ -12,6 +12,7 @@ import { renderTable, renderMarkdown } from '../src/analyze/render.js';
 import { renderHtmlReport } from '../src/report/html.js';
 import { spelling } from '../src/analyze/transformer.js';
 import { makeLinearizable } from '../src/train/linearizable.js';
+import { fixture, manifest, type ManifestActivation } from './support/fixtures.js';
 
 /** The fixture's GELUs as blends with A = 1 on the first `linear` of 128 channels, 0.4 on the rest. */
 function blended(file: string, linear: number): Model {
@@ -79,3 +80,31 @@ test('ffn_erf.onnx linearized on 96 of 128 channels: split FFNs, per-token NAPL 
 test('a CNN has no transformer section', () => {
   assert.equal(audit(loadModel('fixtures/mnist_cnn.onnx')).transformer, undefined);
 });
+
+// The trained fixtures (fixtures/make_transformers.py): the manifest, written by the generator from the torch
+// modules, says which GELU each block uses and how wide its FFN is; pre-norm blocks add ½ each to the
+// per-token NAPL (the FFN is one of two branches of the residual Add), so 4 blocks give 2.
+for (const name of ['vit_mnist', 'vit_mnist_tanh', 'char_lm', 'bert_tiny']) {
+  test(`${name} (trained) as exported: the GELU form named, Softmax/LayerNorm apart, one FFN row per GELU, in the HTML report too`, async () => {
+    const fx = manifest().fixtures[name];
+    const r = audit(loadModel(fixture(fx.file)));
+    const t = r.transformer!;
+    const gelus = fx.expected_census.activations.filter((a) => a.kind === 'gelu') as (ManifestActivation & { approximate: string })[];
+    const forms = gelus.map((a) => (a.approximate === 'tanh' ? 'tanh approximation' : 'Erf chain'));
+    assert.equal(t.spellings[forms[0]], gelus.length); // (bert_tiny's pooler Tanh is spelled too)
+    assert.deepEqual(r.layers.filter((l) => l.kind === 'gelu').map((l) => l.spelling), forms);
+    assert.equal(t.softmax, fx.expected_census.softmax);
+    assert.equal(t.layerNorm, fx.expected_census.layernorm);
+    // (bert_tiny's pooler, Gemm → Tanh → Gemm classifier, is an FFN too: 64 → 64 → 2)
+    const ffn = t.ffn.filter((f) => f.spelling === forms[0]);
+    assert.equal(t.ffn.length - ffn.length, name === 'bert_tiny' ? 1 : 0);
+    assert.deepEqual(ffn.map((f) => [f.hidden, f.dIn, f.dOut, f.linearChannels, f.fold]), gelus.map((a) => [a.channels, a.channels / 4, a.channels / 4, 0, 'none']));
+    assert.deepEqual(ffn.map((f) => f.activation.replace(/^\//, '').replace(/\//g, '.')), gelus.map((a) => a.module));
+    if (name !== 'bert_tiny') assert.ok(Math.abs(t.perToken.napl - gelus.length / 2) < 1e-9, String(t.perToken.napl));
+    else assert.ok(t.perToken.napl > 1 && t.perToken.napl <= 2, String(t.perToken.napl)); // post-norm, then the pooler's Tanh on one token
+    const html = await renderHtmlReport({ report: r });
+    const section = /<section id="ffn">([\s\S]*?)<\/section>/.exec(html)?.[1] ?? '';
+    assert.equal((section.match(new RegExp(`${gelus[0].channels / 4} → ${gelus[0].channels} → ${gelus[0].channels / 4}`, 'g')) ?? []).length, gelus.length);
+    for (const f of ffn) assert.ok(section.includes(f.activation), f.activation);
+  });
+}
