@@ -345,3 +345,27 @@ test('native grad: a slope shared by two blends (--granularity block) gets the s
   const checked = await fdCheck({ model, xDims: [3, 2, 6, 6], slopes: [slopes[0].name], lambda: 0.05 }, 7);
   assert.ok(checked.includes(slopes[0].name));
 });
+
+test('native step: SGD without momentum writes θ − lr·g (no state), with momentum 0.9 θ − lr·(0.9·acc + g)', async () => {
+  const c = around((_b, h) => ({ y: h, features: 4 * 64 }));
+  const d = seededDraws(5);
+  const x = d.normals(2 * 2 * 64), teacher = d.normals(2 * 3), target = new Float32Array(6);
+  const feed = (lrW: number) => ({ x, xDims: c.xDims, teacher, target, lambda: 0, lrW, lrS: 0, trainSlopes: false });
+  for (const momentum of [0, 0.9]) {
+    const t = await NativeTrainer.create(c.model, { slopes: [], loss: 'distill', distillKind: 'mse', optimizer: 'sgd', momentum, gradients: true, threads: 1 });
+    const before = new Map(t.params.map((p) => [p, Float32Array.from(t.read(p))]));
+    const g1 = (await t.step(feed(0.1))).gradients!;
+    const mid = new Map(t.params.map((p) => [p, Float32Array.from(t.read(p))]));
+    const g2 = (await t.step(feed(0.1))).gradients!;
+    for (const p of t.params) {
+      const [p0, p1, p2] = [before.get(p)!, mid.get(p)!, t.read(p)];
+      p0.forEach((v, i) => {
+        assert.ok(Math.abs(p1[i] - (v - 0.1 * g1.get(p)![i])) < 1e-6, `${p} step 1`);
+        const expected = p1[i] - 0.1 * (momentum * g1.get(p)![i] + g2.get(p)![i]);
+        assert.ok(Math.abs(p2[i] - expected) < 1e-6, `${p} step 2 (momentum ${momentum}): ${p2[i]} vs ${expected}`);
+      });
+    }
+    assert.equal([...(await t.graph()).state.values()].flat().length, momentum ? t.params.length : 0);
+    await t.release();
+  }
+});

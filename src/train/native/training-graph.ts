@@ -4,7 +4,7 @@
 //   outputs: loss, task_loss, prior_loss, the updated trainables and optimizer state (`<name>__next`, ...),
 //            and with `gradients` the raw gradients (`<name>__grad`)
 import { LinfoldError } from '../../errors.js';
-import { opsetOf, type Model, type ValueInfo } from '../../import/ir.js';
+import { opsetOf, type Graph, type Model, type Node, type ValueInfo } from '../../import/ir.js';
 import { isFloat } from '../../import/tensor.js';
 import { cloneModel } from '../../import/ir-edit.js';
 import { inferShapes } from '../../import/shape-inference.js';
@@ -98,8 +98,9 @@ export function buildTrainingGraph(source: Model, o: TrainingGraphOptions): Trai
   };
   const scalars: string[] = [];
   const outputs: ValueInfo[] = [];
+  const named: [string, string][] = [];
   const out = (name: string, value: string, shape?: (number | string)[]) => {
-    g.nodes.push({ name: e.fresh('out'), opType: 'Identity', domain: '', inputs: [value], outputs: [name], attrs: {} });
+    named.push([name, value]);
     outputs.push({ name, dtype: 'float32', shape });
   };
 
@@ -201,6 +202,10 @@ export function buildTrainingGraph(source: Model, o: TrainingGraphOptions): Trai
       out(next(p), p1, shape);
       out(next(m), m1, shape);
       out(next(v), v1, shape);
+    } else if ((o.momentum ?? 0.9) === 0) {
+      // plain SGD: no state to carry
+      state.set(p, []);
+      out(next(p), e.op('Sub', [p, e.op('Mul', [gr, lr])]), shape);
     } else {
       const a = `${p}__acc`;
       inputs.push({ name: a, dtype: 'float32', shape });
@@ -213,7 +218,24 @@ export function buildTrainingGraph(source: Model, o: TrainingGraphOptions): Trai
   out('loss', e.op('Add', [task, prior]), []);
   out('task_loss', task, []);
   out('prior_loss', prior, []);
+  nameOutputs(g, named, (value, name) => ({ name: e.fresh('out'), opType: 'Identity', domain: '', inputs: [value], outputs: [name], attrs: {} }));
   g.outputs = outputs;
   return { model, input, params, trained, state, scalars, targets };
 }
 
+/** Gives each output its name: the producing node's output is renamed (readers rewired) where it is a value of
+ *  its own, else an Identity copies it (a graph input, or a value given two names). Each Identity that
+ *  onnxruntime cannot remove (it feeds a graph output) is a copy and a kernel launch per step. */
+function nameOutputs(g: Graph, named: [string, string][], identity: (value: string, name: string) => Node): void {
+  const producer = new Map<string, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const renamed = new Map<string, string>();
+  for (const [name, value] of named) {
+    const n = producer.get(value);
+    if (n && !renamed.has(value) && !g.outputs.some((o) => o.name === value)) {
+      n.outputs[n.outputs.indexOf(value)] = name;
+      renamed.set(value, name);
+    } else g.nodes.push(identity(renamed.get(value) ?? value, name));
+  }
+  if (renamed.size) for (const n of g.nodes) n.inputs = n.inputs.map((i) => renamed.get(i) ?? i);
+}
