@@ -1,10 +1,10 @@
 // Conv: the input gradient of an unstrided conv is a Conv of dY with the kernel flipped and its channel axes
 // swapped per group (onnxruntime runs ConvTranspose as a Gemm plus a scatter-add col2im, ~2× slower); strided
 // convs keep ConvTranspose (strides, pads, dilations, groups; output_padding restores the input size). The
-// filter gradient of an ungrouped 2-D conv is one Gemm over X's windows (unstrided: contiguous runs of the
-// flattened image; strided: strided Slices), otherwise a Conv with batch and channels swapped — X as
-// [Ci/g, g·N, H, W], dY as the kernel [Co, N, oh, ow], strides and dilations exchanged, groups g — which covers
-// grouped and depthwise convs and any rank; the bias gradient sums dY over N and space.
+// filter gradient of an ungrouped 2-D conv: 1×1 unstrided, one Gemm over X; larger or strided kernels, a batched
+// MatMul over X's windows unfolded by a constant one-hot Conv; grouped, depthwise and other ranks, a Conv with
+// batch and channels swapped — X as [Ci/g, g·N, H, W], dY as the kernel [Co, N, oh, ow], strides and dilations
+// exchanged, groups g. The bias gradient sums dY over N and space.
 import { convOutSize } from '../../../import/shape-math.js';
 import { LinfoldError } from '../../../errors.js';
 import { attrInts, attrInt, attrString, nodeLabel, type Node } from '../../../import/ir.js';
@@ -96,28 +96,6 @@ function filterGradGemm(e: Emitter, X: string, dY: string, g: ConvGeometry, co: 
 }
 
 /**
- * Filter gradient of an ungrouped strided 2-D conv as one Gemm: tap (a, b)'s window is a strided Slice of the
- * padded X (as [Ci, N, Hp, Wp]); the taps stacked are the columns [Ci·kh·kw, N·oh·ow].
- */
-function filterGradStridedGemm(e: Emitter, X: string, dY: string, g: ConvGeometry, co: number, cig: number): string {
-  const [kh, kw] = g.k;
-  let xt = e.op('Transpose', [X], { perm: [1, 0, 2, 3] });
-  if ([...g.pb, ...g.pe].some((v) => v > 0)) xt = e.op('Pad', [xt, e.i64([0, 0, ...g.pb, 0, 0, ...g.pe])]);
-  const taps: string[] = [];
-  const axes = e.i64([2, 3]), steps = e.i64(g.s);
-  for (let a = 0; a < kh; a++)
-    for (let b = 0; b < kw; b++) {
-      const start = [a * g.d[0], b * g.d[1]];
-      const end = start.map((v, i) => v + (g.y[i] - 1) * g.s[i] + 1);
-      taps.push(e.op('Slice', [xt, e.i64(start), e.i64(end), axes, steps]));
-    }
-  const stacked = taps.length > 1 ? e.op('Concat', taps, { axis: 1 }) : taps[0]; // [Ci, taps·N, …] lies as [Ci, taps, N, …]
-  const cols = e.op('Reshape', [stacked, e.i64([cig * taps.length, -1])]);
-  const dyt = e.op('Reshape', [e.op('Transpose', [dY], { perm: [1, 0, 2, 3] }), e.i64([co, -1])]);
-  return e.op('Reshape', [e.op('Gemm', [dyt, cols], { transB: 1 }), e.i64([co, cig, kh, kw])], {}, 'dW');
-}
-
-/**
  * Input gradient of an unstrided conv as a Conv of dY: the kernel flipped in space, [Co, Ci/g] swapped within
  * each group ([Ci, Co/g, ...]), pads d·(k−1) − p before and what restores X's size after. Undefined when a
  * pad exceeds the kernel's reach (then ConvTranspose).
@@ -132,6 +110,25 @@ function inputGradConv(e: Emitter, dY: string, W: string, g: ConvGeometry, co: n
   const swapped = e.op('Reshape', [e.op('Transpose', [grouped], { perm: [0, 2, 1, ...g.k.map((_, i) => 3 + i)] }), e.i64([cig * g.group, co / g.group, ...g.k])]);
   const flipped = e.op('Slice', [swapped, e.i64(new Array(r).fill(-1)), e.i64(new Array(r).fill(-1e9)), e.i64(spatial), e.i64(new Array(r).fill(-1))]);
   return e.op('Conv', [dY, flipped], { kernel_shape: g.k, dilations: g.d, pads: [...before, ...after], group: g.group }, 'dX');
+}
+
+/**
+ * Filter gradient of any 2-D conv by unfolding X with a constant one-hot Conv: each image channel as its own
+ * image [N·Ci, 1, H, W] convolved with the kh·kw taps [taps, 1, kh, kw] (strides, dilations, pads of the conv) gives
+ * the windows [N, g, Ci/g·taps, oh·ow] in one kernel; per image and group dWᵀ = cols · dYᵀ (batched MatMul), summed
+ * over the batch. Only dY is transposed (X's windows are written once, not sliced and concatenated).
+ */
+function filterGradUnfold(e: Emitter, X: string, dY: string, g: ConvGeometry, co: number, cig: number): string {
+  const [kh, kw] = g.k, taps = kh * kw, J = g.y[0] * g.y[1];
+  const oneHot = new Array(taps * taps).fill(0);
+  for (let t = 0; t < taps; t++) oneHot[t * taps + t] = 1;
+  const images = e.op('Reshape', [X, e.i64([-1, 1, ...g.x])]);
+  const windows = e.op('Conv', [images, e.f32(oneHot, [taps, 1, kh, kw])], { kernel_shape: g.k, strides: g.s, dilations: g.d, pads: [...g.pb, ...g.pe] });
+  const cols = e.op('Reshape', [windows, e.i64([-1, g.group, cig * taps, J])]);
+  const dyt = e.op('Transpose', [e.op('Reshape', [dY, e.i64([-1, g.group, co / g.group, J])])], { perm: [0, 1, 3, 2] });
+  const perImage = e.op('MatMul', [cols, dyt]); // [N, g, Ci/g·taps, Co/g]
+  const summed = e.op('ReduceSum', [perImage, e.i64([0])], { keepdims: 0 });
+  return e.op('Reshape', [e.op('Transpose', [summed], { perm: [0, 2, 1] }), e.i64([co, cig, kh, kw])], {}, 'dW');
 }
 
 function convGrad({ e, node, dOut, need }: GradContext): (string | undefined)[] {
@@ -149,8 +146,9 @@ function convGrad({ e, node, dOut, need }: GradContext): (string | undefined)[] 
     }, 'dX');
   }
   if (need[1]) {
-    const unstrided = g.s.every((v) => v === 1);
-    res[1] = g.group !== 1 || r !== 2 ? filterGradConv(e, X, dY, g, cig) : unstrided ? filterGradGemm(e, X, dY, g, co, cig) : filterGradStridedGemm(e, X, dY, g, co, cig);
+    // grouped (depthwise): one Conv; 1×1 unstrided: one Gemm over X itself; other 2-D convs: unfolded windows
+    const pointwise = g.k.every((k) => k === 1) && g.s.every((v) => v === 1);
+    res[1] = g.group !== 1 || r !== 2 ? filterGradConv(e, X, dY, g, cig) : pointwise ? filterGradGemm(e, X, dY, g, co, cig) : filterGradUnfold(e, X, dY, g, co, cig);
   }
   if (need[2] && node.inputs[2]) res[2] = e.op('ReduceSum', [dY, e.i64([0, ...g.k.map((_, i) => 2 + i)])], { keepdims: 0 }, 'dB');
   return res;
