@@ -33,6 +33,12 @@
 //    PRelus as Max(x, Mul(x, a)): 3.7–4.0×); latency 1.0× → 2.2–3.1× (the per-candidate timings, 10 runs,
 //    rejected 1–4 of the 7 respellings as noise);
 //  - mnist_cnn fixture, trained slopes: 1.09–1.13× → 1.50–1.59× (new passes 1.34–1.45×).
+// `--only-real --recipe mbv2 --runs 300` (issue 12's must-show: fixtures/mnist_mbv2.onnx, 8 inverted residual
+// blocks, linearized with bench/mbv2-recipe.ts, folded with the default objective; load average 0.4–1.6):
+// val. accuracy 99.05 → 98.40 % (−0.65 point), 2048/2512 channels linear, conv depth 27 → 12 (−56 %),
+// latency original 0.171 ms, linearized 0.278 ms, folded 0.100 ms: 1.71× faster than the original; max rel.
+// error 4.3e-7; ops Conv×26 Clip×18 → Conv×11 Clip×4 (stem, block 6's two, head). The whole run took 7.8 min,
+// 7.6 of them linearizing (9 epochs, 38–55 s each).
 import { Graph, type Model, type Attr } from '../src/import/ir.js';
 import { Tensor } from '../src/import/tensor.js';
 import { fold, PASSES, type Objective } from '../src/export/pipeline.js';
