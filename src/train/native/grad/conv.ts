@@ -113,22 +113,22 @@ function inputGradConv(e: Emitter, dY: string, W: string, g: ConvGeometry, co: n
 }
 
 /**
- * Filter gradient of any 2-D conv by unfolding X with a constant one-hot Conv: each image channel as its own
- * image [N·Ci, 1, H, W] convolved with the kh·kw taps [taps, 1, kh, kw] (strides, dilations, pads of the conv) gives
- * the windows [N, g, Ci/g·taps, oh·ow] in one kernel; per image and group dWᵀ = cols · dYᵀ (batched MatMul), summed
- * over the batch. Only dY is transposed (X's windows are written once, not sliced and concatenated).
+ * Filter gradient of any 2-D conv by unfolding X with a constant one-hot Conv: each input channel convolved with
+ * the kh·kw taps (group Ci, [Ci·taps, 1, kh, kw]; the strides, dilations, pads of the conv) gives the windows
+ * [N, Ci·taps, oh, ow] in one kernel; per image dWᵀ = cols · dYᵀ (batched MatMul), summed over the batch. Only dY
+ * is transposed (X's windows are written once, not sliced and concatenated). Grouped rather than each channel as
+ * its own image: onnxruntime would run that one as a blocked (NCHWc) Conv whose output needs a reorder pass.
  */
-function filterGradUnfold(e: Emitter, X: string, dY: string, g: ConvGeometry, co: number, cig: number): string {
+function filterGradUnfold(e: Emitter, X: string, dY: string, g: ConvGeometry, co: number, ci: number): string {
   const [kh, kw] = g.k, taps = kh * kw, J = g.y[0] * g.y[1];
-  const oneHot = new Array(taps * taps).fill(0);
-  for (let t = 0; t < taps; t++) oneHot[t * taps + t] = 1;
-  const images = e.op('Reshape', [X, e.i64([-1, 1, ...g.x])]);
-  const windows = e.op('Conv', [images, e.f32(oneHot, [taps, 1, kh, kw])], { kernel_shape: g.k, strides: g.s, dilations: g.d, pads: [...g.pb, ...g.pe] });
-  const cols = e.op('Reshape', [windows, e.i64([-1, g.group, cig * taps, J])]);
-  const dyt = e.op('Transpose', [e.op('Reshape', [dY, e.i64([-1, g.group, co / g.group, J])])], { perm: [0, 1, 3, 2] });
-  const perImage = e.op('MatMul', [cols, dyt]); // [N, g, Ci/g·taps, Co/g]
+  const oneHot = new Array(ci * taps * taps).fill(0);
+  for (let c = 0; c < ci; c++) for (let t = 0; t < taps; t++) oneHot[(c * taps + t) * taps + t] = 1;
+  const windows = e.op('Conv', [X, e.f32(oneHot, [ci * taps, 1, kh, kw])], { kernel_shape: g.k, strides: g.s, dilations: g.d, pads: [...g.pb, ...g.pe], group: ci });
+  const cols = e.op('Reshape', [windows, e.i64([-1, ci * taps, J])]);
+  const dyt = e.op('Transpose', [e.op('Reshape', [dY, e.i64([-1, co, J])])], { perm: [0, 2, 1] });
+  const perImage = e.op('MatMul', [cols, dyt]); // [N, Ci·taps, Co]
   const summed = e.op('ReduceSum', [perImage, e.i64([0])], { keepdims: 0 });
-  return e.op('Reshape', [e.op('Transpose', [summed], { perm: [0, 2, 1] }), e.i64([co, cig, kh, kw])], {}, 'dW');
+  return e.op('Reshape', [e.op('Transpose', [summed], { perm: [1, 0] }), e.i64([co, ci, kh, kw])], {}, 'dW');
 }
 
 function convGrad({ e, node, dOut, need }: GradContext): (string | undefined)[] {

@@ -21,12 +21,9 @@ registerGrads(
   { op: 'Identity', grad: ({ dOut }) => [dOut[0]] },
   {
     // y > 0 exactly where x > 0: reading the output leaves the input to the forward pass alone (onnxruntime then
-    // fuses a Conv → Relu into one FusedConv)
+    // fuses a Conv → Relu into one FusedConv). dY times a 0/1 float mask: onnxruntime's Mul is faster than its Where.
     op: 'Relu',
-    grad: ({ e, node, dOut }) => {
-      const zero = e.f32(0);
-      return [e.op('Where', [e.op('Greater', [node.outputs[0], zero]), dOut[0]!, zero])];
-    },
+    grad: ({ e, node, dOut }) => [e.op('Mul', [dOut[0]!, e.op('Cast', [e.op('Greater', [node.outputs[0], e.f32(0)])], { to: 1 })])],
   },
   {
     // y = x (x > 0), a·x otherwise; dx = dy where x > 0 else a·dy; da = Σ dy·min(x, 0) over the broadcast axes
