@@ -7,7 +7,12 @@
 // interleaved, round by round (PyTorch kept running in a child process), and each reports its median. Our
 // onnxruntime sessions run with intra-op spinning off (verify.ts TIMING_OPTIONS): spinning worker threads would
 // keep a core busy between steps and slow the PyTorch reference running next to them (72 ms instead of 25 ms).
-// PyTorch is also timed alone, before any of our sessions exist. Besides wall time each row gives CPU time per
+// PyTorch is also timed alone, before any of our sessions exist. Its child runs with glibc's malloc told to keep
+// freed memory (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_): by default the step's large activations are
+// mmapped and unmapped every step, and on a VM the page faults make PyTorch's 1-thread step flip between 23 and
+// 65 ms from run to run; onnxruntime's arena and the wasm heap keep their memory, so this is the like-for-like
+// (and PyTorch's fastest) configuration. OMP_WAIT_POLICY=PASSIVE: like our sessions (spinning off), PyTorch's
+// OpenMP workers sleep between parallel regions instead of spinning on the core our step runs on next. Besides wall time each row gives CPU time per
 // step (all the process's threads): on a machine shared with other jobs wall time swells with the wait for a core,
 // CPU time much less, so the ratios are stated on both.
 //
@@ -39,7 +44,8 @@ const pyScript = fileURLToPath(new URL('./train-step.py', import.meta.url));
 interface Times { wall: number[]; cpu: number[] }
 
 async function torchServer(): Promise<{ version: string; steps(threads: number, n: number): Promise<Times>; close(): void } | undefined> {
-  const py = spawn('/usr/bin/python3', [pyScript, '--serve', String(BATCH)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: String(32 << 20), MALLOC_TRIM_THRESHOLD_: String(2 ** 31), OMP_WAIT_POLICY: 'PASSIVE' };
+  const py = spawn('/usr/bin/python3', [pyScript, '--serve', String(BATCH)], { stdio: ['pipe', 'pipe', 'pipe'], env });
   let stderr = '';
   py.stderr.on('data', (d) => (stderr += d));
   const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]();

@@ -137,6 +137,18 @@ for (const [name, attrs, hw, out] of [
   });
 }
 
+test('native grad: MaxPool 2×2 tiles whose four positions tie route dY to one position, as finite differences say', async () => {
+  // x upsampled ×2 by nearest Resize: every window holds four equal values; routing dY to each of them would make
+  // the scale's gradient 4× the finite difference
+  const b = new GraphBuilder({ seed: 5 });
+  const x = b.input('x', ['batch', 2, 4, 4]);
+  const up = b.op('Resize', [x, '', b.init([4], [1, 1, 2, 2])], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
+  const scaled = b.op('Mul', [up, b.normal([1, 2, 1, 1], 0.3, 1)]);
+  const pooled = b.op('MaxPool', [b.op('Relu', [scaled])], { kernel_shape: [2, 2], strides: [2, 2] });
+  b.output(b.gemm(b.op('Flatten', [pooled], { axis: 1 }), 2 * 16, 3, { transB: true }));
+  assert.equal((await fdCheck({ model: b.model(), xDims: [2, 2, 4, 4] })).length, 3);
+});
+
 test('native grad: broadcast Add/Mul/Sub/Div, GlobalAveragePool, Reshape, Transpose', async () => {
   const c = around((b, h) => {
     const bias = b.normal([4, 1, 1], 0.5), scale = b.normal([1, 4, 1, 1], 0.5, 1);

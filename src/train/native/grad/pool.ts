@@ -1,23 +1,28 @@
-// Pooling: MaxPool routes dY to the argmax through the node's Indices output (added to the forward node when the
-// model does not read it): windows tiling the input by a mask, others scattered into zeros (ScatterElements,
-// 'add' when windows overlap); average pools
-// spread dY evenly.
+// Pooling: MaxPool routes dY to each window's first argmax. Windows tiling the input find it by comparing X with
+// the pooled output (no Indices output: onnxruntime's MaxPool with indices is several times slower than without);
+// other windows through the node's Indices output (added to the forward node when the model does not read it),
+// dY scattered into zeros (ScatterElements, 'add' when windows overlap). Average pools spread dY evenly.
 import { product } from '../../../import/shape-math.js';
 import { LinfoldError } from '../../../errors.js';
 import { attrInts, attrInt, attrString, nodeLabel } from '../../../import/ir.js';
 import { registerGrads } from './registry.js';
+import type { Emitter } from '../emit.js';
 
 registerGrads(
   {
     op: 'MaxPool',
     grad: ({ e, node, dOut }) => {
-      if (!node.outputs[1]) node.outputs[1] = e.fresh(`${node.outputs[0]}_indices`);
       const k = attrInts(node, 'kernel_shape') ?? [];
       const s = attrInts(node, 'strides') ?? k.map(() => 1);
       const d = attrInts(node, 'dilations') ?? k.map(() => 1);
       const pads = attrInts(node, 'pads') ?? [];
       const x = node.inputs[0], dy = dOut[0]!;
       const xs = e.shape(x, node), ys = e.shape(node.outputs[0], node);
+      const tiled = k.length === 2 && k.every((v, i) => v === s[i] && d[i] === 1) && pads.every((p) => p === 0) && attrInt(node, 'ceil_mode', 0) === 0
+        && ['NOTSET', 'VALID'].includes(attrString(node, 'auto_pad', 'NOTSET'))
+        && [...xs.slice(2), ...ys.slice(2)].every((v) => typeof v === 'number');
+      if (tiled) return [tiledMaxPoolGrad(e, x, node.outputs[0], dy, k, xs.slice(2) as number[], ys.slice(2) as number[])];
+      if (!node.outputs[1]) node.outputs[1] = e.fresh(`${node.outputs[0]}_indices`);
       let idx = node.outputs[1];
       if (attrInt(node, 'storage_order', 0) === 1 && k.length > 1) {
         // column-major indices: within an image plane q = x·H + y; row-major is y·W + x (1-D: the same)
@@ -28,29 +33,6 @@ registerGrads(
         const q = e.op('Mod', [idx, plane]);
         const rowMajor = e.op('Add', [e.op('Mul', [e.op('Mod', [q, e.i64([H], [])]), e.i64([W], [])]), e.op('Div', [q, e.i64([H], [])])]);
         idx = e.op('Add', [e.op('Sub', [idx, q]), rowMajor]);
-      }
-      const tiled = k.length === 2 && k.every((v, i) => v === s[i] && d[i] === 1) && pads.every((p) => p === 0) && attrInt(node, 'ceil_mode', 0) === 0
-        && ['NOTSET', 'VALID'].includes(attrString(node, 'auto_pad', 'NOTSET'))
-        && [...xs.slice(2), ...ys.slice(2)].every((v) => typeof v === 'number');
-      if (tiled) {
-        // windows tiling the input: the argmax's offset from its window's corner, idx − ((n·C + c)·H + y·kh)·W − x·kw
-        // = i·W + j, names its tap; repeated over the window (nearest Resize, like dY) it is compared with every
-        // position's own offset from its corner, and one Where writes dX (no scatter, no per-tap maps to interleave)
-        const [h, w] = ys.slice(2) as number[], [H, W] = xs.slice(2) as number[], [kh, kw] = k;
-        const C = xs[1];
-        if (typeof C !== 'number') e.staticShape(x, node);
-        const corner = Array.from({ length: (C as number) * h * w }, (_, q) => {
-          const c = Math.floor(q / (h * w)), y = Math.floor(q / w) % h, xx = q % w;
-          return (c * H + y * kh) * W + xx * kw;
-        });
-        const n = e.op('Range', [e.i64([0], []), e.op('Gather', [e.op('Shape', [idx]), e.i64([0], [])], { axis: 0 }), e.i64([1], [])]);
-        const nBase = e.op('Reshape', [e.op('Mul', [n, e.i64([(C as number) * H * W], [])]), e.i64([-1, 1, 1, 1])]);
-        const off = e.op('Sub', [e.op('Sub', [idx, e.i64(corner, [C as number, h, w])]), nBase]);
-        const up = (v: string) => e.op('Resize', [v, '', e.f32([1, 1, kh, kw], [4])], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
-        const taps = e.f32(Array.from({ length: kh * h * kw * w }, (_, q) => (Math.floor(q / (w * kw)) % kh) * W + ((q % (w * kw)) % kw)), [h * kh, w * kw]);
-        let dx = e.op('Where', [e.op('Equal', [up(e.op('Cast', [off], { to: 1 })), taps]), up(dy), e.f32(0)], {}, 'dX');
-        if (h * kh !== H || w * kw !== W) dx = e.op('Pad', [dx, e.i64([0, 0, 0, 0, 0, 0, H - h * kh, W - w * kw])]);
-        return [dx];
       }
       const overlap = k.some((v, i) => (v - 1) * d[i] + 1 > s[i]);
       const flat = e.i64([-1]);
@@ -70,3 +52,22 @@ registerGrads(
     },
   },
 );
+
+/**
+ * dX of a MaxPool whose kh×kw windows tile X (strides = kernel, no pads): a position receives its window's dY when
+ * it holds the window's maximum and no earlier position (row-major, the order of MaxPool's indices) does. Positions
+ * equal to the maximum get a priority falling with their tap index (kh·kw for the corner … 1); pooling those picks
+ * the first one's. Rows and columns past the last whole window get zeros.
+ */
+function tiledMaxPoolGrad(e: Emitter, x: string, y: string, dy: string, k: number[], X: number[], Y: number[]): string {
+  const [kh, kw] = k, [H, W] = X, covered = [Y[0] * kh, Y[1] * kw];
+  const up = (v: string) => e.op('Resize', [v, '', e.f32([1, 1, kh, kw], [4])], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
+  const pool = (v: string) => e.op('MaxPool', [v], { kernel_shape: k, strides: k });
+  const inWindows = covered[0] === H && covered[1] === W ? x : e.op('Slice', [x, e.i64([0, 0]), e.i64(covered), e.i64([2, 3])]);
+  const priority = e.f32(Array.from({ length: covered[0] * covered[1] }, (_, q) => kh * kw - ((Math.floor(q / covered[1]) % kh) * kw + ((q % covered[1]) % kw))), covered);
+  const isMax = e.op('Cast', [e.op('Equal', [inWindows, up(y)])], { to: 1 });
+  const ranked = e.op('Mul', [isMax, priority]);
+  const first = e.op('Cast', [e.op('Equal', [ranked, up(pool(ranked))])], { to: 1 });
+  const dx = e.op('Mul', [first, up(dy)], {}, 'dX');
+  return covered[0] === H && covered[1] === W ? dx : e.op('Pad', [dx, e.i64([0, 0, 0, 0, 0, 0, H - covered[0], W - covered[1]])], {}, 'dX');
+}
