@@ -4,7 +4,7 @@
 //   outputs: loss, task_loss, prior_loss, the updated trainables and optimizer state (`<name>__next`, ...),
 //            and with `gradients` the raw gradients (`<name>__grad`)
 import { LinfoldError } from '../../errors.js';
-import { opsetOf, type Graph, type Model, type Node, type ValueInfo } from '../../import/ir.js';
+import { nodeLabel, opsetOf, type Graph, type Model, type Node, type ValueInfo } from '../../import/ir.js';
 import { isFloat } from '../../import/tensor.js';
 import { cloneModel } from '../../import/ir-edit.js';
 import { inferShapes } from '../../import/shape-inference.js';
@@ -167,6 +167,7 @@ export function buildTrainingGraph(source: Model, o: TrainingGraphOptions): Trai
 
   // ---- backward ----
   const grads = backward(e, forward, new Map([[g.outputs[0].name, dz]]), trained);
+  lowerForward(e, g, forward);
   const total = new Map<string, string>();
   for (const p of trained) {
     const parts = [grads.get(p), priorGrads.get(p)].filter((v): v is string => Boolean(v));
@@ -221,6 +222,24 @@ export function buildTrainingGraph(source: Model, o: TrainingGraphOptions): Trai
   nameOutputs(g, named, (value, name) => ({ name: e.fresh('out'), opType: 'Identity', domain: '', inputs: [value], outputs: [name], attrs: {} }));
   g.outputs = outputs;
   return { model, input, params, trained, state, scalars, targets };
+}
+
+/** Replaces each forward node whose rule has a faster composite (PRelu) by it, in place (topological order kept). */
+function lowerForward(e: Emitter, g: Graph, forward: Node[]): void {
+  for (const n of forward) {
+    const lower = gradRule(n.opType, n.domain)?.forward;
+    if (!lower) continue;
+    const start = g.nodes.length;
+    const values = lower(e, n);
+    const composite = g.nodes.splice(start);
+    const renamed = new Map(n.outputs.map((o, k) => [values[k], o]));
+    if (!n.outputs.every((_, k) => composite.some((c) => c.outputs.includes(values[k])))) throw new Error(`lowering ${nodeLabel(n)}: an output is not computed by the composite`);
+    for (const c of composite) {
+      c.inputs = c.inputs.map((i) => renamed.get(i) ?? i);
+      c.outputs = c.outputs.map((o) => renamed.get(o) ?? o);
+    }
+    g.nodes.splice(g.nodes.indexOf(n), 1, ...composite);
+  }
 }
 
 /** Gives each output its name: the producing node's output is renamed (readers rewired) where it is a value of

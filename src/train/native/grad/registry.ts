@@ -23,6 +23,12 @@ export interface GradRule extends OpsetRanged {
   /** Inputs through which no gradient flows (shapes, indices): never asked for. */
   constant?: number[];
   grad(c: GradContext): (string | undefined)[];
+  /**
+   * How the training graph computes the op itself when onnxruntime runs an equal composite faster than its own
+   * kernel: emits nodes from the node's inputs and returns the value standing for each output (the gradient rule
+   * still reads the node's inputs and outputs by name).
+   */
+  forward?(e: Emitter, node: Node): string[];
 }
 
 const rules = new OpRegistry<GradRule>('gradient rule');
