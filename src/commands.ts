@@ -224,7 +224,7 @@ function registerLinearize(program: Command): void {
     saveModel(r.model, out);
     if (json) return console.log(JSON.stringify({ output: out, backend: r.backend, before: r.before, after: r.after, slopes: r.slopes.length }, null, 2));
     const acc = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
-    console.log(`wrote ${out}`);
+    console.log(`wrote ${out} (trained on ${r.backend})`);
     console.log(`validation ${r.before.valAccuracy !== null ? 'accuracy' : 'agreement with the original'}: ${acc(r.before.valAccuracy ?? r.before.teacherAgreement)} → ${acc(r.after.valAccuracy ?? r.after.teacherAgreement)}`);
     if (r.before.valAccuracy !== null && r.after.teacherAgreement !== null) console.log(`validation agreement with the original: ${acc(r.before.teacherAgreement)} → ${acc(r.after.teacherAgreement)}`);
     if (r.after.valPerplexity) console.log(`validation perplexity (next token): ${r.before.valPerplexity!.toFixed(3)} → ${r.after.valPerplexity.toFixed(3)}`);
@@ -258,7 +258,7 @@ function registerHeal(program: Command): void {
     const summary = { output: out, backend: r.backend, teacher: r.teacher, before: r.before, after: r.after, steps: r.history[r.history.length - 1]?.step ?? 0 };
     if (json) return console.log(JSON.stringify(summary, null, 2));
     const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
-    console.log(`wrote ${out}`);
+    console.log(`wrote ${out} (trained on ${r.backend})`);
     console.log(`validation accuracy (onnxruntime): ${pct(r.before.accuracy)} → ${pct(r.after.accuracy)} (teacher ${pct(r.teacher.accuracy)})`);
     console.log(`agreement with the teacher: ${pct(r.before.agreement)} → ${pct(r.after.agreement)}`);
   });

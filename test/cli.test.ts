@@ -61,6 +61,8 @@ test('linearize records the original; fold compares against it (depth, latency, 
   const lin = join(dir, 'lin.onnx'), folded = join(dir, 'folded.onnx'), report = join(dir, 'fold.json');
   let r = linfold(['linearize', 'fixtures/mnist_cnn.onnx', '--steps', '2', '--quiet', '-o', lin], { timeout: 240_000 });
   assert.equal(r.code, 0, r.stderr);
+  // auto trains a model whose every op has a gradient rule on onnxruntime, and says so
+  assert.match(r.stdout, /^wrote .*lin\.onnx \(trained on onnxruntime\)$/m);
   r = linfold(['fold', lin, '-o', folded, '--eval-data', 'mnist', '--report', report, '--quiet'], { timeout: 240_000 });
   assert.equal(r.code, 0, r.stderr);
   const rep = JSON.parse(readFileSync(report, 'utf8'));
