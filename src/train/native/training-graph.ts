@@ -67,6 +67,34 @@ export function trainableTensors(model: Model, slopes: string[]): string[] {
   return [...out, ...slopes];
 }
 
+/** The training graph's interface as it is built: inputs (data, trainables, targets, scalars, state) and outputs. */
+class Interface {
+  readonly scalars: string[] = [];
+  readonly outputs: ValueInfo[] = [];
+  /** Output name → the value it names (nameOutputs gives each its name at the end). */
+  readonly named: [string, string][] = [];
+  constructor(readonly inputs: ValueInfo[]) {}
+
+  input(name: string, shape: (number | string)[]): string {
+    this.inputs.push({ name, dtype: 'float32', shape });
+    return name;
+  }
+
+  scalar(name: string): string {
+    this.scalars.push(name);
+    return this.input(name, []);
+  }
+
+  output(name: string, value: string, shape?: (number | string)[]): void {
+    this.named.push([name, value]);
+    this.outputs.push({ name, dtype: 'float32', shape });
+  }
+
+  shapeOf(name: string): (number | string)[] {
+    return this.inputs.find((i) => i.name === name)!.shape!;
+  }
+}
+
 export function buildTrainingGraph(source: Model, o: TrainingGraphOptions): TrainingGraph {
   const model = cloneModel(source);
   inferShapes(model);
@@ -79,34 +107,47 @@ export function buildTrainingGraph(source: Model, o: TrainingGraphOptions): Trai
   const forward = [...g.nodes];
   if (g.feeds.length !== 1 || g.outputs.length < 1) throw new LinfoldError(`${source.path ?? 'model'}: the native backend trains models with one input (this one has ${g.feeds.length})`);
   const input = g.feeds[0].name;
-  const slopeNames = o.slopes.map((s) => s.name);
-  const params = trainableTensors(model, slopeNames);
-  const slopeSet = new Set(slopeNames);
+  const slopeSet = new Set(o.slopes.map((s) => s.name));
+  const params = trainableTensors(model, [...slopeSet]);
   const trained = params.filter((p) => (slopeSet.has(p) ? o.trainSlopes !== false : o.trainWeights !== false));
   // trainables become inputs
-  const inputs: ValueInfo[] = [g.inputs.find((i) => i.name === input)!];
-  g.inputs = inputs;
+  const io = new Interface([g.inputs.find((i) => i.name === input)!]);
+  g.inputs = io.inputs;
   for (const p of params) {
-    const t = g.initializers.get(p)!;
+    io.input(p, g.initializers.get(p)!.dims);
     g.initializers.delete(p);
-    inputs.push({ name: p, dtype: 'float32', shape: t.dims });
   }
-  const scalar = (name: string): string => {
-    inputs.push({ name, dtype: 'float32', shape: [] });
-    scalars.push(name);
-    return name;
-  };
-  const scalars: string[] = [];
-  const outputs: ValueInfo[] = [];
-  const named: [string, string][] = [];
-  const out = (name: string, value: string, shape?: (number | string)[]) => {
-    named.push([name, value]);
-    outputs.push({ name, dtype: 'float32', shape });
-  };
+  const { task, dz, targets } = taskLoss(e, io, o);
+  const prior = priorTerm(e, io, o);
+  const grads = backward(e, forward, new Map([[g.outputs[0].name, dz]]), trained);
+  lowerForward(e, g, forward);
+  const total = new Map<string, string>();
+  for (const p of trained) {
+    const parts = [grads.get(p), prior.grads.get(p)].filter((v): v is string => Boolean(v));
+    total.set(p, parts.length ? e.sum(parts) : e.op('Mul', [p, e.f32(0)]));
+  }
+  if (o.gradients) for (const p of trained) io.output(gradName(p), total.get(p)!, io.shapeOf(p));
+  if (o.clipNorm) {
+    const sq = trained.map((p) => e.op('ReduceSum', [e.op('Mul', [total.get(p)!, total.get(p)!])], { keepdims: 0 }));
+    const norm = e.op('Sqrt', [e.sum(sq)]);
+    const scale = e.op('Min', [e.f32(1), e.op('Div', [e.f32(o.clipNorm), norm])]);
+    for (const p of trained) total.set(p, e.op('Mul', [total.get(p)!, scale]));
+  }
+  const state = optimizerStep(e, io, o, total, slopeSet);
+  io.output('loss', e.op('Add', [task, prior.value]), []);
+  io.output('task_loss', task, []);
+  io.output('prior_loss', prior.value, []);
+  nameOutputs(g, io.named, (value, name) => ({ name: e.fresh('out'), opType: 'Identity', domain: '', inputs: [value], outputs: [name], attrs: {} }));
+  g.outputs = io.outputs;
+  return { model, input, params, trained, state, scalars: io.scalars, targets };
+}
 
-  // ---- loss on the first output, as [batch, classes] ----
-  let z = g.outputs[0].name;
-  const zShape = g.info(z)?.shape;
+/** The task loss on the model's first output as [batch, classes] (CE on one-hot targets and/or distillation from
+ *  teacher logits, KL at a temperature or MSE), and its gradient with respect to that output. */
+function taskLoss(e: Emitter, io: Interface, o: TrainingGraphOptions): { task: string; dz: string; targets: TrainingGraph['targets'] } {
+  const output = e.g.outputs[0].name;
+  let z = output;
+  const zShape = e.g.info(z)?.shape;
   if (!zShape) throw new LinfoldError(`native backend: the shape of output '${z}' is unknown`);
   if (zShape.length !== 2) z = e.op('Flatten', [z], { axis: 1 });
   const classes = zShape.slice(1).reduce<number>((a, b) => a * (typeof b === 'number' ? b : NaN), 1);
@@ -117,7 +158,7 @@ export function buildTrainingGraph(source: Model, o: TrainingGraphOptions): Trai
   const taskParts: string[] = [], dzParts: string[] = [];
   if (loss !== 'distill') {
     targets.push('target');
-    inputs.push({ name: 'target', dtype: 'float32', shape: ['batch', classes] });
+    io.input('target', ['batch', classes]);
     const logp = e.op('LogSoftmax', [z], { axis: 1 });
     const w = o.ceWeight ?? 1;
     taskParts.push(e.op('Mul', [e.op('Neg', [e.op('ReduceSum', [e.op('Mul', ['target', logp])], { keepdims: 0 })]), e.op('Mul', [invB, e.f32(w)])]));
@@ -125,7 +166,7 @@ export function buildTrainingGraph(source: Model, o: TrainingGraphOptions): Trai
   }
   if (loss !== 'ce') {
     targets.push('teacher');
-    inputs.push({ name: 'teacher', dtype: 'float32', shape: ['batch', classes] });
+    io.input('teacher', ['batch', classes]);
     const w = loss === 'both' ? o.distillWeight ?? 1 : 1;
     if ((o.distillKind ?? 'kl') === 'mse') {
       const diff = e.op('Sub', [z, 'teacher']);
@@ -142,86 +183,67 @@ export function buildTrainingGraph(source: Model, o: TrainingGraphOptions): Trai
       dzParts.push(e.op('Mul', [e.op('Sub', [e.op('Exp', [logS]), t]), e.op('Mul', [invB, e.f32(w * T)])]));
     }
   }
-  const task = e.sum(taskParts);
-  let dz = e.sum(dzParts);
-  if (z !== g.outputs[0].name) dz = e.op('Reshape', [dz, e.op('Shape', [g.outputs[0].name])]);
+  const task = e.sum(taskParts), dz = e.sum(dzParts);
+  return { task, dz: z === output ? dz : e.op('Reshape', [dz, e.op('Shape', [output])]), targets };
+}
 
-  // ---- prior λ Σ_k w_k Σ |1 − a|^p on the slopes ----
-  const lambda = scalar('lambda');
-  const priorParts: string[] = [], priorGrads = new Map<string, string>();
+/** The prior λ Σ_k w_k Σ |1 − a|^p on the slopes (p = 1, or ½ as √(|1 − a| + 1e-8)) and its gradient per slope. */
+function priorTerm(e: Emitter, io: Interface, o: TrainingGraphOptions): { value: string; grads: Map<string, string> } {
+  const lambda = io.scalar('lambda');
+  const parts: string[] = [], grads = new Map<string, string>();
   for (const s of o.slopes) {
     const d = e.op('Sub', [e.f32(1), s.name]);
     const ad = e.op('Abs', [d]);
     const lw = e.op('Mul', [lambda, e.f32(s.weight)]);
     const negSign = e.op('Neg', [e.op('Sign', [d])]);
     if ((o.prior ?? 'l1') === 'l1') {
-      priorParts.push(e.op('Mul', [e.op('ReduceSum', [ad], { keepdims: 0 }), lw]));
-      priorGrads.set(s.name, e.op('Mul', [negSign, lw]));
+      parts.push(e.op('Mul', [e.op('ReduceSum', [ad], { keepdims: 0 }), lw]));
+      grads.set(s.name, e.op('Mul', [negSign, lw]));
     } else {
       const r = e.op('Sqrt', [e.op('Add', [ad, e.f32(1e-8)])]);
-      priorParts.push(e.op('Mul', [e.op('ReduceSum', [r], { keepdims: 0 }), lw]));
-      priorGrads.set(s.name, e.op('Mul', [e.op('Div', [negSign, r]), e.op('Mul', [lw, e.f32(0.5)])]));
+      parts.push(e.op('Mul', [e.op('ReduceSum', [r], { keepdims: 0 }), lw]));
+      grads.set(s.name, e.op('Mul', [e.op('Div', [negSign, r]), e.op('Mul', [lw, e.f32(0.5)])]));
     }
   }
-  const prior = priorParts.length ? e.sum(priorParts) : e.f32(0);
+  return { value: parts.length ? e.sum(parts) : e.f32(0), grads };
+}
 
-  // ---- backward ----
-  const grads = backward(e, forward, new Map([[g.outputs[0].name, dz]]), trained);
-  lowerForward(e, g, forward);
-  const total = new Map<string, string>();
-  for (const p of trained) {
-    const parts = [grads.get(p), priorGrads.get(p)].filter((v): v is string => Boolean(v));
-    total.set(p, parts.length ? e.sum(parts) : e.op('Mul', [p, e.f32(0)]));
-  }
-  if (o.gradients) for (const p of trained) out(gradName(p), total.get(p)!, inputs.find((i) => i.name === p)!.shape);
-  if (o.clipNorm) {
-    const sq = trained.map((p) => e.op('ReduceSum', [e.op('Mul', [total.get(p)!, total.get(p)!])], { keepdims: 0 }));
-    const norm = e.op('Sqrt', [e.sum(sq)]);
-    const scale = e.op('Min', [e.f32(1), e.op('Div', [e.f32(o.clipNorm), norm])]);
-    for (const p of trained) total.set(p, e.op('Mul', [total.get(p)!, scale]));
-  }
-
-  // ---- optimizer ----
+/** One optimizer step of every trained tensor (gradient in `total`) as graph outputs `<name>__next`, its state as
+ *  inputs and outputs: Adam (m, v; lr_* carries the first bias correction, bc2_* the second), SGD with momentum
+ *  (acc), plain SGD (no state). Returns the state input names per tensor. */
+function optimizerStep(e: Emitter, io: Interface, o: TrainingGraphOptions, total: Map<string, string>, slopeSet: Set<string>): Map<string, string[]> {
+  const trained = [...total.keys()];
   const state = new Map<string, string[]>();
-  const lrW = trained.some((p) => !slopeSet.has(p)) ? scalar('lr_w') : '';
-  const lrS = trained.some((p) => slopeSet.has(p)) ? scalar('lr_s') : '';
+  const lrW = trained.some((p) => !slopeSet.has(p)) ? io.scalar('lr_w') : '';
+  const lrS = trained.some((p) => slopeSet.has(p)) ? io.scalar('lr_s') : '';
   const adam = (o.optimizer ?? 'adam') === 'adam';
-  const bc2W = adam && lrW ? scalar('bc2_w') : '', bc2S = adam && lrS ? scalar('bc2_s') : '';
-  for (const p of trained) {
-    const shape = inputs.find((i) => i.name === p)!.shape;
-    const gr = total.get(p)!;
+  const bc2W = adam && lrW ? io.scalar('bc2_w') : '', bc2S = adam && lrS ? io.scalar('bc2_s') : '';
+  for (const [p, gr] of total) {
+    const shape = io.shapeOf(p);
     const isSlope = slopeSet.has(p);
     const lr = isSlope ? lrS : lrW;
     if (adam) {
-      const m = `${p}__m`, v = `${p}__v`;
-      inputs.push({ name: m, dtype: 'float32', shape }, { name: v, dtype: 'float32', shape });
+      const m = io.input(`${p}__m`, shape), v = io.input(`${p}__v`, shape);
       state.set(p, [m, v]);
       const m1 = e.op('Add', [e.op('Mul', [m, e.f32(ADAM.beta1)]), e.op('Mul', [gr, e.f32(1 - ADAM.beta1)])]);
       const v1 = e.op('Add', [e.op('Mul', [v, e.f32(ADAM.beta2)]), e.op('Mul', [e.op('Mul', [gr, gr]), e.f32(1 - ADAM.beta2)])]);
       const denom = e.op('Add', [e.op('Sqrt', [e.op('Mul', [v1, isSlope ? bc2S : bc2W])]), e.f32(ADAM.epsilon)]);
-      const p1 = e.op('Sub', [p, e.op('Mul', [e.op('Div', [m1, denom]), lr])]);
-      out(next(p), p1, shape);
-      out(next(m), m1, shape);
-      out(next(v), v1, shape);
+      io.output(next(p), e.op('Sub', [p, e.op('Mul', [e.op('Div', [m1, denom]), lr])]), shape);
+      io.output(next(m), m1, shape);
+      io.output(next(v), v1, shape);
     } else if ((o.momentum ?? 0.9) === 0) {
       // plain SGD: no state to carry
       state.set(p, []);
-      out(next(p), e.op('Sub', [p, e.op('Mul', [gr, lr])]), shape);
+      io.output(next(p), e.op('Sub', [p, e.op('Mul', [gr, lr])]), shape);
     } else {
-      const a = `${p}__acc`;
-      inputs.push({ name: a, dtype: 'float32', shape });
+      const a = io.input(`${p}__acc`, shape);
       state.set(p, [a]);
       const a1 = e.op('Add', [e.op('Mul', [a, e.f32(o.momentum ?? 0.9)]), gr]);
-      out(next(p), e.op('Sub', [p, e.op('Mul', [a1, lr])]), shape);
-      out(next(a), a1, shape);
+      io.output(next(p), e.op('Sub', [p, e.op('Mul', [a1, lr])]), shape);
+      io.output(next(a), a1, shape);
     }
   }
-  out('loss', e.op('Add', [task, prior]), []);
-  out('task_loss', task, []);
-  out('prior_loss', prior, []);
-  nameOutputs(g, named, (value, name) => ({ name: e.fresh('out'), opType: 'Identity', domain: '', inputs: [value], outputs: [name], attrs: {} }));
-  g.outputs = outputs;
-  return { model, input, params, trained, state, scalars, targets };
+  return state;
 }
 
 /** Replaces each forward node whose rule has a faster composite (PRelu) by it, in place (topological order kept). */
