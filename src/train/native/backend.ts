@@ -6,12 +6,14 @@ import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import * as ort from 'onnxruntime-node';
 import { LinfoldError, option } from '../../errors.js';
-import type { Model } from '../../import/ir.js';
+import { opsetOf, type Model } from '../../import/ir.js';
 import { ortSession } from '../../import/ort.js';
 import { cloneModel } from '../../import/ir-edit.js';
 import type { Batch } from '../data.js';
 import type { NamedArray } from '../checkpoint.js';
 import { NativeTrainer, type NativeTrainerOptions } from './session.js';
+import { Emitter } from './emit.js';
+import { lowerForward } from './training-graph.js';
 
 export type NativeBackendName = 'onnxruntime' | 'onnxruntime-cuda';
 export const NATIVE_BACKENDS: readonly NativeBackendName[] = ['onnxruntime', 'onnxruntime-cuda'];
@@ -89,7 +91,8 @@ export async function nativeBackend(model: Model, name: NativeBackendName, o: Na
   const device = name === 'onnxruntime-cuda' ? 'cuda' : 'cpu';
   const threads = o.threads ?? (process.env.LINFOLD_THREADS ? Number(process.env.LINFOLD_THREADS) : undefined);
   const trainer = await NativeTrainer.create(model, { ...o, device, threads });
-  // forward session for evaluation: the trainables as inputs, so it follows the training without rebuilding
+  // forward session for evaluation: the trainables as inputs, so it follows the training without rebuilding; PRelu
+  // as the training graph computes it (the same values, faster)
   const fwd = cloneModel(model);
   const g = fwd.graph;
   for (const p of trainer.params) {
@@ -97,6 +100,7 @@ export async function nativeBackend(model: Model, name: NativeBackendName, o: Na
     g.initializers.delete(p);
     g.inputs.push({ name: p, dtype: 'float32', shape: t.dims });
   }
+  lowerForward(new Emitter(g, opsetOf(fwd) ?? 17), g, [...g.nodes]);
   const input = g.feeds[0];
   const output = g.outputs[0].name;
   const session = await ortSession(fwd, 'forward', { executionProviders: [device], ...(threads ? { intraOpNumThreads: threads } : {}) });

@@ -247,7 +247,7 @@ function optimizerStep(e: Emitter, io: Interface, o: TrainingGraphOptions, total
 }
 
 /** Replaces each forward node whose rule has a faster composite (PRelu) by it, in place (topological order kept). */
-function lowerForward(e: Emitter, g: Graph, forward: Node[]): void {
+export function lowerForward(e: Emitter, g: Graph, forward: Node[]): void {
   for (const n of forward) {
     const lower = gradRule(n.opType, n.domain)?.forward;
     if (!lower) continue;
