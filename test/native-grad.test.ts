@@ -92,6 +92,7 @@ const convCases: [string, Parameters<GraphBuilder['conv']>[4], number | number[]
   ['3×3 stride 2, dilation 2, no pad', { stride: 2, dilation: 2 }, 3, 2],
   ['5×5 stride 3 pad 2', { pad: 2, stride: 3 }, 5, 3],
   ['1×1', {}, 1, 8],
+  ['1×1 pad 1 (padded: windows unfolded, not X itself)', { pad: 1 }, 1, 10],
   ['2×3 kernel, pads [1, 0, 0, 2], dilation 2 (rectangular windows wrapping rows)', { pad: [1, 0, 0, 2], dilation: 2 }, [2, 3], [7, 6]],
 ];
 

@@ -1,8 +1,8 @@
 // Conv: the input gradient of an unstrided conv is a Conv of dY with the kernel flipped and its channel axes
 // swapped per group (onnxruntime runs ConvTranspose as a Gemm plus a scatter-add col2im, ~2× slower); strided
 // convs keep ConvTranspose (strides, pads, dilations, groups; output_padding restores the input size). The
-// filter gradient of an ungrouped 2-D conv: 1×1 unstrided, one Gemm over X; larger or strided kernels, a batched
-// MatMul over X's windows unfolded by a constant one-hot Conv; grouped, depthwise and other ranks, a Conv with
+// filter gradient of an ungrouped 2-D conv: a batched MatMul over X's windows (X itself for a 1×1 unstrided conv,
+// else unfolded by a constant one-hot Conv); grouped, depthwise and other ranks, a Conv with
 // batch and channels swapped — X as [Ci/g, g·N, H, W], dY as the kernel [Co, N, oh, ow], strides and dilations
 // exchanged, groups g. The bias gradient sums dY over N and space.
 import { convOutSize } from '../../../import/shape-math.js';
@@ -68,34 +68,6 @@ function filterGradConv(e: Emitter, X: string, dY: string, g: ConvGeometry, cig:
 }
 
 /**
- * Filter gradient of an ungrouped, unstrided 2-D conv as one Gemm: dW [Co, Ci·kh·kw] = dY [Co, N·J] · colsᵀ.
- * X is transposed to [Ci, N, Hp, Wp] (padded) and flattened per image; dY gets Wp − ow zero columns, so that
- * tap (a, b)'s window is the contiguous run of J = oh·Wp values from a·d·Wp + b·d (the extra columns meet zeros).
- * onnxruntime's Conv formulation im2cols a kernel of oh×ow for an output of kh×kw (2–3× slower).
- */
-function filterGradGemm(e: Emitter, X: string, dY: string, g: ConvGeometry, co: number, cig: number): string {
-  const [kh, kw] = g.k, [dh, dw] = g.d;
-  const hp = g.x[0] + g.pb[0] + g.pe[0], wp = g.x[1] + g.pb[1] + g.pe[1];
-  const J = g.y[0] * wp, rows = Math.ceil(((kw - 1) * dw) / wp); // zero rows below hold the last windows' overrun
-  let xt = e.op('Transpose', [X], { perm: [1, 0, 2, 3] });
-  if ([...g.pb, ...g.pe].some((v) => v > 0) || rows) xt = e.op('Pad', [xt, e.i64([0, 0, ...g.pb, 0, 0, g.pe[0] + rows, g.pe[1]])]);
-  const flat = e.op('Reshape', [xt, e.i64([0, 0, (hp + rows) * wp])]);
-  const taps: string[] = [];
-  const axis = e.i64([2]);
-  for (let a = 0; a < kh; a++)
-    for (let b = 0; b < kw; b++) {
-      const off = a * dh * wp + b * dw;
-      taps.push(off === 0 && J === (hp + rows) * wp ? flat : e.op('Slice', [flat, e.i64([off]), e.i64([off + J]), axis]));
-    }
-  const stacked = taps.length > 1 ? e.op('Concat', taps, { axis: 1 }) : taps[0]; // [Ci, taps·N, …] lies as [Ci, taps, N, …]
-  const cols = e.op('Reshape', [stacked, e.i64([cig * taps.length, -1])]);
-  let dyw = dY;
-  if (wp > g.y[1]) dyw = e.op('Pad', [dY, e.i64([0, 0, 0, 0, 0, 0, 0, wp - g.y[1]])]);
-  const dyt = e.op('Reshape', [e.op('Transpose', [dyw], { perm: [1, 0, 2, 3] }), e.i64([co, -1])]);
-  return e.op('Reshape', [e.op('Gemm', [dyt, cols], { transB: 1 }), e.i64([co, cig, kh, kw])], {}, 'dW');
-}
-
-/**
  * Input gradient of an unstrided conv as a Conv of dY: the kernel flipped in space, [Co, Ci/g] swapped within
  * each group ([Ci, Co/g, ...]), pads d·(k−1) − p before and what restores X's size after. Undefined when a
  * pad exceeds the kernel's reach (then ConvTranspose).
@@ -113,17 +85,22 @@ function inputGradConv(e: Emitter, dY: string, W: string, g: ConvGeometry, co: n
 }
 
 /**
- * Filter gradient of any 2-D conv by unfolding X with a constant one-hot Conv: each input channel convolved with
- * the kh·kw taps (group Ci, [Ci·taps, 1, kh, kw]; the strides, dilations, pads of the conv) gives the windows
- * [N, Ci·taps, oh, ow] in one kernel; per image dWᵀ = cols · dYᵀ (batched MatMul), summed over the batch. Only dY
- * is transposed (X's windows are written once, not sliced and concatenated). Grouped rather than each channel as
- * its own image: onnxruntime would run that one as a blocked (NCHWc) Conv whose output needs a reorder pass.
+ * Filter gradient of an ungrouped 2-D conv as a batched MatMul over X's windows: per image dWᵀ = cols · dYᵀ,
+ * summed over the batch; only dY is transposed. A 1×1 unstrided unpadded conv's windows are X itself; other
+ * kernels unfold X by a constant one-hot Conv: each input channel convolved with the kh·kw taps (group Ci,
+ * [Ci·taps, 1, kh, kw]; the strides, dilations, pads of the conv) gives the windows [N, Ci·taps, oh, ow] in one
+ * kernel. Grouped rather than each channel as its own image: onnxruntime would run that one as a blocked (NCHWc)
+ * Conv whose output needs a reorder pass.
  */
 function filterGradUnfold(e: Emitter, X: string, dY: string, g: ConvGeometry, co: number, ci: number): string {
   const [kh, kw] = g.k, taps = kh * kw, J = g.y[0] * g.y[1];
-  const oneHot = new Array(ci * taps * taps).fill(0);
-  for (let c = 0; c < ci; c++) for (let t = 0; t < taps; t++) oneHot[(c * taps + t) * taps + t] = 1;
-  const windows = e.op('Conv', [X, e.f32(oneHot, [ci * taps, 1, kh, kw])], { kernel_shape: g.k, strides: g.s, dilations: g.d, pads: [...g.pb, ...g.pe], group: ci });
+  const itself = taps === 1 && g.s.every((v) => v === 1) && [...g.pb, ...g.pe].every((v) => v === 0);
+  let windows = X;
+  if (!itself) {
+    const oneHot = new Array(ci * taps * taps).fill(0);
+    for (let c = 0; c < ci; c++) for (let t = 0; t < taps; t++) oneHot[(c * taps + t) * taps + t] = 1;
+    windows = e.op('Conv', [X, e.f32(oneHot, [ci * taps, 1, kh, kw])], { kernel_shape: g.k, strides: g.s, dilations: g.d, pads: [...g.pb, ...g.pe], group: ci });
+  }
   const cols = e.op('Reshape', [windows, e.i64([-1, ci * taps, J])]);
   const dyt = e.op('Transpose', [e.op('Reshape', [dY, e.i64([-1, co, J])])], { perm: [0, 2, 1] });
   const perImage = e.op('MatMul', [cols, dyt]); // [N, Ci·taps, Co]
@@ -145,11 +122,8 @@ function convGrad({ e, node, dOut, need }: GradContext): (string | undefined)[] 
       kernel_shape: g.k, strides: g.s, dilations: g.d, pads: [...g.pb, ...g.pe], group: g.group, output_padding: outPad,
     }, 'dX');
   }
-  if (need[1]) {
-    // grouped (depthwise): one Conv; 1×1 unstrided: one Gemm over X itself; other 2-D convs: unfolded windows
-    const pointwise = g.k.every((k) => k === 1) && g.s.every((v) => v === 1);
-    res[1] = g.group !== 1 || r !== 2 ? filterGradConv(e, X, dY, g, cig) : pointwise ? filterGradGemm(e, X, dY, g, co, cig) : filterGradUnfold(e, X, dY, g, co, cig);
-  }
+  // grouped (depthwise) and other ranks: one Conv; dense 2-D convs: a MatMul over X's windows
+  if (need[1]) res[1] = g.group !== 1 || r !== 2 ? filterGradConv(e, X, dY, g, cig) : filterGradUnfold(e, X, dY, g, co, cig);
   if (need[2] && node.inputs[2]) res[2] = e.op('ReduceSum', [dY, e.i64([0, ...g.k.map((_, i) => 2 + i)])], { keepdims: 0 }, 'dB');
   return res;
 }
