@@ -61,13 +61,14 @@ registerGrads(
  */
 function tiledMaxPoolGrad(e: Emitter, x: string, y: string, dy: string, k: number[], X: number[], Y: number[]): string {
   const [kh, kw] = k, [H, W] = X, covered = [Y[0] * kh, Y[1] * kw];
+  const whole = covered[0] === H && covered[1] === W;
   const up = (v: string) => e.op('Resize', [v, '', e.f32([1, 1, kh, kw], [4])], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
   const pool = (v: string) => e.op('MaxPool', [v], { kernel_shape: k, strides: k });
-  const inWindows = covered[0] === H && covered[1] === W ? x : e.op('Slice', [x, e.i64([0, 0]), e.i64(covered), e.i64([2, 3])]);
+  const inWindows = whole ? x : e.op('Slice', [x, e.i64([0, 0]), e.i64(covered), e.i64([2, 3])]);
   const priority = e.f32(Array.from({ length: covered[0] * covered[1] }, (_, q) => kh * kw - ((Math.floor(q / covered[1]) % kh) * kw + ((q % covered[1]) % kw))), covered);
   const isMax = e.op('Cast', [e.op('Equal', [inWindows, up(y)])], { to: 1 });
   const ranked = e.op('Mul', [isMax, priority]);
   const first = e.op('Cast', [e.op('Equal', [ranked, up(pool(ranked))])], { to: 1 });
   const dx = e.op('Mul', [first, up(dy)], {}, 'dX');
-  return covered[0] === H && covered[1] === W ? dx : e.op('Pad', [dx, e.i64([0, 0, 0, 0, 0, 0, H - covered[0], W - covered[1]])], {}, 'dX');
+  return whole ? dx : e.op('Pad', [dx, e.i64([0, 0, 0, 0, 0, 0, H - covered[0], W - covered[1]])], {}, 'dX');
 }
