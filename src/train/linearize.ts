@@ -182,6 +182,8 @@ interface Run {
   lm: boolean;
   inputName: string;
   teacher?: OrtSession;
+  /** The teacher's argmax rows per validation batch: the teacher does not change, so they are computed once. */
+  teacherVotes: number[][];
   trainer: StepBackend;
   backend: BackendName | NativeBackendName;
 }
@@ -296,7 +298,7 @@ async function prepareRun(fixed: Model, o: Resolved): Promise<Run> {
     }
   }
   trainer ??= tfjsBackend(lmodel, slopes, slopeWeights, o, o.slopeLr, { perSample, fixedNames });
-  return { o, say, source, lmodel, slopes, slopeWeights, perToken, lm, inputName: lmodel.graph.feeds[0].name, teacher, trainer, backend };
+  return { o, say, source, lmodel, slopes, slopeWeights, perToken, lm, inputName: lmodel.graph.feeds[0].name, teacher, teacherVotes: [], trainer, backend };
 }
 
 /** The settings a checkpoint must share with the run that resumes it. */
@@ -317,17 +319,18 @@ async function resumeState({ o, trainer }: Run, config: Record<string, unknown>)
 }
 
 /** Validation accuracy / teacher agreement / perplexity, and the audit of the current slopes. */
-async function evaluate({ o, trainer, teacher, lmodel, perToken, lm, inputName }: Run): Promise<Evaluation> {
-  let correct = 0, agree = 0, n = 0, rowsSeen = 0, nll = 0, nllCount = 0;
+async function evaluate({ o, trainer, teacher, teacherVotes, lmodel, perToken, lm, inputName }: Run): Promise<Evaluation> {
+  let correct = 0, agree = 0, n = 0, rowsSeen = 0, nll = 0, nllCount = 0, k = 0;
   for (const b of o.data.validation.batches(256)) {
     const out = await trainer.predict(b);
     const rows = outputRows(out, b, perToken);
     const p = argmaxRows(out, rows);
     if (b.y && !perToken) for (let i = 0; i < b.size; i++) correct += Number(p[i] === b.y[i]);
     if (teacher) {
-      const tp = argmaxRows(await teacherLogits(teacher, inputName, b, o.data), rows);
+      const tp = (teacherVotes[k] ??= argmaxRows(await teacherLogits(teacher, inputName, b, o.data), rows));
       for (let i = 0; i < rows; i++) agree += Number(p[i] === tp[i]);
     }
+    k++;
     if (lm) {
       const r = nextTokenNll(out, b.x, b.size, b.shape[1], perToken!);
       nll += r.sum;
@@ -377,8 +380,8 @@ function mergeReadyProbe(run: Run, events: MergeReadyEvent[], stepNow: () => num
 /** End of an epoch: the log file, the checkpoint, the console line, the caller's callback. */
 async function recordEpoch({ o, trainer, lmodel, say }: Run, state: LoopState, log: EpochLog, progress: Progress): Promise<void> {
   appendLog(o.logFile, log);
+  // lmodel holds the trainer's tensors: evaluate() synced it after the epoch's last step
   if (o.checkpointDir) {
-    trainer.syncToModel(lmodel);
     saveCheckpoint(o.checkpointDir, { model: lmodel, optimizer: await trainer.optimizerState(), state });
   }
   if (!o.quiet) {
